@@ -1,0 +1,243 @@
+"""Run configuration: task + model + training, as frozen dataclasses that round-trip JSON/TOML.
+
+A config file (JSON or TOML) has up to three sections, each optional::
+
+    [task]            # TaskConfig fields: D, K, base_len, ...
+    [model]           # ModelConfig fields: n_layers, d_model, ...
+    [train]           # TrainConfig fields: lr, batch_size, steps, ...
+
+Unknown sections or fields raise :class:`ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from .model import ModelConfig
+from .task import TaskConfig
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the file, field and value."""
+
+
+@dataclass(frozen=True)
+class CheckpointSchedule:
+    """When to save: log-spaced early, evenly spaced later, and wherever the loss moves.
+
+    Fixed steps are 0, 1, 2, 4, ... up to ``log_until``, then every ``every`` steps. On top,
+    an evaluation whose loss has moved by more than ``loss_delta`` x log K since the last
+    checkpoint triggers one, so the transition is densely sampled wherever it happens.
+    """
+
+    log_until: int = 512
+    every: int = 100
+    loss_delta: float | None = 0.04
+    """Fraction of log K; ``None`` turns adaptive checkpoints off."""
+
+    def __post_init__(self) -> None:
+        if self.log_until < 0:
+            raise ConfigError(f"train.checkpoints.log_until = {self.log_until}: must be >= 0")
+        if self.every < 1:
+            raise ConfigError(f"train.checkpoints.every = {self.every}: must be >= 1")
+        if self.loss_delta is not None and not 0 < self.loss_delta <= 1:
+            raise ConfigError(
+                f"train.checkpoints.loss_delta = {self.loss_delta}: must be in (0, 1] or null"
+            )
+
+    def is_fixed(self, step: int) -> bool:
+        """Whether ``step`` is on the fixed part of the schedule."""
+        if step <= self.log_until and (step == 0 or step & (step - 1) == 0):
+            return True
+        return step > 0 and step % self.every == 0
+
+    def moved(self, loss: float, last_loss: float | None, log_k: float) -> bool:
+        """Whether the loss has moved enough since the last checkpoint to save another."""
+        if self.loss_delta is None or last_loss is None:
+            return False
+        scale = log_k if log_k > 0 else 1.0
+        return abs(loss - last_loss) > self.loss_delta * scale
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, data order, evaluation and stopping."""
+
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    steps: int = 8000
+    warmup_steps: int = 0
+    """Linear warm-up from 0 to ``lr``; constant afterwards."""
+    seed: int = 0
+    """Initialisation and batch-order seed (independent of the data seed)."""
+    eval_every: int = 25
+    stop_after_solved: int | None = 10
+    """Stop this many evaluations after the loss is solved; ``None`` runs all ``steps``."""
+    solved_frac: float = 0.05
+    """The loss counts as solved below ``solved_frac`` x log K."""
+    device: str = "auto"
+    threads: int | None = 1
+    """torch CPU threads; one thread per run is fastest per core for models this small."""
+    checkpoints: CheckpointSchedule = field(default_factory=CheckpointSchedule)
+    keep_optimizer: Literal["latest", "all"] = "latest"
+    """Which checkpoints keep the optimiser state needed to resume."""
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, name: str, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"train.{name} = {getattr(self, name)!r}: {msg}")
+
+        need(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
+        need(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas",
+            "must be two numbers in [0, 1)",
+        )
+        need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
+        need(self.batch_size >= 1, "batch_size", "must be >= 1")
+        need(self.steps >= 1, "steps", "must be >= 1")
+        need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        need(self.seed >= 0, "seed", "must be >= 0")
+        need(self.eval_every >= 1, "eval_every", "must be >= 1")
+        need(
+            self.stop_after_solved is None or self.stop_after_solved >= 0,
+            "stop_after_solved",
+            "must be >= 0 or null",
+        )
+        need(0 < self.solved_frac < 1, "solved_frac", "must be in (0, 1)")
+        need(self.threads is None or self.threads >= 1, "threads", "must be >= 1 or null")
+        need(self.keep_optimizer in ("latest", "all"), "keep_optimizer", "'latest' or 'all'")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate used for the update that produces ``step`` (1-based)."""
+        if self.warmup_steps and step <= self.warmup_steps:
+            return self.lr * step / self.warmup_steps
+        return self.lr
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens seen per optimiser step: every token of every sequence in the batch."""
+        return self.train.batch_size * self.task.seq_len
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from nested dicts; ``source`` names the origin in error messages."""
+        return _build(cls, data, source, "")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(
+                f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {e}"
+            ) from None
+        return cls.from_dict(data, str(path))
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> RunConfig:
+        """A copy with ``{"task": {...}, "train": {...}}`` fields replaced (validated)."""
+        data = self.to_dict()
+        for section, values in overrides.items():
+            data[section].update(values)
+        return RunConfig.from_dict(data, "overrides")
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, checking names and types field by field."""
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {where} must be a table/object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown field {prefix}{unknown[0]!s} (known: {', '.join(known)})"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, source, prefix + name)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
+    """Check ``value`` against annotation ``tp``; convert lists to tuples, dicts to dataclasses."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    bad = ConfigError(f"{source}: field {name} = {value!r} does not match type {_tname(tp)}")
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(arg, value, source, name)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is None:
+            return None
+        raise bad
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{source}: field {name} = {value!r}: must be one of {list(args)}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise bad
+        return tuple(
+            _coerce(a, v, source, f"{name}[{i}]")
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
+        return _build(tp, value, source, name + ".")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if tp in (bool, str):
+        if isinstance(value, tp):
+            return value
+        raise bad
+    return value
+
+
+def _tname(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def default_config() -> RunConfig:
+    """The configuration `mbc train` uses with no flags."""
+    return RunConfig()

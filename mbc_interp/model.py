@@ -1,0 +1,143 @@
+"""The model: a small TransformerLens ``HookedTransformer``.
+
+Every TransformerLens construction in the package lives here, so that moving to its successor
+(TransformerBridge, TL 4.x) is a one-file change. TL 3.x marks ``HookedTransformer`` deprecated;
+that warning is silenced here, around construction only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+Normalization = Literal["LN", "LNPre", "RMS", "RMSPre", "none"]
+PositionalEmbedding = Literal["standard", "rotary", "shortformer"]
+NORMALIZATIONS: tuple[str, ...] = ("LN", "LNPre", "RMS", "RMSPre", "none")
+POSITIONAL: tuple[str, ...] = ("standard", "rotary", "shortformer")
+ACT_FNS: tuple[str, ...] = ("gelu", "relu", "silu", "gelu_new", "solu_ln")
+
+
+class ModelConfigError(ValueError):
+    """A model parameter is out of range; the message names the field and the limit."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the transformer; vocabulary and context come from the task."""
+
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    d_head: int | None = None
+    """Per-head width; ``None`` means ``d_model // n_heads``."""
+    d_mlp: int | None = 256
+    """MLP width; ``None`` makes the model attention-only."""
+    act_fn: str = "gelu"
+    normalization: Normalization = "LN"
+    positional_embedding: PositionalEmbedding = "standard"
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, field: str, msg: str) -> None:
+            if not cond:
+                raise ModelConfigError(f"model.{field} = {getattr(self, field)!r}: {msg}")
+
+        for name in ("n_layers", "d_model", "n_heads"):
+            value = getattr(self, name)
+            need(isinstance(value, int) and value >= 1, name, "must be an int >= 1")
+        if self.d_head is None:
+            need(
+                self.d_model % self.n_heads == 0,
+                "d_model",
+                f"must be divisible by n_heads = {self.n_heads} when d_head is not set",
+            )
+        else:
+            need(isinstance(self.d_head, int) and self.d_head >= 1, "d_head", "must be >= 1")
+        if self.d_mlp is not None:
+            need(isinstance(self.d_mlp, int) and self.d_mlp >= 1, "d_mlp", "must be >= 1 or null")
+        need(self.act_fn in ACT_FNS, "act_fn", f"must be one of {ACT_FNS}")
+        need(self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}")
+        need(
+            self.positional_embedding in POSITIONAL, "positional_embedding", f"one of {POSITIONAL}"
+        )
+        if self.positional_embedding == "rotary":
+            need(self.head_dim % 2 == 0, "d_head", "must be even for rotary embeddings")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+    @property
+    def attn_only(self) -> bool:
+        return self.d_mlp is None
+
+    @property
+    def head_labels(self) -> list[str]:
+        """``"L{layer}H{head}"`` for every head, layer-major."""
+        return [f"L{l}H{h}" for l in range(self.n_layers) for h in range(self.n_heads)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/``None`` picks CUDA when present, else CPU; anything else is taken as given."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_model(
+    config: ModelConfig,
+    d_vocab: int,
+    n_ctx: int,
+    *,
+    seed: int | None = None,
+    device: str | torch.device | None = "cpu",
+) -> HookedTransformer:
+    """A freshly initialised ``HookedTransformer`` (initialisation seeded by ``seed``)."""
+    tl_cfg = HookedTransformerConfig(
+        n_layers=config.n_layers,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        d_head=config.head_dim,
+        d_mlp=config.d_mlp,
+        attn_only=config.attn_only,
+        act_fn=None if config.attn_only else config.act_fn,
+        normalization_type=None if config.normalization == "none" else config.normalization,
+        positional_embedding_type=config.positional_embedding,
+        d_vocab=d_vocab,
+        n_ctx=n_ctx,
+        seed=seed,
+        init_weights=True,
+        default_prepend_bos=False,
+        device=str(resolve_device(device)),
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"HookedTransformer is deprecated", category=DeprecationWarning
+        )
+        model = HookedTransformer(tl_cfg)
+    return model
+
+
+def model_state(model: HookedTransformer) -> dict[str, torch.Tensor]:
+    """The learned parameters as a flat, contiguous CPU tensor dict (what a checkpoint stores)."""
+    return {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters()}
+
+
+def load_model_state(model: HookedTransformer, state: dict[str, torch.Tensor]) -> None:
+    """Load parameters saved by :func:`model_state`; raises ``KeyError`` naming what differs."""
+    params = dict(model.named_parameters())
+    missing = sorted(set(params) - set(state))
+    unexpected = sorted(set(state) - set(params))
+    if missing or unexpected:
+        raise KeyError(f"parameter names differ: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for name, p in params.items():
+            if p.shape != state[name].shape:
+                raise KeyError(f"{name}: shape {tuple(state[name].shape)} != {tuple(p.shape)}")
+            p.copy_(state[name])

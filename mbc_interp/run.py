@@ -1,0 +1,147 @@
+"""A trained (or training) run, read back from its directory: the API notebooks use.
+
+>>> from mbc_interp import load_run
+>>> run = load_run("checkpoints/demo")            # doctest: +SKIP
+>>> model = run.model(run.steps[-1])              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .config import ConfigError, RunConfig
+from .model import build_model, load_model_state, resolve_device
+from .store import CheckpointEntry, CheckpointError, Manifest, RunStore, RunStoreError
+from .task import WindTunnelTask
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformer_lens import HookedTransformer
+
+
+class Run:
+    """One run directory. Cheap to open; checkpoints are loaded on demand, one at a time."""
+
+    def __init__(self, path: str | Path):
+        self.store = RunStore(path)
+        self.path = self.store.path
+        self._record = self.store.read_config()
+        try:
+            self.config = RunConfig.from_dict(
+                self._record["config"], str(self.path / "config.json")
+            )
+        except KeyError:
+            raise RunStoreError(f"{self.path / 'config.json'}: has no 'config' section") from None
+        except ConfigError as e:
+            raise RunStoreError(str(e)) from None
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"Run({str(self.path)!r}, status={m.status!r}, checkpoints={len(m.checkpoints)}, "
+            f"last_step={m.steps[-1] if m.steps else None})"
+        )
+
+    # -- what the run holds ---------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        """Read fresh on every access, so a run still training shows its progress."""
+        return self.store.read_manifest()
+
+    @property
+    def steps(self) -> list[int]:
+        """Sorted checkpointed steps."""
+        return sorted(self.manifest.steps)
+
+    @property
+    def checkpoints(self) -> tuple[CheckpointEntry, ...]:
+        return self.manifest.checkpoints
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        """Package and library versions the run was trained with."""
+        return dict(self._record.get("versions", {}))
+
+    @cached_property
+    def task(self) -> WindTunnelTask:
+        """The task rebuilt from the saved config; checked against the saved data fingerprint."""
+        task = WindTunnelTask(self.config.task)
+        saved = self._record.get("task_fingerprint")
+        if saved is not None and saved != task.fingerprint:
+            raise RunStoreError(
+                f"{self.path / 'config.json'}: the rebuilt dataset differs from the one trained "
+                f"on (fingerprint {task.fingerprint[:12]} != {saved[:12]}); numpy's generator "
+                "changed? Pin numpy to the version in config.json 'versions'"
+            )
+        return task
+
+    @property
+    def log_k(self) -> float:
+        return self.config.task.log_k
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Every evaluation as a table (one row per evaluated step), read fresh."""
+        import pandas as pd
+
+        return pd.DataFrame(self.store.read_metrics())
+
+    def tokens_at(self, step: int) -> int:
+        """Tokens seen after ``step`` updates."""
+        return step * self.config.tokens_per_step
+
+    # -- models ---------------------------------------------------------------------------------
+    def state_dict(self, step: int) -> dict[str, torch.Tensor]:
+        """The checkpoint's weights (checksum verified), as saved."""
+        entry = self._entry(step)
+        tensors, _ = self.store.load_tensors(entry.file, entry.sha256)
+        return tensors
+
+    def model(self, step: int, device: str | torch.device | None = None) -> HookedTransformer:
+        """The model at ``step``, in eval mode, on ``device`` (default: auto)."""
+        entry = self._entry(step)
+        state = self.state_dict(step)
+        model = build_model(
+            self.config.model,
+            self.config.task.d_vocab,
+            self.config.task.seq_len,
+            device=resolve_device(device),
+        )
+        try:
+            load_model_state(model, state)
+        except KeyError as e:
+            raise CheckpointError(
+                f"{self.path / entry.file}: does not fit the run's model config ({e})"
+            ) from None
+        return model.eval()
+
+    def models(
+        self, steps: Iterable[int] | None = None, device: str | torch.device | None = None
+    ) -> Iterator[tuple[int, HookedTransformer]]:
+        """``(step, model)`` pairs, lazily: one model in memory at a time."""
+        for step in self.steps if steps is None else steps:
+            yield step, self.model(step, device=device)
+
+    def _entry(self, step: int) -> CheckpointEntry:
+        try:
+            return self.manifest.entry(int(step))
+        except KeyError as e:
+            raise KeyError(f"{self.path}: {e.args[0]}") from None
+
+    def record(self) -> dict[str, Any]:
+        """The raw config.json record (config, versions, fingerprint)."""
+        return dict(self._record)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory written by :func:`mbc_interp.train`."""
+    return Run(path)

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mbc_interp import CheckpointError, RunStoreError, evaluate, load_run, resume, train
+from mbc_interp.train import batch_indices
+
+from .helpers import build_cfg
+
+# wall_time is the only column allowed to differ between two runs of the same config
+TIMING = {"wall_time"}
+
+
+def _rows(run, ignore=frozenset()):
+    drop = TIMING | ignore
+    return [{k: v for k, v in r.items() if k not in drop} for r in run.store.read_metrics()]
+
+
+def test_batches_cover_each_epoch_once():
+    n, b = 50, 16
+    seen = np.concatenate([batch_indices(0, s, b, n) for s in range(1, 26)])  # 400 = 8 epochs
+    for epoch in range(8):
+        assert sorted(seen[epoch * n : (epoch + 1) * n]) == list(range(n))
+    assert not np.array_equal(batch_indices(0, 1, b, n), batch_indices(1, 1, b, n))
+
+
+def test_run_api(tiny_run):
+    run = load_run(tiny_run.path)
+    assert run.steps == sorted(run.steps) and run.steps[0] == 0 and run.steps[-1] == 120
+    assert run.status == "finished" and run.manifest.stop_reason == "max_steps"
+    assert torch.equal(run.task.tokens, tiny_run.task.tokens)
+    assert run.task.loss_mask.shape == run.task.tokens.shape
+    assert run.task.selector_pos == run.config.task.selector_pos
+    m = run.metrics
+    assert {"step", "tokens", "loss", "loss_pos", "acc", "log_k", "train_loss"} <= set(m.columns)
+    assert (m["tokens"] == m["step"] * run.config.tokens_per_step).all()
+    assert np.allclose(m["log_k"], np.log(4))
+    assert set(run.steps) == set(m.loc[m["checkpoint"], "step"])
+    assert run.versions["torch"] == torch.__version__
+    assert len(list(run.models(run.steps[:3]))) == 3
+
+
+def test_checkpoints_reproduce_logged_eval_loss(tiny_run):
+    logged = tiny_run.metrics.set_index("step")
+    for step in tiny_run.steps[::3] + [tiny_run.steps[-1]]:
+        model = tiny_run.model(step)
+        assert not model.training
+        ev = evaluate(model, tiny_run.task)
+        assert ev["loss"] == pytest.approx(logged.loc[step, "loss"], abs=1e-5)
+        assert ev["acc"] == pytest.approx(logged.loc[step, "acc"])
+
+
+def test_schedule_has_log_spaced_and_adaptive_checkpoints(tiny_run):
+    steps = tiny_run.steps
+    assert {0, 1, 2, 4, 8, 16, 40, 80, 120} <= set(steps)
+    fixed = {0, 1, 2, 4, 8, 16, 40, 80, 120}
+    m = tiny_run.metrics.set_index("step")
+    log_k = tiny_run.log_k
+    # every extra checkpoint was triggered by the loss moving > loss_delta * log K
+    last = None
+    for s in steps:
+        if s not in fixed:
+            assert abs(m.loc[s, "loss"] - last) > 0.1 * log_k
+        last = m.loc[s, "loss"]
+
+
+def test_resume_with_more_steps_equals_a_longer_run(tmp_path):
+    long = train(build_cfg(steps=100), tmp_path / "long", progress=False)
+    short = train(build_cfg(steps=60), tmp_path / "short", progress=False)
+    resumed = resume(short.path, steps=100, progress=False)
+    # the short run also checkpointed its last step (60), so only that flag may differ
+    assert _rows(resumed, {"checkpoint"}) == _rows(long, {"checkpoint"})
+    assert resumed.config.train.steps == 100
+
+
+def test_stops_after_solved(tmp_path):
+    run = train(build_cfg(steps=400, solved_frac=0.99, stop_after_solved=2), tmp_path / "r",
+                progress=False)
+    m = run.metrics
+    assert run.steps[-1] == m["step"].iloc[-1] < 400
+    assert "solved" in run.manifest.stop_reason
+    solved = m["loss"] < 0.99 * run.log_k
+    assert solved.iloc[-3:].all()
+
+
+def test_corrupt_checkpoint_is_named(tmp_path, tiny_run):
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, path)
+    run = load_run(path)
+    entry = run.manifest.entry(40)
+    file = path / entry.file
+    file.write_bytes(file.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=rf"{entry.file}: checksum mismatch"):
+        run.model(40)
+    with pytest.raises(KeyError, match="no checkpoint at step 41"):
+        run.model(41)
+
+
+def test_changed_dataset_is_detected(tmp_path, tiny_run):
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, path)
+    record = json.loads((path / "config.json").read_text())
+    record["task_fingerprint"] = "0" * 64
+    (path / "config.json").write_text(json.dumps(record))
+    with pytest.raises(RunStoreError, match="rebuilt dataset differs"):
+        _ = load_run(path).task
+
+
+_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.helpers import build_cfg
+from mbc_interp import train
+train(build_cfg(steps=800, eval_every=5), {out!r}, progress=False)
+"""
+
+
+def test_sigkill_mid_training_then_resume_reproduces_uninterrupted_metrics(tmp_path):
+    out = tmp_path / "killed"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root, out=str(out))])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # kill once a few hundred steps are checkpointed
+            manifest = out / "manifest.json"
+            if manifest.exists():
+                try:
+                    steps = [c["step"] for c in json.loads(manifest.read_text())["checkpoints"]]
+                except json.JSONDecodeError:
+                    steps = []
+                if steps and steps[-1] >= 200:
+                    break
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    killed = load_run(out)
+    assert killed.status == "running" and killed.steps[-1] < 800
+    for step in killed.steps:  # every listed checkpoint is valid
+        killed.state_dict(step)
+
+    resumed = resume(out, progress=False)
+    reference = train(build_cfg(steps=800, eval_every=5), tmp_path / "ref", progress=False)
+    assert resumed.status == "finished"
+    assert _rows(resumed) == _rows(reference)
+    assert resumed.steps == reference.steps
+    last = reference.steps[-1]
+    ref_w, res_w = reference.state_dict(last), resumed.state_dict(last)
+    assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
