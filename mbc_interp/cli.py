@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from .config import ConfigError, RunConfig, TrainConfig
 from .model import ModelConfig
-from .store import RunStoreError
+from .store import RunStore, RunStoreError
 from .task import TaskConfig
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
@@ -82,7 +82,8 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
     """One flag per config field; ``multi=True`` lets each take several values (a grid)."""
     groups = {s: parser.add_argument_group(f"{s} config") for s in _SECTIONS}
     for section, path, tp in _flag_specs():
-        kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": None}
+        # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
+        kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
         args = typing.get_args(tp)
         optional = type(None) in args
         core = next((a for a in args if a is not type(None)), tp) if optional else tp
@@ -129,9 +130,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The config fields set on the command line, as nested ``{section: {field: value}}``."""
     out: dict[str, dict[str, Any]] = {}
     for section, path, _ in _flag_specs():
-        value = getattr(args, _dest(section, path), None)
-        if value is None:
+        if not hasattr(args, _dest(section, path)):
             continue
+        value = getattr(args, _dest(section, path))
         if isinstance(value, list) and not path.endswith("betas"):
             pass  # grids (multi=True) are expanded by the caller
         elif isinstance(value, list):
@@ -171,6 +172,11 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="JSON or TOML file with [task] [model] [train]")
     p.add_argument("--out", type=Path, help="run directory (default: checkpoints/<run-name>)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue a stopped run")
+    p.add_argument(
+        "--exist-ok",
+        action="store_true",
+        help="if --out already holds this run: resume it when unfinished, else just report it",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_flags(p)
 
@@ -190,9 +196,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         config = resolve_config(args)
         out = args.out or Path("checkpoints") / run_name(config)
-        run = train(config, out, progress=progress)
+        if args.exist_ok and RunStore(out).exists():
+            run = _existing(out, config, progress)
+        else:
+            run = train(config, out, progress=progress)
     _print_info(run)
     return 0
+
+
+def _existing(out: Path, config: RunConfig, progress: bool):
+    from .run import load_run
+    from .train import resume
+
+    run = load_run(out)
+    if run.config != config:
+        raise ConfigError(f"{out}: holds a run with a different config; choose another --out")
+    if run.status == "running":
+        print(f"{out}: unfinished run found; resuming it")
+        return resume(out, progress=progress)
+    print(f"{out}: already trained ({run.status}); nothing to do")
+    return run
 
 
 def _add_info(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.components import LayerNorm as _TLLayerNorm
 
 Normalization = Literal["LN", "LNPre", "RMS", "RMSPre", "none"]
 PositionalEmbedding = Literal["standard", "rotary", "shortformer"]
@@ -121,7 +124,37 @@ def build_model(
             "ignore", message=r"HookedTransformer is deprecated", category=DeprecationWarning
         )
         model = HookedTransformer(tl_cfg)
+    for module in model.modules():
+        if type(module) is _TLLayerNorm:
+            module.__class__ = FastLayerNorm
     return model
+
+
+def _has_hooks(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks)
+
+
+class FastLayerNorm(_TLLayerNorm):
+    """TransformerLens's LayerNorm, run as one fused ``F.layer_norm`` when nothing hooks it.
+
+    TL computes LayerNorm in ~7 small ops plus two hook points; on CPU models this small that
+    is most of the gap to a plain-PyTorch step (benchmarks/bench_train.py). Same parameters,
+    same maths (to float rounding); whenever ``hook_scale`` or ``hook_normalized`` carries a hook
+    (``run_with_cache``, ``run_with_hooks``), TL's own code runs so hooks see TL's values."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            self.cfg.dtype in (torch.float32, torch.float64)
+            and not _has_hooks(self.hook_scale)
+            and not _has_hooks(self.hook_normalized)
+            and not (
+                nn.modules.module._global_forward_hooks
+                or nn.modules.module._global_forward_pre_hooks
+                or nn.modules.module._global_backward_hooks
+            )
+        ):
+            return F.layer_norm(x, (self.length,), self.w, self.b, self.eps)
+        return super().forward(x)
 
 
 def model_state(model: HookedTransformer) -> dict[str, torch.Tensor]:

@@ -292,13 +292,12 @@ class _Loop:
 # -- optimiser state <-> flat tensors -------------------------------------------------------------
 def _make_optimizer(model: HookedTransformer, config: RunConfig, device: torch.device):
     tc = config.train
-    return torch.optim.AdamW(
-        model.parameters(),
-        lr=tc.lr,
-        betas=tc.betas,
-        weight_decay=tc.weight_decay,
-        foreach=True,
-    )
+    params = list(model.parameters())
+    kwargs = {"lr": tc.lr, "betas": tc.betas, "weight_decay": tc.weight_decay}
+    try:  # one fused kernel per step: ~1 ms saved at this size (CPU support needs torch >= 2.4)
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except RuntimeError:
+        return torch.optim.AdamW(params, foreach=True, **kwargs)
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:

@@ -13,8 +13,10 @@ def test_round_trips_through_json_and_toml(tmp_path):
     path.write_text(json.dumps(cfg.to_dict()))
     assert RunConfig.from_file(path) == cfg
     toml = tmp_path / "c.toml"
-    toml.write_text('[task]\nD = 500\nK = 8\n[train]\nlr = 1e-3\nbetas = [0.9, 0.95]\n'
-                    '[train.checkpoints]\nevery = 50\nloss_delta = 0.02\n')
+    toml.write_text(
+        "[task]\nD = 500\nK = 8\n[train]\nlr = 1e-3\nbetas = [0.9, 0.95]\n"
+        "[train.checkpoints]\nevery = 50\nloss_delta = 0.02\n"
+    )
     loaded = RunConfig.from_file(toml)
     assert loaded.task.D == 500 and loaded.train.betas == (0.9, 0.95)
     assert loaded.train.checkpoints == CheckpointSchedule(every=50, loss_delta=0.02)
@@ -49,7 +51,7 @@ def test_bad_config_names_file_and_field(tmp_path, data, needle):
 def test_unparseable_and_missing_files(tmp_path):
     bad = tmp_path / "x.toml"
     bad.write_text("[task\n")
-    with pytest.raises(ConfigError, match="x.toml: not valid toml"):
+    with pytest.raises(ConfigError, match=r"x\.toml: not valid toml"):
         RunConfig.from_file(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         RunConfig.from_file(tmp_path / "missing.json")

@@ -45,8 +45,9 @@ def test_checkpoint_round_trip_and_manifest(store):
 
 def test_keep_all_trainer_states(store):
     for step in (1, 2, 3):
-        store.save_checkpoint(step, step, _weights(step), 1.0, {"t": torch.ones(1)}, {},
-                              keep_trainer="all")
+        store.save_checkpoint(
+            step, step, _weights(step), 1.0, {"t": torch.ones(1)}, {}, keep_trainer="all"
+        )
     assert all(c.trainer_file for c in store.read_manifest().checkpoints)
 
 
@@ -59,7 +60,9 @@ def test_truncated_checkpoint_names_file(store):
 
 
 def test_garbage_checkpoint_without_checksum_names_file(store):
-    (store.path / "checkpoints/bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad")
+    (store.path / "checkpoints/bad.safetensors").write_bytes(
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{bad"
+    )
     with pytest.raises(CheckpointError, match=r"bad\.safetensors: not a readable safetensors"):
         store.load_tensors("checkpoints/bad.safetensors", None)
 
@@ -72,7 +75,7 @@ def test_missing_checkpoint_file(store):
 
 
 def test_refuses_to_overwrite_a_run(store):
-    with pytest.raises(RunStoreError, match="already holds a run.*--resume"):
+    with pytest.raises(RunStoreError, match=r"already holds a run.*--resume"):
         RunStore(store.path).create({})
 
 

@@ -136,11 +136,11 @@ def test_bad_parameters_name_field_and_limit(kwargs, field, limit):
 )
 def test_bad_parameters_in_a_config_file_name_source_field_and_limit(kwargs, field, limit):
     # (type errors are checked while reading, before the dataclass is built)
-    with pytest.raises(ConfigError, match="run.json") as err:
+    with pytest.raises(ConfigError, match=r"run\.json") as err:
         RunConfig.from_dict({"task": kwargs}, "run.json")
     assert field in str(err.value) and limit in str(err.value)
 
 
 def test_patching_pairs_need_two_selectors():
-    with pytest.raises(TaskConfigError, match="K >= 2"):
+    with pytest.raises(TaskConfigError, match=r"K >= 2"):
         WindTunnelTask(TaskConfig(D=10, K=1)).patching_pairs()

@@ -51,7 +51,7 @@ def test_run_api(tiny_run):
 
 def test_checkpoints_reproduce_logged_eval_loss(tiny_run):
     logged = tiny_run.metrics.set_index("step")
-    for step in tiny_run.steps[::3] + [tiny_run.steps[-1]]:
+    for step in [*tiny_run.steps[::3], tiny_run.steps[-1]]:
         model = tiny_run.model(step)
         assert not model.training
         ev = evaluate(model, tiny_run.task)
@@ -83,8 +83,9 @@ def test_resume_with_more_steps_equals_a_longer_run(tmp_path):
 
 
 def test_stops_after_solved(tmp_path):
-    run = train(build_cfg(steps=400, solved_frac=0.99, stop_after_solved=2), tmp_path / "r",
-                progress=False)
+    run = train(
+        build_cfg(steps=400, solved_frac=0.99, stop_after_solved=2), tmp_path / "r", progress=False
+    )
     m = run.metrics
     assert run.steps[-1] == m["step"].iloc[-1] < 400
     assert "solved" in run.manifest.stop_reason

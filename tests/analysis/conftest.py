@@ -1,0 +1,58 @@
+"""Tiny real models for the analysis tests: random-init ones and one briefly trained to read z."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens import HookedTransformer
+
+from mbc_interp.model import ModelConfig, build_model
+from mbc_interp.task import TaskConfig, WindTunnelTask, sequence_nll
+
+TINY = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64)
+
+
+def tiny_model(
+    task: WindTunnelTask, config: ModelConfig = TINY, seed: int = 0
+) -> HookedTransformer:
+    return build_model(config, task.config.d_vocab, task.config.seq_len, seed=seed)
+
+
+def train(model: HookedTransformer, task: WindTunnelTask, steps: int, lr: float = 3e-3) -> None:
+    """Full-batch AdamW on the task loss: ~100 steps at 3e-3 leave the log K plateau."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        log_probs = model(task.tokens).log_softmax(-1)
+        loss = sequence_nll(log_probs, task.tokens, task.loss_mask).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """These tensors are tiny: extra threads only add overhead, and stall on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def task() -> WindTunnelTask:
+    return WindTunnelTask(TaskConfig(D=64, K=4))
+
+
+@pytest.fixture(scope="session")
+def trained(task: WindTunnelTask) -> HookedTransformer:
+    """Past the plateau: reads z, so clean and corrupt runs differ by several logits."""
+    torch.manual_seed(0)
+    model = tiny_model(task)
+    train(model, task, steps=100)
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_model(task: WindTunnelTask) -> HookedTransformer:
+    return tiny_model(task, seed=1)
