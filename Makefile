@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/mbc train --out $(RUN) --exist-ok
+	$(BIN)/mbc analyze $(RUN)
 
 test: install lint
 	$(BIN)/python -m pytest -q

@@ -252,8 +252,53 @@ def _print_info(run) -> None:
         )
 
 
+def _add_analyze(p: argparse.ArgumentParser) -> None:
+    from .analysis.patching import SITE_KINDS
+    from .analysis.timeline import AnalysisConfig
+
+    d = AnalysisConfig()
+    p.add_argument("run", type=Path, metavar="RUN", help="run directory (may still be training)")
+    p.add_argument("--every", type=int, default=1, help="analyse every n-th checkpoint")
+    p.add_argument("--start", type=int, help="first step to analyse")
+    p.add_argument("--stop", type=int, help="last step to analyse")
+    p.add_argument("--n-pairs", type=int, default=d.n_pairs, help="clean/corrupt pairs")
+    p.add_argument("--pair-seed", type=int, default=d.pair_seed)
+    p.add_argument(
+        "--n-examples", type=_parse_optional(int), default=d.n_examples,
+        help=f"examples for attribution and logit lens (default {d.n_examples}; 'none' = all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--patch-kinds", nargs="+", choices=[k.name for k in SITE_KINDS], default=d.patch_kinds,
+        help="activation-patching site kinds (default: all)",
+    )  # fmt: skip
+    p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis.summary import format_summary
+    from .analysis.timeline import AnalysisConfig, analyze
+
+    config = AnalysisConfig(
+        n_pairs=args.n_pairs, pair_seed=args.pair_seed, n_examples=args.n_examples,
+        patch_kinds=tuple(args.patch_kinds),
+    )  # fmt: skip
+    table, summary = analyze(
+        args.run, config, every=args.every, start=args.start, stop=args.stop, force=args.force,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
+    print(format_summary(summary))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "train": ("train a run (or --resume one) with dense checkpoints", _add_train, _cmd_train),
+    "analyze": (
+        "time the selector-routing circuit against the loss drop, over a run's checkpoints",
+        _add_analyze,
+        _cmd_analyze,
+    ),
     "info": ("print a run's status, task and last evaluation", _add_info, _cmd_info),
 }
 

@@ -38,3 +38,17 @@ def test_transition_is_densely_checkpointed(default_run):
     solved = m.loc[(m["loss"] < 0.05 * log_k) & (m["step"] > plateau_end), "step"].min()
     between = [s for s in default_run.steps if plateau_end <= s <= solved]
     assert len(between) >= 20, f"only {len(between)} checkpoints in [{plateau_end}, {solved}]"
+
+
+@pytest.mark.slow
+def test_routing_head_forms_before_the_loss_drops(default_run):
+    from mbc_interp.analysis import analyze
+
+    _, s = analyze(default_run, progress=False)
+    assert s["status"] == "transitioned"
+    assert abs(s["plateau_loss"] - s["log_k"]) < 0.02 * s["log_k"]
+    assert s["routing_head"] in s["routing_heads"]
+    assert s["t_plateau_start"] < s["t_route"] < s["t_loss"] < s["t_solved"]
+    assert 0 < s["lead_fraction"] < 1
+    # the head's causal effect on the answer comes with the drop, not before the plateau
+    assert s["t_route_patch"] > s["t_plateau_start"]

@@ -1,7 +1,10 @@
-"""Analyses run on a single checkpoint: head attribution, activation patching, logit lens.
+"""The analysis layer: per-checkpoint analyses, the timeline over a run, transition timing.
 
-Each takes a ``HookedTransformer`` and a ``WindTunnelTask``, computes without plotting and returns a
-frozen dataclass of tensors plus labels with ``to_records()``/``to_frame()``.
+Per checkpoint (any ``HookedTransformer`` + ``WindTunnelTask``): head attribution to the
+selector, batched activation patching, the logit lens; each returns a frozen dataclass of tensors
+plus labels with ``to_records()``/``to_frame()``. Over a run: :func:`analyze` writes the tidy
+timeline and the summary that times the routing circuit against the loss drop. Nothing here
+plots.
 """
 
 from mbc_interp.analysis.attribution import HeadAttribution, candidate_answers, head_attribution
@@ -24,23 +27,50 @@ from mbc_interp.analysis.patching import (
     patch_resid_pre,
     patch_sites,
 )
+from mbc_interp.analysis.summary import CIRCUIT_FRAC, format_summary, routing_scores, summarize
+from mbc_interp.analysis.timeline import (
+    AnalysisConfig,
+    analyze,
+    analyze_checkpoint,
+    analyze_run,
+    load_timeline,
+    select_steps,
+)
+from mbc_interp.analysis.transition import (
+    LossTransition,
+    detect_loss_transition,
+    lead_fraction,
+    onset,
+    steps_to_tokens,
+)
 
 __all__ = [
     "ATTN_OUT",
+    "CIRCUIT_FRAC",
     "HEAD_OUT_ALL_POS",
     "HEAD_OUT_BY_POS",
     "MLP_OUT",
     "RESID_PRE",
     "SITE_KINDS",
     "UNDEFINED_BELOW",
+    "AnalysisConfig",
     "HeadAttribution",
     "LogitLens",
+    "LossTransition",
     "PatchingResult",
     "SiteKind",
+    "analyze",
+    "analyze_checkpoint",
+    "analyze_run",
     "candidate_answers",
+    "detect_loss_transition",
+    "format_summary",
     "head_attribution",
+    "lead_fraction",
+    "load_timeline",
     "logit_diff",
     "logit_lens",
+    "onset",
     "patch_attn_out",
     "patch_head_out_all_pos",
     "patch_head_out_by_pos",
@@ -48,4 +78,8 @@ __all__ = [
     "patch_resid_pre",
     "patch_sites",
     "residual_logits",
+    "routing_scores",
+    "select_steps",
+    "steps_to_tokens",
+    "summarize",
 ]

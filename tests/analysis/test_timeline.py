@@ -1,0 +1,111 @@
+"""Integration: the analyses over a real tiny run's checkpoints, the table on disk, the summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mbc_interp import load_run
+from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline, select_steps
+from mbc_interp.analysis.timeline import COLUMNS, STEPS_DIR
+from mbc_interp.cli import main
+
+SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos", "resid_pre"))
+
+
+@pytest.fixture
+def run(tmp_path, tiny_run):
+    shutil.copytree(tiny_run.path, tmp_path / "run")
+    return load_run(tmp_path / "run")
+
+
+def _mtimes(run):
+    return {f.name: f.stat().st_mtime_ns for f in (run.path / "analysis" / STEPS_DIR).iterdir()}
+
+
+def test_select_steps():
+    steps = [0, 1, 2, 4, 8, 16, 40, 80, 120]
+    assert select_steps(steps) == steps
+    assert select_steps(steps, every=3) == [0, 4, 40, 120]
+    assert select_steps(steps, start=4, stop=80, every=2) == [4, 16, 80]
+    with pytest.raises(ValueError, match="every = 0"):
+        select_steps(steps, every=0)
+
+
+def test_table_covers_every_checkpoint(run):
+    table, summary = analyze(run, SMALL, progress=False)
+    assert list(table.columns) == list(COLUMNS)
+    assert sorted(table["step"].unique()) == run.steps
+    assert (table["tokens"] == table["step"] * run.config.tokens_per_step).all()
+    n_heads = run.config.model.n_layers * run.config.model.n_heads
+    attn = table[table.metric == "attn_to_z"]
+    assert len(attn) == len(run.steps) * n_heads
+    assert attn["value"].between(0, 1).all()
+    resid = table[(table.kind == "resid_pre") & (table.metric == "patch_raw")]
+    assert len(resid) == len(run.steps) * run.config.model.n_layers * (run.config.task.sep_pos + 1)
+    lens = table[(table.analysis == "logit_lens") & (table.metric == "loss")]
+    final = lens[lens.component == f"L{run.config.model.n_layers - 1}"].set_index("step")["value"]
+    logged = run.metrics.set_index("step")["loss"]
+    # the last logit-lens stage is the model itself: its loss is the logged eval loss (on a subset)
+    assert final.loc[0] == pytest.approx(logged.loc[0], rel=0.05)
+    on_disk = load_timeline(run)
+    assert len(on_disk) == len(table)
+    assert (run.path / "analysis" / "timeline.csv").is_file()
+    assert json.loads((run.path / "analysis" / "summary.json").read_text()) == summary
+
+
+def test_incremental_and_partial_runs(run):
+    first, _ = analyze(run, SMALL, stop=16, progress=False)
+    assert sorted(first["step"].unique()) == [s for s in run.steps if s <= 16]
+    before = _mtimes(run)
+    table, _ = analyze(run, SMALL, progress=False)  # only the rest is computed
+    after = _mtimes(run)
+    assert all(after[name] == t for name, t in before.items())
+    assert len(after) == len(run.steps) and sorted(table["step"].unique()) == run.steps
+    with pytest.raises(ValueError, match=r"analysis/config\.json: earlier checkpoints"):
+        analyze(run, AnalysisConfig(n_pairs=16), progress=False)
+    analyze(
+        run,
+        AnalysisConfig(n_pairs=16, patch_kinds=("head_out_all_pos",)),
+        force=True,
+        progress=False,
+    )
+    assert all(_mtimes(run)[name] != t for name, t in after.items())
+
+
+def test_run_without_transition_says_so(run):
+    # the tiny run stops at step 120, on the plateau: no made-up times
+    _, summary = analyze(run, SMALL, progress=False)
+    assert summary["status"] == "no_transition"
+    assert "never fell below" in summary["reason"]
+    assert summary["t_loss"] is None and summary["lead_fraction"] is None
+    assert summary["t_plateau_start"] is not None
+    assert summary["plateau_loss"] == pytest.approx(run.log_k, rel=0.05)
+    assert summary["tokens"]["t_loss"] is None
+
+
+def test_cli_analyze(run, capsys):
+    assert (
+        main(
+            [
+                "analyze",
+                str(run.path),
+                "--n-pairs",
+                "16",
+                "--n-examples",
+                "32",
+                "--patch-kinds",
+                "head_out_all_pos",
+                "--every",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "log K" in out and "status           no_transition" in out
+    assert main(["analyze", str(run.path), "--n-pairs", "8", "--no-progress"]) == 2
+    assert "force" in capsys.readouterr().err
