@@ -4,12 +4,12 @@
 
 "Ours" is exactly what :mod:`mbc_interp.train` runs per update (``_Loop._update``): ``build_model``
 on the default :class:`ModelConfig` / :class:`TaskConfig` (TL ``LayerNorm`` swapped for
-:class:`mbc_interp.model.FastLayerNorm`), ``_make_optimizer`` (AdamW, fused where supported,
+:class:`mbc_interp.model.FastLayerNorm`), ``make_optimizer`` (AdamW, fused where supported,
 else foreach), ``batch_indices`` -> ``example_losses(...).sum(-1).mean()`` ->
 ``zero_grad(set_to_none=True)`` -> ``backward`` -> ``step``. The baseline is a hand-written causal
 transformer with the same shape and math (pre-LN blocks, per-head Q/K/V/O with biases, causal
 mask, 1/sqrt(d_head), gelu MLP, final LN, unembed with bias, learned positions), driven by the
-very same step code and given its optimiser by the very same ``_make_optimizer`` call, so the
+very same step code and given its optimiser by the very same ``make_optimizer`` call, so the
 ratio compares the models, not the optimisers.
 
 Before timing, the script copies the HookedTransformer's (perturbed) weights into the plain model
@@ -24,9 +24,9 @@ process CPU time per step (less sensitive to other jobs on a shared machine than
 
 Rows:
 
-- ``plain PyTorch``: the baseline, with ``_make_optimizer``'s AdamW (the ratio's denominator).
+- ``plain PyTorch``: the baseline, with ``make_optimizer``'s AdamW (the ratio's denominator).
 - ``plain PyTorch, foreach AdamW``: the baseline with ``AdamW(foreach=True)``, for reference.
-- ``ours (train.py as is)``: ``build_model`` + ``_make_optimizer``, exactly as the loop uses them.
+- ``ours (train.py as is)``: ``build_model`` + ``make_optimizer``, exactly as the loop uses them.
 - ``[diag] ours with TL's stock LayerNorm``: the FastLayerNorm swap undone (what it buys).
 - ``[diag] ours, foreach AdamW``: ``AdamW(foreach=True)`` instead of fused (what fused buys).
 - ``[diag] ours, hook points bypassed``: not a usable model: every ``HookPoint`` call is
@@ -52,7 +52,7 @@ from transformer_lens.hook_points import HookPoint
 from mbc_interp.config import RunConfig
 from mbc_interp.model import FastLayerNorm, build_model
 from mbc_interp.task import WindTunnelTask
-from mbc_interp.train import _make_optimizer, batch_indices, example_losses
+from mbc_interp.train import batch_indices, example_losses, make_optimizer
 
 BASELINE = "plain PyTorch"
 OURS = "ours (train.py as is)"
@@ -345,22 +345,22 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, Callable] = {}
     m = plain()
     # the loop's own optimiser construction (it only reads model.parameters())
-    opt = _make_optimizer(m, config, device)
+    opt = make_optimizer(m, config)
     kind = optimizer_kind(opt)
     rows[BASELINE] = make_runner(m, opt, task, config)
-    print(f"optimizer: _make_optimizer -> {kind} AdamW (baseline and ours alike)")
+    print(f"optimizer: make_optimizer -> {kind} AdamW (baseline and ours alike)")
     m = plain()
     rows["plain PyTorch, foreach AdamW"] = make_runner(
         m, adamw(m, config, foreach=True), task, config
     )
     m = ours()
-    opt = _make_optimizer(m, config, device)
+    opt = make_optimizer(m, config)
     assert optimizer_kind(opt) == kind
     rows[OURS] = make_runner(m, opt, task, config)
     if not args.no_diag:
         m = ours(stock_ln=True)
         rows["[diag] ours with TL's stock LayerNorm"] = make_runner(
-            m, _make_optimizer(m, config, device), task, config
+            m, make_optimizer(m, config), task, config
         )
         m = ours()
         rows["[diag] ours, foreach AdamW"] = make_runner(
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         m = ours()
         rows["[diag] ours, hook points bypassed"] = make_runner(
-            m, _make_optimizer(m, config, device), task, config, ctx=_BypassHookPoints()
+            m, make_optimizer(m, config), task, config, ctx=_BypassHookPoints()
         )
 
     for run in rows.values():
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"vs baseline: throughput ratio from wall time (implementation / plain PyTorch, both\n"
-        f"with _make_optimizer's {kind} AdamW); cpu ms / cpu ratio: the same from CPU time."
+        f"with make_optimizer's {kind} AdamW); cpu ms / cpu ratio: the same from CPU time."
     )
     busy = statistics.median(wall[BASELINE]) / cbase
     if busy > 1.15:

@@ -32,6 +32,7 @@ from .config import ConfigError, RunConfig, TrainConfig
 from .model import ModelConfig
 from .store import RunStore, RunStoreError
 from .task import TaskConfig
+from .train import TrainingError
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, RunStoreError, ValueError) as e:
+    except (ConfigError, RunStoreError, TrainingError, ValueError) as e:
         print(f"mbc {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ device and thread count).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import platform
 import time
@@ -123,7 +124,7 @@ def train(
         seed=config.train.seed,
         device=device,
     )
-    optimizer = _make_optimizer(model, config, device)
+    optimizer = make_optimizer(model, config)
     _Loop(config, store, task, model, optimizer, _Progress(), progress).run()
     return load_run(out)
 
@@ -133,21 +134,26 @@ def resume(path: str | Path, *, steps: int | None = None, progress: bool = True)
     run = load_run(path)
     store = run.store
     config = run.config
+    entry = store.read_manifest().latest_resumable()
+    if entry is None:
+        raise TrainingError(f"{store.path}: no checkpoint with trainer state to resume from")
+    if steps is None and run.status != "running":
+        raise TrainingError(
+            f"{store.path}: already {run.status} ({run.manifest.stop_reason}); "
+            "pass --steps N to train it further"
+        )
     if steps is not None:
-        if steps < config.train.steps and steps < (run.steps[-1] if run.steps else 0):
-            raise TrainingError(f"--steps {steps} is below the last checkpoint ({run.steps[-1]})")
+        if steps < entry.step:
+            raise TrainingError(f"--steps {steps} is below the step to resume from ({entry.step})")
         config = config.with_overrides({"train": {"steps": steps}})
         record = store.read_config()
         record["config"] = config.to_dict()
         store.write_config(record)
-    entry = store.read_manifest().latest_resumable()
-    if entry is None:
-        raise TrainingError(f"{store.path}: no checkpoint with trainer state to resume from")
     _apply_threads(config)
     device = resolve_device(config.train.device)
     model = run.model(entry.step, device=device)
     model.train()
-    optimizer = _make_optimizer(model, config, device)
+    optimizer = make_optimizer(model, config)
     state, meta = store.load_tensors(entry.trainer_file, entry.trainer_sha256)
     counters = _restore_optimizer(optimizer, state, meta, store.path / entry.trainer_file)
     store.truncate_metrics(entry.step)
@@ -290,7 +296,8 @@ class _Loop:
 
 
 # -- optimiser state <-> flat tensors -------------------------------------------------------------
-def _make_optimizer(model: HookedTransformer, config: RunConfig, device: torch.device):
+def make_optimizer(model: HookedTransformer, config: RunConfig) -> torch.optim.AdamW:
+    """The training loop's AdamW (also the benchmark's, so both compare like with like)."""
     tc = config.train
     params = list(model.parameters())
     kwargs = {"lr": tc.lr, "betas": tc.betas, "weight_decay": tc.weight_decay}
@@ -315,8 +322,6 @@ def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor
 
 
 def _restore_optimizer(optimizer, tensors: dict[str, Tensor], meta: dict, file: Path) -> _Progress:
-    import json
-
     try:
         info = json.loads(meta["trainer"])
         state: dict[int, dict[str, Any]] = {}

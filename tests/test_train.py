@@ -162,3 +162,15 @@ def test_sigkill_mid_training_then_resume_reproduces_uninterrupted_metrics(tmp_p
     last = reference.steps[-1]
     ref_w, res_w = reference.state_dict(last), resumed.state_dict(last)
     assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
+
+
+def test_resuming_a_finished_run_needs_more_steps(tmp_path, tiny_run):
+    import shutil
+
+    from mbc_interp.train import TrainingError
+
+    shutil.copytree(tiny_run.path, tmp_path / "copy")
+    with pytest.raises(TrainingError, match=r"already finished.*--steps"):
+        resume(tmp_path / "copy", progress=False)
+    with pytest.raises(TrainingError, match="below the step to resume from"):
+        resume(tmp_path / "copy", steps=50, progress=False)
