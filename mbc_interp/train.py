@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -37,6 +38,11 @@ EVAL_CHUNK = 8192
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why."""
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: live on a terminal, sparse in a log file."""
+    return 0.5 if sys.stderr.isatty() else 10.0
 
 
 # -- data order and loss ----------------------------------------------------------------------
@@ -182,7 +188,7 @@ class _Loop:
             unit="step",
             dynamic_ncols=True,
             desc="train",
-            mininterval=0.5,
+            mininterval=progress_interval(),
         )
         train_sum, train_n = 0.0, 0
         stop_reason = "max_steps"

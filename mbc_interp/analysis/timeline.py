@@ -27,6 +27,7 @@ from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.run import Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
 from mbc_interp.task import WindTunnelTask
+from mbc_interp.train import progress_interval
 
 TIMELINE_FILE = "timeline.csv"
 CONFIG_FILE = "config.json"
@@ -136,7 +137,9 @@ def analyze_run(
     done = analysed_steps(run)
     todo = [s for s in wanted if force or s not in done]
     task = run.task
-    bar = tqdm(todo, desc="analyze", unit="ckpt", disable=not progress, mininterval=0.5)
+    bar = tqdm(
+        todo, desc="analyze", unit="ckpt", disable=not progress, mininterval=progress_interval()
+    )
     for step in bar:
         model = run.model(step, device=device)
         rows = analyze_checkpoint(model, task, config)
