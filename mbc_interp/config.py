@@ -237,7 +237,3 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
 def _tname(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
-
-def default_config() -> RunConfig:
-    """The configuration `mbc train` uses with no flags."""
-    return RunConfig()

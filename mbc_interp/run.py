@@ -102,14 +102,16 @@ class Run:
     # -- models ---------------------------------------------------------------------------------
     def state_dict(self, step: int) -> dict[str, torch.Tensor]:
         """The checkpoint's weights (checksum verified), as saved."""
-        entry = self._entry(step)
+        return self._load_weights(self._entry(step))
+
+    def _load_weights(self, entry: CheckpointEntry) -> dict[str, torch.Tensor]:
         tensors, _ = self.store.load_tensors(entry.file, entry.sha256)
         return tensors
 
     def model(self, step: int, device: str | torch.device | None = None) -> HookedTransformer:
         """The model at ``step``, in eval mode, on ``device`` (default: auto)."""
-        entry = self._entry(step)
-        state = self.state_dict(step)
+        entry = self._entry(step)  # one manifest read per load
+        state = self._load_weights(entry)
         model = build_model(
             self.config.model,
             self.config.task.d_vocab,

@@ -60,14 +60,6 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
     return out
 
 
-def target_log_probs(
-    model: HookedTransformer, tokens: Int[Tensor, "batch seq"], first_pred: int
-) -> Float[Tensor, "batch n_pred d_vocab"]:
-    """Log-probabilities at the prediction positions (``first_pred`` .. seq-2)."""
-    logits = model(tokens[:, :-1])
-    return logits[:, first_pred:].log_softmax(-1)
-
-
 def example_losses(
     model: HookedTransformer, tokens: Int[Tensor, "batch seq"], first_pred: int
 ) -> Float[Tensor, "batch n_pred"]:
