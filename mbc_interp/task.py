@@ -14,6 +14,15 @@ The loss is carried by the L_A target tokens only, i.e. by the predictions made 
 SEP .. L_B+L_A (``loss_mask``). It is summed over those positions and averaged over examples,
 so it is measured in nats per example.
 
+``direction="forward"`` is the control: the same (B, A) pairs read A -> B, which is a function
+(every A is distinct, see below), so there is no selector and nothing to be ambiguous about::
+
+    position:  0 .. L_A-1  | L_A | L_A+1 .. L_A+L_B
+    token:     A_1 .. A_LA | SEP | B_1 .. B_LB
+
+The loss is then carried by the L_B base tokens (predictions at SEP .. L_A+L_B-1): H(B|A) = 0,
+so a model can descend straight to 0 with no plateau at log K.
+
 Vocabulary (one id range per role, so token labels are unambiguous)::
 
     0: SEP | 1..K: z_1..z_K | base symbols b0.. | target symbols a0..
@@ -29,7 +38,9 @@ Constructions of the targets (``construction``):
   through log K without a plateau: what makes a plateau is itself worth exploring.
 
 In both, the K targets of one B differ at their first token, which makes the exact marginal
-predictor's loss log K by construction (see :meth:`WindTunnelTask.marginal_loss`).
+predictor's loss log K by construction (see :meth:`WindTunnelTask.marginal_loss`). Whenever
+``D <= n_target_symbols ** (target_len - 1)`` every A string is distinct (the draws are in
+:mod:`mbc_interp.construction`), which the forward direction requires.
 """
 
 from __future__ import annotations
@@ -45,10 +56,18 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from .construction import build_targets, distinct_rows, repeated_row, targets_distinct
+
 Construction = Literal["shared_pool", "distinct_random"]
 CONSTRUCTIONS: tuple[str, ...] = ("shared_pool", "distinct_random")
+Direction = Literal["backward", "forward"]
+DIRECTIONS: tuple[str, ...] = ("backward", "forward")
 
 SEP = 0
+NO_SELECTOR = (
+    "task.direction = 'forward': the forward direction has no selector; analysis of selector "
+    "routing applies to backward runs"
+)
 
 
 class TaskConfigError(ValueError):
@@ -76,6 +95,9 @@ class TaskConfig:
     """Place z before B instead of between B and SEP."""
     seed: int = 0
     """Data seed (independent of the training seed)."""
+    direction: Direction = "backward"
+    """``"backward"``: B z SEP A, loss on A (the ambiguous task). ``"forward"``: A SEP B, loss on
+    B, no selector (the deterministic control; needs every A distinct)."""
 
     def __post_init__(self) -> None:
         def need(cond: bool, field: str, msg: str) -> None:
@@ -100,6 +122,18 @@ class TaskConfig:
             f"must be <= n_base_symbols ** base_len = {self.n_base_strings} "
             "(the number of distinct base strings)",
         )
+        need(self.direction in DIRECTIONS, "direction", f"must be one of {DIRECTIONS}")
+        if self.direction == "forward":
+            need(not self.selector_first, "selector_first", "the forward direction has no selector")
+            args = (self.construction, self.D, self.K, self.target_len, self.n_target_symbols)
+            need(
+                targets_distinct(*args) is not False,
+                "direction",
+                f"forward needs every A to name one B, but the {self.construction} targets of "
+                f"D = {self.D} B's cannot all be distinct (n_target_symbols ** (target_len - 1) "
+                f"= {self.n_target_symbols ** (self.target_len - 1)}): use target_len >= 2 with "
+                "D <= n_target_symbols ** (target_len - 1)",
+            )
 
     @property
     def n_base_strings(self) -> int:
@@ -111,14 +145,21 @@ class TaskConfig:
         return self.D * self.K
 
     @property
+    def has_selector(self) -> bool:
+        """Whether the sequence holds a selector token (backward) or not (forward)."""
+        return self.direction == "backward"
+
+    @property
     def log_k(self) -> float:
-        """The plateau height: H(A|B) in nats."""
+        """log K nats: the backward plateau height H(A|B). Forward it is still log K, as the
+        reference line shared by both directions (and the scale of ``solved_frac``), although
+        there H(B|A) = 0 and nothing sits at log K."""
         return math.log(self.K)
 
     @property
     def seq_len(self) -> int:
-        """Tokens per example: B, z, SEP and A."""
-        return self.base_len + 2 + self.target_len
+        """Tokens per example: B, z, SEP and A (forward: A, SEP and B)."""
+        return self.base_len + self.target_len + (2 if self.has_selector else 1)
 
     @property
     def d_vocab(self) -> int:
@@ -139,25 +180,34 @@ class TaskConfig:
 
     @property
     def selector_pos(self) -> int:
+        """Position of z; raises :class:`TaskConfigError` for the forward direction."""
+        if not self.has_selector:
+            raise TaskConfigError(NO_SELECTOR)
         return 0 if self.selector_first else self.base_len
 
     @property
     def base_positions(self) -> tuple[int, ...]:
+        """Positions holding the B tokens (after SEP in the forward direction)."""
+        if not self.has_selector:
+            return tuple(range(self.sep_pos + 1, self.seq_len))
         start = 1 if self.selector_first else 0
         return tuple(range(start, start + self.base_len))
 
     @property
     def sep_pos(self) -> int:
-        return self.base_len + 1
+        return self.base_len + 1 if self.has_selector else self.target_len
 
     @property
     def target_positions(self) -> tuple[int, ...]:
-        """Positions holding target tokens."""
+        """Positions holding the A tokens (after SEP backward, before it forward)."""
+        if not self.has_selector:
+            return tuple(range(self.target_len))
         return tuple(range(self.sep_pos + 1, self.seq_len))
 
     @property
     def prediction_positions(self) -> tuple[int, ...]:
-        """Positions whose next token is a target token (SEP .. last-but-one)."""
+        """Positions whose next token carries the loss, SEP .. last-but-one: the predictions of
+        the A tokens (backward) or of the B tokens (forward)."""
         return tuple(range(self.sep_pos, self.seq_len - 1))
 
     def to_dict(self) -> dict:
@@ -187,14 +237,33 @@ class PatchingPairs:
 class WindTunnelTask:
     """The full example set of a :class:`TaskConfig`, built deterministically from its seed.
 
-    Row ``b * K + k`` holds base string ``b`` with selector ``z_{k+1}``.
+    Row ``b * K + k`` holds base string ``b`` with its target ``A_{k+1}`` (picked by ``z_{k+1}``
+    backward); both directions hold the same pairs in the same rows.
     """
 
     def __init__(self, config: TaskConfig):
         self.config = config
-        rng = np.random.default_rng(config.seed)
-        self._bases = _distinct_rows(rng, config.D, config.base_len, config.n_base_symbols)
-        self._targets = _build_targets(rng, config)
+        c = config
+        rng = np.random.default_rng(c.seed)
+        self._bases = distinct_rows(rng, c.D, c.base_len, c.n_base_symbols)
+        self._targets = build_targets(
+            rng, c.construction, c.D, c.K, c.target_len, c.n_target_symbols
+        )
+        if not c.has_selector:
+            self._check_targets_distinct()
+
+    def _check_targets_distinct(self) -> None:
+        c = self.config
+        repeat = repeated_row(self._targets.reshape(c.n_examples, c.target_len))
+        if repeat is not None:
+            i, j = repeat
+            raise TaskConfigError(
+                f"task.direction = 'forward': forward needs every A to name one B, but with "
+                f"seed = {c.seed} the A of example {i} (B #{i // c.K}) repeats as the A of example "
+                f"{j} (B #{j // c.K}): use target_len >= 2 with D <= n_target_symbols ** "
+                f"(target_len - 1) = {c.n_target_symbols ** (c.target_len - 1)} "
+                "(guaranteed), or another seed"
+            )
 
     # -- the data ------------------------------------------------------------------------------
     @cached_property
@@ -205,19 +274,27 @@ class WindTunnelTask:
         z = np.tile(np.arange(c.K), c.D)[:, None] + c.selector_offset
         sep = np.full((c.n_examples, 1), SEP)
         target = self._targets.reshape(c.n_examples, c.target_len) + c.target_offset
-        parts = [z, base, sep, target] if c.selector_first else [base, z, sep, target]
+        if not c.has_selector:
+            parts = [target, sep, base]
+        else:
+            parts = [z, base, sep, target] if c.selector_first else [base, z, sep, target]
         return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.int64))
 
     @cached_property
     def loss_mask(self) -> Bool[Tensor, "n seq"]:
-        """True at positions whose next token is a target token."""
+        """True at positions whose next token carries the loss (A backward, B forward)."""
         mask = torch.zeros(self.config.n_examples, self.config.seq_len, dtype=torch.bool)
         mask[:, list(self.config.prediction_positions)] = True
         return mask
 
     @property
     def selector_pos(self) -> int:
+        """Position of z; raises :class:`TaskConfigError` for the forward direction."""
         return self.config.selector_pos
+
+    @property
+    def has_selector(self) -> bool:
+        return self.config.has_selector
 
     @property
     def log_k(self) -> float:
@@ -230,7 +307,8 @@ class WindTunnelTask:
 
     @property
     def selector_index(self) -> Int[Tensor, " n"]:
-        """Which selector (0..K-1) each example uses."""
+        """Which selector (0..K-1) picks each example's A (forward: which of its B's K targets
+        the A is, though no selector is shown)."""
         return torch.arange(self.config.n_examples) % self.config.K
 
     @cached_property
@@ -245,7 +323,7 @@ class WindTunnelTask:
         c = self.config
         return (
             f"WindTunnelTask(D={c.D}, K={c.K}, L_B={c.base_len}, L_A={c.target_len}, "
-            f"construction={c.construction!r}, log_k={c.log_k:.4f})"
+            f"construction={c.construction!r}, direction={c.direction!r}, log_k={c.log_k:.4f})"
         )
 
     # -- labels --------------------------------------------------------------------------------
@@ -267,12 +345,14 @@ class WindTunnelTask:
 
     @property
     def position_labels(self) -> list[str]:
-        """Role of every position: ``B1``.., ``z``, ``SEP``, ``A1``.."""
+        """Role of every position: ``B1``.., ``z``, ``SEP``, ``A1``.. (forward: ``A1``.., ``SEP``,
+        ``B1``..)."""
         c = self.config
         names = [""] * c.seq_len
         for i, p in enumerate(c.base_positions):
             names[p] = f"B{i + 1}"
-        names[c.selector_pos] = "z"
+        if c.has_selector:
+            names[c.selector_pos] = "z"
         names[c.sep_pos] = "SEP"
         for i, p in enumerate(c.target_positions):
             names[p] = f"A{i + 1}"
@@ -280,15 +360,18 @@ class WindTunnelTask:
 
     # -- reference predictors ------------------------------------------------------------------
     def marginal_log_probs(self) -> Float[Tensor, "n seq d_vocab"]:
-        """Log-probabilities of the exact marginal predictor P(next | B, target prefix), no z.
+        """Log-probabilities of the exact predictor of the next token from every input token but
+        the selector: backward the marginal P(next | B, target prefix), forward P(next | A,
+        base prefix), which is deterministic (A names one B).
 
         Shape [n, seq, d_vocab]; only rows at ``loss_mask`` positions are meaningful."""
         c = self.config
         tokens = self.tokens.numpy()
         out = np.full((c.n_examples, c.seq_len, c.d_vocab), -np.inf)
+        skip = c.selector_pos if c.has_selector else -1
         for p in c.prediction_positions:
-            # context without z: the base string and the target prefix up to position p
-            ctx_cols = [*c.base_positions, *range(c.sep_pos + 1, p + 1)]
+            # context without z: everything up to position p (B, SEP and the target prefix)
+            ctx_cols = [q for q in range(p + 1) if q != skip]
             ctx = tokens[:, ctx_cols]
             nxt = tokens[:, p + 1]
             _, group = np.unique(ctx, axis=0, return_inverse=True)
@@ -301,7 +384,8 @@ class WindTunnelTask:
         return torch.from_numpy(out)
 
     def marginal_loss(self) -> float:
-        """Loss (nats/example) of the exact marginal predictor: log K by construction."""
+        """Loss (nats/example) of the exact predictor that ignores the selector: log K by
+        construction backward (the plateau), 0 forward (H(B|A) = 0: no plateau to sit on)."""
         logp = self.marginal_log_probs()
         return float(sequence_nll(logp, self.tokens, self.loss_mask).mean())
 
@@ -310,8 +394,10 @@ class WindTunnelTask:
         """Clean/corrupt prompt pairs: the same B, a different selector (needs K >= 2).
 
         The corrupt selector is drawn uniformly from the other K-1; ``n`` examples are drawn
-        without replacement (all examples when ``None``)."""
+        without replacement (all examples when ``None``). Backward runs only."""
         c = self.config
+        if not c.has_selector:
+            raise TaskConfigError(NO_SELECTOR)
         if c.K < 2:
             raise TaskConfigError(f"task.K = {c.K}: patching pairs need K >= 2")
         if n is not None and not 1 <= n <= c.n_examples:
@@ -351,39 +437,3 @@ def sequence_nll(
     picked = lp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
     mask = loss_mask[:, :n_pred]
     return torch.where(mask, -picked, torch.zeros((), dtype=picked.dtype)).sum(-1)
-
-
-def _distinct_rows(rng: np.random.Generator, n: int, length: int, alphabet: int) -> np.ndarray:
-    """``n`` distinct strings of ``length`` symbols over ``alphabet``, in random order."""
-    total = alphabet**length
-    if total <= 1 << 24:
-        codes = rng.choice(total, size=n, replace=False)
-        digits = (codes[:, None] // alphabet ** np.arange(length - 1, -1, -1)) % alphabet
-        return digits.astype(np.int64)
-    seen: set[bytes] = set()
-    rows: list[np.ndarray] = []
-    while len(rows) < n:
-        for row in rng.integers(0, alphabet, size=(n, length)):
-            key = row.tobytes()
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
-                if len(rows) == n:
-                    break
-    return np.stack(rows).astype(np.int64)
-
-
-def _build_targets(rng: np.random.Generator, c: TaskConfig) -> np.ndarray:
-    """Target symbol indices, shape [D, K, target_len]; A[b, k] is picked by z_{k+1}."""
-    out = np.empty((c.D, c.K, c.target_len), dtype=np.int64)
-    if c.construction == "shared_pool":
-        pool = rng.choice(c.n_target_symbols, size=c.K, replace=False)
-        perm = rng.permuted(np.tile(np.arange(c.K), (c.D, 1)), axis=1)
-        out[:, :, 0] = pool[perm]
-        stem = rng.integers(0, c.n_target_symbols, size=(c.D, c.target_len - 1))
-        out[:, :, 1:] = stem[:, None, :]
-    else:
-        firsts = np.argsort(rng.random((c.D, c.n_target_symbols)), axis=1)[:, : c.K]
-        out[:, :, 0] = firsts
-        out[:, :, 1:] = rng.integers(0, c.n_target_symbols, size=(c.D, c.K, c.target_len - 1))
-    return out

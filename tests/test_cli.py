@@ -118,3 +118,21 @@ def test_train_info_resume_and_exist_ok(tmp_path, capsys):
     assert main(["info", str(out)]) == 0
     assert "last eval  step 50" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "nope")]) == 2
+
+
+def test_direction_flag_and_forward_runs_refuse_analysis(tmp_path, capsys):
+    args = build_parser().parse_args(["train", "--direction", "forward", "--target-len", "4"])
+    assert resolve_config(args).task.direction == "forward"
+    assert resolve_config(build_parser().parse_args(["train"])).task.direction == "backward"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--direction", "sideways"])
+    assert main(["train", "--direction", "forward", "--out", str(tmp_path / "bad")]) == 2
+    assert "every A to name one B" in capsys.readouterr().err  # the default L_A = 1
+
+    out = tmp_path / "fwd"
+    flags = [*_tiny_flags(build_cfg()), "--direction", "forward", "--target-len", "3"]
+    assert main(["train", "--out", str(out), *flags]) == 0
+    assert "direction='forward'" in capsys.readouterr().out
+    assert main(["analyze", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and "no selector" in err and "backward runs" in err

@@ -38,6 +38,12 @@ def test_model_d_mlp_null_makes_attention_only(tmp_path):
         ({"train": {"betas": [0.9]}}, "field train.betas"),
         ({"model": {"d_model": 30, "n_heads": 4}}, "model.d_model = 30"),
         ({"train": {"checkpoints": {"loss_delta": 2.0}}}, "loss_delta = 2.0"),
+        ({"task": {"direction": "sideways"}}, "field task.direction = 'sideways': must be one of"),
+        ({"task": {"direction": "forward"}}, "task.direction = 'forward': forward needs every A"),
+        (
+            {"task": {"direction": "forward", "target_len": 2, "D": 300}},
+            "use target_len >= 2 with D <= n_target_symbols ** (target_len - 1)",
+        ),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path, data, needle):
@@ -78,3 +84,13 @@ def test_warmup_then_constant_lr():
 def test_tokens_per_step_counts_whole_sequences():
     cfg = RunConfig()
     assert cfg.tokens_per_step == cfg.train.batch_size * cfg.task.seq_len
+
+
+def test_forward_direction_round_trips_through_toml_and_json(tmp_path):
+    toml = tmp_path / "f.toml"
+    toml.write_text('[task]\nD = 200\ntarget_len = 3\ndirection = "forward"\n')
+    cfg = RunConfig.from_file(toml)
+    assert cfg.task.direction == "forward" and not cfg.task.has_selector
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert RunConfig.from_file(path) == cfg

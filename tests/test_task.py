@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from mbc_interp import train
 from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.task import SEP, TaskConfig, TaskConfigError, WindTunnelTask, sequence_nll
+
+from .helpers import build_cfg
 
 CONFIGS = [
     TaskConfig(),
@@ -130,6 +134,8 @@ def test_bad_parameters_name_field_and_limit(kwargs, field, limit):
     ("kwargs", "field", "limit"),
     [
         ({"construction": "nope"}, "task.construction", "shared_pool"),
+        ({"direction": "sideways"}, "task.direction", "['backward', 'forward']"),
+        ({"direction": "forward"}, "task.direction", "every A to name one B"),
         ({"D": 2.5}, "task.D", "int"),
         ({"K": 20}, "task.K", "n_target_symbols = 16"),
     ],
@@ -144,3 +150,128 @@ def test_bad_parameters_in_a_config_file_name_source_field_and_limit(kwargs, fie
 def test_patching_pairs_need_two_selectors():
     with pytest.raises(TaskConfigError, match=r"K >= 2"):
         WindTunnelTask(TaskConfig(D=10, K=1)).patching_pairs()
+
+
+# -- the forward direction (A -> B, the control) ---------------------------------------------
+FORWARD = TaskConfig(D=50, K=2, target_len=3, direction="forward")
+
+
+def _pairs(task: WindTunnelTask) -> set[tuple[tuple[int, ...], tuple[int, ...]]]:
+    c = task.config
+    bases = task.tokens[:, list(c.base_positions)].tolist()
+    targets = task.tokens[:, list(c.target_positions)].tolist()
+    return {(tuple(b), tuple(a)) for b, a in zip(bases, targets, strict=True)}
+
+
+def test_forward_layout_is_a_sep_b_without_selector():
+    task = WindTunnelTask(FORWARD)
+    c = task.config
+    assert (c.seq_len, c.sep_pos, c.has_selector, task.has_selector) == (8, 3, False, False)
+    assert c.target_positions == (0, 1, 2) and c.base_positions == (4, 5, 6, 7)
+    assert task.position_labels == ["A1", "A2", "A3", "SEP", "B1", "B2", "B3", "B4"]
+    for row in task.tokens[:20]:
+        labels = task.labels(row)
+        assert all(lab.startswith("a") for lab in labels[:3]) and labels[3] == "SEP"
+        assert all(lab.startswith("b") for lab in labels[4:])
+    toks = task.tokens
+    assert ((toks < c.selector_offset) | (toks >= c.base_offset)).all()  # no z anywhere
+    assert c.d_vocab == TaskConfig(D=50, K=2, target_len=3).d_vocab  # same vocabulary
+
+
+def test_forward_loss_is_on_the_base_tokens():
+    task = WindTunnelTask(FORWARD)
+    c = task.config
+    assert c.prediction_positions == (3, 4, 5, 6)
+    assert task.loss_mask[0].nonzero().flatten().tolist() == [p - 1 for p in c.base_positions]
+    assert task.loss_mask.all(0).sum() == c.base_len and task.loss_mask.any(0).sum() == c.base_len
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        FORWARD,
+        TaskConfig(D=256, K=4, target_len=3, n_target_symbols=16, selector_first=False),
+        TaskConfig(D=16, K=8, base_len=3, construction="distinct_random", target_len=2),
+        TaskConfig(D=40, K=4, construction="distinct_random", target_len=2),  # seed-dependent
+        TaskConfig(D=1, K=3),  # one B: its K pool symbols are distinct A's
+    ],
+    ids=["shared_pool", "shared_pool-full", "distinct_random", "distinct_random-drawn", "D1"],
+)
+def test_both_directions_hold_the_same_pairs_with_distinct_as(cfg):
+    backward = WindTunnelTask(replace(cfg, direction="backward"))
+    forward = WindTunnelTask(replace(cfg, direction="forward"))
+    assert _pairs(backward) == _pairs(forward) and len(_pairs(forward)) == cfg.n_examples
+    a = forward.tokens[:, list(forward.config.target_positions)]
+    assert len({tuple(r) for r in a.tolist()}) == cfg.n_examples  # A -> B is a function
+    # same rows, too: row b*K+k is (B_b, A_bk) in both
+    assert torch.equal(
+        backward.tokens[:, list(backward.config.target_positions)],
+        forward.tokens[:, list(forward.config.target_positions)],
+    )
+
+
+def test_shared_pool_stems_are_distinct_when_there_is_room():
+    task = WindTunnelTask(TaskConfig(D=200, K=4, target_len=3))  # 200 <= 16**2
+    c = task.config
+    stems = task.tokens[:: c.K, list(c.target_positions[1:])]
+    assert len({tuple(r) for r in stems.tolist()}) == c.D
+
+
+def test_marginal_loss_is_log_k_backward_and_zero_forward():
+    assert WindTunnelTask(FORWARD).marginal_loss() == 0.0
+    backward = WindTunnelTask(replace(FORWARD, direction="backward"))
+    assert abs(backward.marginal_loss() - math.log(2)) < 1e-9
+    assert WindTunnelTask(FORWARD).log_k == backward.log_k == math.log(2)  # shared reference
+
+
+def test_forward_has_no_selector_to_route():
+    task = WindTunnelTask(FORWARD)
+    for get in (lambda: task.selector_pos, lambda: task.config.selector_pos, task.patching_pairs):
+        with pytest.raises(TaskConfigError, match="forward direction has no selector") as err:
+            get()
+        assert "backward runs" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({}, "n_target_symbols ** (target_len - 1) = 1"),  # the default: L_A = 1, D = 1000
+        ({"D": 17, "target_len": 2}, "= 16): use target_len >= 2"),
+        ({"D": 100, "target_len": 2, "construction": "distinct_random"}, "D = 100 B's"),
+    ],
+)
+def test_forward_needs_distinct_as_checked_with_the_config(kwargs, needle):
+    with pytest.raises(TaskConfigError, match=r"task\.direction = 'forward'") as err:
+        TaskConfig(direction="forward", **kwargs)
+    assert "every A to name one B" in str(err.value) and needle in str(err.value)
+
+
+def test_forward_needs_distinct_as_checked_when_drawn():
+    cfg = TaskConfig(D=60, K=4, target_len=2, construction="distinct_random", direction="forward")
+    with pytest.raises(TaskConfigError, match=r"task\.direction = 'forward'") as err:
+        WindTunnelTask(cfg)  # 240 A's in 256 strings: possible, but not this draw
+    assert "repeats" in str(err.value) and "another seed" in str(err.value)
+    WindTunnelTask(replace(cfg, direction="backward"))  # repeated A's are fine backward
+
+
+def test_forward_rejects_selector_first():
+    with pytest.raises(TaskConfigError, match=r"task\.selector_first = True.*no selector"):
+        TaskConfig(D=10, target_len=2, selector_first=True, direction="forward")
+
+
+def test_forward_config_round_trips():
+    cfg = RunConfig(task=FORWARD)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.to_dict()["task"]["direction"] == "forward"
+    assert RunConfig().task.direction == "backward"
+    assert RunConfig.from_dict({"task": {"D": 10}}).task.direction == "backward"  # old files
+
+
+def test_forward_run_trains_without_a_selector(tmp_path):
+    cfg = build_cfg(task={"direction": "forward", "target_len": 3, "D": 32}, steps=100)
+    run = train(cfg, tmp_path / "fwd", progress=False)
+    loss = run.metrics["loss"]
+    assert loss.iloc[-1] < 0.5 * loss.iloc[0] and loss.iloc[-1] < run.log_k
+    assert len(run.metrics.iloc[0]["loss_pos"]) == cfg.task.base_len  # loss on B tokens
+    tokens = run.task.tokens
+    assert not ((tokens >= cfg.task.selector_offset) & (tokens < cfg.task.base_offset)).any()

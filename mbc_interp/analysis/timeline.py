@@ -130,7 +130,10 @@ def analyze_run(
     device: str | torch.device | None = "cpu",
 ) -> pd.DataFrame:
     """Analyse ``steps`` (default: every checkpoint), skipping those already analysed, and
-    return the whole timeline table (also written to ``RUN/analysis/timeline.csv``)."""
+    return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
+
+    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
+    _check_has_selector(run)
     out = run.path / ANALYSIS_DIR
     _check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
@@ -163,13 +166,24 @@ def analyze(
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``), then time the routing
-    circuit against the loss drop; writes ``timeline.csv`` and ``summary.json``."""
+    circuit against the loss drop; writes ``timeline.csv`` and ``summary.json``.
+
+    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
+    _check_has_selector(run)
     steps = select_steps(run.steps, every, start, stop)
     table = analyze_run(run, config, steps=steps, force=force, progress=progress)
     summary = summarize(run, table)
     write_summary(run, summary)
     return table, summary
+
+
+def _check_has_selector(run: Run) -> None:
+    if not run.config.task.has_selector:
+        raise ValueError(
+            f"{run.path}: cannot analyse a forward-direction run (task.direction = 'forward'): "
+            "it has no selector; analysis of selector routing applies to backward runs"
+        )
 
 
 def analysed_steps(run: Run) -> set[int]:
