@@ -1,5 +1,6 @@
-# Set-up and main job. `make demo` trains the default run through its transition; `make test`
-# runs the test suite. Both create .venv on first use (CPU torch first, never a CUDA build here).
+# Set-up and main job. `make demo` trains the default run through its transition, analyses it
+# and writes its HTML report (RUN/report.html); `make test` runs the test suite. Both create
+# .venv on first use (CPU torch first, never a CUDA build here).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,13 +17,14 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	$(BIN)/python -c "import torch; from importlib.metadata import version as v; print('torch', torch.__version__, '| transformer-lens', v('transformer-lens'))"
 	touch $@
 
 demo: install
 	$(BIN)/mbc train --out $(RUN) --exist-ok
 	$(BIN)/mbc analyze $(RUN)
+	$(BIN)/mbc report $(RUN)
 
 test: install lint
 	$(BIN)/python -m pytest -q

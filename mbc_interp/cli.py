@@ -31,8 +31,10 @@ from typing import Any, Literal
 from .config import ConfigError, RunConfig, TrainConfig
 from .model import ModelConfig
 from .store import RunStore, RunStoreError
+from .sweep import commands as _sweep
 from .task import TaskConfig
 from .train import TrainingError
+from .viz.commands import add_report_args, cmd_report
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {
@@ -165,7 +167,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 def run_name(config: RunConfig) -> str:
     """A readable default run directory name from the fields people sweep."""
     t, tr = config.task, config.train
-    return f"D{t.D}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
+    name = f"D{t.D}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
+    return name + ("_forward" if t.direction == "forward" else "")
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -301,6 +304,17 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         _cmd_analyze,
     ),
     "info": ("print a run's status, task and last evaluation", _add_info, _cmd_info),
+    "sweep": (
+        "run a grid of runs (local pool or Ray), each trained and analysed; resumable",
+        _sweep.add_sweep,
+        _sweep.cmd_sweep,
+    ),
+    "fit": (
+        "fit a sweep: plateau duration vs D, K, lr, batch; lead fraction; figures and tables",
+        _sweep.add_fit,
+        _sweep.cmd_fit,
+    ),
+    "report": ("write a run's self-contained HTML report", add_report_args, cmd_report),
 }
 
 

@@ -9,6 +9,7 @@ plots.
 
 from mbc_interp.analysis.attribution import HeadAttribution, candidate_answers, head_attribution
 from mbc_interp.analysis.logit_lens import LogitLens, logit_lens, residual_logits
+from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.patching import (
     ATTN_OUT,
     HEAD_OUT_ALL_POS,
@@ -27,6 +28,7 @@ from mbc_interp.analysis.patching import (
     patch_resid_pre,
     patch_sites,
 )
+from mbc_interp.analysis.patterns import AttentionPatterns, attention_patterns
 from mbc_interp.analysis.summary import CIRCUIT_FRAC, format_summary, routing_scores, summarize
 from mbc_interp.analysis.timeline import (
     AnalysisConfig,
@@ -54,6 +56,7 @@ __all__ = [
     "SITE_KINDS",
     "UNDEFINED_BELOW",
     "AnalysisConfig",
+    "AttentionPatterns",
     "HeadAttribution",
     "LogitLens",
     "LossTransition",
@@ -62,10 +65,12 @@ __all__ = [
     "analyze",
     "analyze_checkpoint",
     "analyze_run",
+    "attention_patterns",
     "candidate_answers",
     "detect_loss_transition",
     "format_summary",
     "head_attribution",
+    "key_steps",
     "lead_fraction",
     "load_timeline",
     "logit_diff",

@@ -51,7 +51,11 @@ def routing_scores(table: pd.DataFrame) -> pd.DataFrame:
     """Per (step, head): ``attn_to_z``, ``patch_raw``, ``patch_norm`` and ``score``
     (NaN where the normalised patching effect is undefined)."""
     attn = table[(table.analysis == "attribution") & (table.metric == "attn_to_z")]
-    patch = table[(table.analysis == "patching") & (table.kind == "head_out_all_pos")]
+    patch = table[
+        (table.analysis == "patching")
+        & (table.kind == "head_out_all_pos")
+        & (table.component != "baseline")  # the clean / corrupt reference rows
+    ]
     wide = (
         pd.concat([attn, patch])
         .pivot_table(index=["step", "tokens", "component"], columns="metric", values="value")

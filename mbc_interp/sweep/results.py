@@ -1,0 +1,106 @@
+"""One row per run of a sweep: its axes, loss times, plateau duration and routing lead.
+
+Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`):
+
+- ``duration`` = ``t_loss - t_plateau_start``: the waiting time on the plateau, from entering
+  the log K band to the loss falling below log K / 2; in steps and in tokens seen
+  (``steps x batch x seq_len``) and in epochs (passes over the N = D K examples). ``t_loss``
+  itself (escape time from step 0) is reported too.
+- A run without a drop is right-censored: ``censored = True`` and its durations are NaN (the
+  fits leave it out and count it); ``status``/``reason`` say what happened.
+- ``lead_fraction`` (attention onset of the routing head) and ``lead_fraction_patch`` (onset
+  of its causal effect) come from the run's ``analysis/summary.json``.
+
+Forward-direction runs (A -> B control) have no selector and no plateau at log K by design;
+their rows carry the loss times only, measured with the same detector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mbc_interp.analysis.summary import SUMMARY_FILE
+from mbc_interp.analysis.transition import detect_loss_transition
+from mbc_interp.run import load_run
+from mbc_interp.store import ANALYSIS_DIR
+from mbc_interp.sweep.grid import flatten
+from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
+
+AXES = {
+    "task.D": "D", "task.K": "K", "train.lr": "lr", "train.batch_size": "batch",
+    "train.seed": "seed", "task.direction": "direction", "task.target_len": "target_len",
+    "task.construction": "construction", "task.seed": "data_seed", "model.n_layers": "n_layers",
+    "model.d_model": "d_model", "model.n_heads": "n_heads",
+}  # fmt: skip
+"""Config fields copied into the table, under short column names."""
+
+TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_route", "t_route_patch")
+
+
+def collect(sweep: str | Path) -> pd.DataFrame:
+    """The run table of a sweep directory (points not trained yet are listed as pending)."""
+    rows = []
+    for point, run_dir in iter_points(sweep):
+        outcome = read_outcome(Path(sweep) / POINTS_DIR / f"{point['name']}.json") or {}
+        row: dict[str, Any] = {"name": point["name"], "labels": ",".join(point["labels"])}
+        flat = flatten(point["config"])
+        row.update({col: flat.get(key) for key, col in AXES.items()})
+        row["direction"] = row["direction"] or "backward"
+        row["point_status"] = outcome.get("status", "pending")
+        row["error"] = outcome.get("error")
+        if run_dir.exists() and row["point_status"] == "done":
+            row.update(run_row(run_dir))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("duration_steps", "duration_tokens", "duration_epochs", *TIMES):
+        if col not in table:
+            table[col] = float("nan")
+    return table
+
+
+def run_row(run_dir: str | Path) -> dict[str, Any]:
+    """Loss times, durations and routing lead of one run directory."""
+    run = load_run(run_dir)
+    metrics = run.metrics
+    per_step = run.config.tokens_per_step
+    summary_path = Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+    else:  # not analysed (forward control, or a train-only sweep): the loss times alone
+        lt = detect_loss_transition(
+            metrics["step"].to_numpy(float), metrics["loss"].to_numpy(float), run.log_k
+        )
+        summary = lt.to_dict()
+    t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
+    duration = None if t0 is None or t1 is None else t1 - t0
+    last = metrics.iloc[-1]
+    row: dict[str, Any] = {
+        "log_k": run.log_k,
+        "plateau_loss": summary.get("plateau_loss"),
+        "plateau_ratio": None
+        if summary.get("plateau_loss") is None
+        else summary["plateau_loss"] / run.log_k,
+        "status": summary.get("status"),
+        "reason": summary.get("reason"),
+        **{t: summary.get(t) for t in TIMES},
+        "duration_steps": duration,
+        "duration_tokens": None if duration is None else duration * per_step,
+        "t_loss_tokens": None if t1 is None else t1 * per_step,
+        "n_examples": run.task.config.n_examples,
+        "duration_epochs": None
+        if duration is None
+        else duration * run.config.train.batch_size / run.task.config.n_examples,
+        "censored": t1 is None,
+        "lead_fraction": summary.get("lead_fraction"),
+        "lead_fraction_patch": summary.get("lead_fraction_patch"),
+        "routing_head": summary.get("routing_head"),
+        "tokens_per_step": per_step,
+        "steps_run": int(last.step),
+        "final_loss": float(last.loss),
+        "min_loss": float(metrics["loss"].min()),
+    }
+    return row

@@ -1,0 +1,55 @@
+"""``mbc report RUN [--out PATH]``: the run's self-contained HTML report; prints its path.
+
+Checkpoints not analysed yet are analysed first (incrementally, with the settings already in
+``RUN/analysis/config.json``, or the defaults for a run never analysed), so the report always
+covers the whole run, also one still training. ``--no-analyze`` uses what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mbc_interp.store import ANALYSIS_DIR
+
+
+def add_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, metavar="RUN", help="run directory")
+    p.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
+    p.add_argument("--example", type=int, default=0, help="example shown in the attention views")
+    p.add_argument(
+        "--x", choices=("step", "tokens"), default="step", help="time axis of the figures"
+    )
+    p.add_argument(
+        "--no-analyze", action="store_true",
+        help="do not analyse missing checkpoints first (fails if none is analysed)",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mbc_interp.analysis.timeline import CONFIG_FILE, AnalysisConfig, analysed_steps, analyze
+    from mbc_interp.run import load_run
+    from mbc_interp.viz.run_report import write_run_report
+
+    run = load_run(args.run)
+    if not run.steps:
+        raise ValueError(f"{run.path}: no checkpoint yet; nothing to report")
+    missing = sorted(set(run.steps) - analysed_steps(run))
+    if not run.config.task.has_selector:
+        pass  # a forward run: nothing to analyse, the report shows its loss
+    elif missing and not args.no_analyze:
+        saved = run.path / ANALYSIS_DIR / CONFIG_FILE
+        config = (
+            AnalysisConfig.from_dict(json.loads(saved.read_text()))
+            if saved.is_file()
+            else AnalysisConfig()
+        )
+        print(f"{run.path}: analysing {len(missing)} of {len(run.steps)} checkpoints first")
+        analyze(run, config, progress=not args.no_progress)
+    elif not analysed_steps(run):
+        raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
+    path = write_run_report(run, args.out, example=args.example, x=args.x)
+    print(path)
+    return 0

@@ -1,0 +1,361 @@
+"""Plotly figures of a run: each function draws data the analysis layer already computed.
+
+Inputs are the tables of :mod:`mbc_interp.analysis` and nothing else: ``run.metrics`` (the eval
+loss), the summary dict (``summary.json``: log K and the transition times), the tidy timeline
+(:func:`~mbc_interp.analysis.load_timeline`) and the routing scores derived from it
+(:func:`~mbc_interp.analysis.routing_scores`). Nothing here runs a model, so a figure can be
+redrawn from the files in ``RUN/analysis/`` alone.
+
+Every time axis takes ``x="step"`` or ``x="tokens"`` (tokens seen); the summary's times are drawn
+on it as dotted vertical lines: ``t_plateau_start``, ``t_route`` (the routing head starts to read
+z) and ``t_loss`` (the loss drop). Heads are lines of one colour each; the routing head is the
+thick red one, the other heads of the circuit are solid and the rest faint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+XAxis = Literal["step", "tokens"]
+EVENTS: tuple[tuple[str, str, str], ...] = (
+    ("t_plateau_start", "plateau start", "#7f7f7f"),
+    ("t_route", "t_route", "#d62728"),
+    ("t_loss", "t_loss", "#1f77b4"),
+)
+"""(summary key, label, colour) of the times marked on every time axis."""
+ROUTING_COLOR = "#d62728"
+TEMPLATE = "plotly_white"
+_REDS = ("rgb(204, 102, 119)", "rgb(136, 34, 85)", "rgb(102, 17, 0)")  # the routing head is red
+_PALETTE = [c for c in qualitative.Safe + qualitative.Pastel if c not in _REDS]
+_LABELS = {
+    "attn_to_z": "attention SEP → z",
+    "patch_raw": "patching effect (logits)",
+    "patch_norm": "patching effect (0 = corrupt, 1 = clean)",
+    "correct_prob": "P(correct target)",
+    "candidate_mass": "P(one of the K candidates)",
+}
+
+
+# -- the loss and the heads over training ----------------------------------------------------
+def loss_curve(
+    metrics: pd.DataFrame,
+    summary: Mapping[str, Any],
+    scores: pd.DataFrame | None = None,
+    *,
+    x: XAxis = "step",
+    log_x: bool = False,
+    log_y: bool = False,
+) -> go.Figure:
+    """Eval loss with the log K line and the transition times; with ``scores``, every head's
+    attention to z on a second axis, so the routing head's lead over the drop shows at a glance.
+    ``log_x`` drops step 0 (a log axis has no zero)."""
+    fig = make_subplots(specs=[[{"secondary_y": scores is not None}]])
+    xs = metrics[x].to_numpy(float)
+    loss = metrics["loss"].to_numpy(float)
+    fig.add_trace(
+        go.Scatter(x=xs, y=loss, name="eval loss", mode="lines",
+                   line={"color": "black", "width": 2.5}),
+        secondary_y=False,
+    )  # fmt: skip
+    if "train_loss" in metrics and metrics["train_loss"].notna().any():
+        fig.add_trace(
+            go.Scatter(x=xs, y=metrics["train_loss"], name="train loss", mode="lines",
+                       line={"color": "#7f7f7f", "width": 1, "dash": "dot"}),
+            secondary_y=False,
+        )  # fmt: skip
+    log_k = float(summary["log_k"])
+    fig.add_trace(
+        go.Scatter(x=[xs.min(), xs.max()], y=[log_k, log_k], name=f"log K = {log_k:.4f}",
+                   mode="lines", line={"color": "#2ca02c", "dash": "dash", "width": 1.5}),
+        secondary_y=False,
+    )  # fmt: skip
+    for key, label, color, t in event_times(summary, x):
+        fig.add_trace(
+            go.Scatter(x=[t], y=[float(np.interp(t, xs, loss))], name=label, mode="markers",
+                       marker={"color": color, "size": 11, "symbol": "diamond",
+                               "line": {"color": "white", "width": 1}},
+                       meta=key, hovertemplate=f"{label}: %{{x:,.0f}}<extra></extra>"),
+            secondary_y=False,
+        )  # fmt: skip
+    _lead_band(fig, summary, x)
+    if scores is not None:
+        for i, (head, curve) in enumerate(_by_head(scores)):
+            fig.add_trace(
+                go.Scatter(x=curve[x], y=curve["attn_to_z"], mode="lines", legendgroup="heads",
+                           legendgrouptitle_text="attention SEP → z",
+                           **_head_style(head, summary, i)),
+                secondary_y=True,
+            )  # fmt: skip
+        fig.update_yaxes(title_text="attention SEP → z", range=[0, 1.02], secondary_y=True,
+                         showgrid=False, tickmode="auto")  # fmt: skip
+    fig.update_yaxes(title_text="loss (nats / example)", type="log" if log_y else "linear",
+                     secondary_y=False)  # fmt: skip
+    _mark_events(fig, summary, x)
+    fig.update_xaxes(title_text=_x_title(x), type="log" if log_x else "linear")
+    return _layout(fig, "Loss and routing: the plateau at log K, then the drop", 520)
+
+
+def head_timelines(
+    scores: pd.DataFrame,
+    summary: Mapping[str, Any] | None = None,
+    *,
+    x: XAxis = "step",
+    effect: Literal["patch_raw", "patch_norm"] = "patch_raw",
+    log_x: bool = False,
+) -> go.Figure:
+    """Per head over checkpoints: attention SEP -> z (top) and the effect of patching the
+    head's clean output into the corrupt run (bottom); one line per head, the routing head
+    highlighted."""
+    summary = summary or {}
+    metrics = ("attn_to_z", effect)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[_LABELS[m] for m in metrics])  # fmt: skip
+    for i, (head, curve) in enumerate(_by_head(scores)):
+        style = _head_style(head, summary, i)
+        for row, metric in enumerate(metrics, start=1):
+            fig.add_trace(
+                go.Scatter(x=curve[x], y=curve[metric], mode="lines+markers", legendgroup=head,
+                           showlegend=row == 1, marker={"size": 4}, **style),
+                row=row, col=1,
+            )  # fmt: skip
+    fig.update_yaxes(title_text="attention", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title_text="logits" if effect == "patch_raw" else "share", row=2, col=1)
+    fig.update_xaxes(title_text=_x_title(x), row=2, col=1)
+    fig.update_xaxes(type="log" if log_x else "linear")
+    _mark_events(fig, summary, x)
+    return _layout(fig, "Routing score and head patching effect, per head", 640)
+
+
+def head_heatmaps(
+    scores: pd.DataFrame, metrics: Sequence[str] = ("attn_to_z", "patch_raw")
+) -> go.Figure:
+    """Layer x head heatmaps of ``metrics``, one panel each, with a slider over checkpoints
+    (one slider step per analysed checkpoint; it starts at the last). Colour scales are fixed
+    across checkpoints, so moving the slider compares like with like."""
+    heads = head_rows(scores)
+    steps = sorted(int(s) for s in heads["step"].unique())
+    layer_heads = [_layer_head(str(c)) for c in heads["component"].unique()]
+    n_layers, n_heads = (max(v) + 1 for v in zip(*layer_heads, strict=True))
+    cubes = {m: _layer_head_cube(heads, m, steps, n_layers, n_heads) for m in metrics}
+    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.15,
+                        subplot_titles=[_LABELS.get(m, m) for m in metrics])  # fmt: skip
+    for col, metric in enumerate(metrics, start=1):
+        cube = cubes[metric]
+        if metric == "attn_to_z":
+            scale: dict[str, Any] = {"colorscale": "Blues", "zmin": 0.0, "zmax": 1.0}
+        else:
+            top = float(np.nanmax(np.abs(cube))) if np.isfinite(cube).any() else 1.0
+            scale = {"colorscale": "RdBu", "reversescale": True, "zmin": -top, "zmax": top}
+        domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain
+        fig.add_trace(
+            go.Heatmap(z=_json_grid(cube[-1]), x=[f"H{h}" for h in range(n_heads)],
+                       y=[f"L{l}" for l in range(n_layers)], texttemplate="%{z:.2f}",
+                       colorbar={"x": domain[1] + 0.01, "len": 0.8, "thickness": 12},
+                       hovertemplate="%{y}%{x}: %{z:.3f}<extra></extra>", name=metric, **scale),
+            row=1, col=col,
+        )  # fmt: skip
+    slider_steps = [
+        {"method": "restyle", "label": str(step),
+         "args": [{"z": [_json_grid(cubes[m][i]) for m in metrics]}, list(range(len(metrics)))]}
+        for i, step in enumerate(steps)
+    ]  # fmt: skip
+    fig.update_layout(
+        sliders=[{"active": len(steps) - 1, "steps": slider_steps, "pad": {"t": 40},
+                  "currentvalue": {"prefix": "checkpoint: step "}}],
+    )  # fmt: skip
+    fig.update_yaxes(autorange="reversed", title_text="layer")
+    fig.update_xaxes(title_text="head")
+    return _layout(fig, "Every head at one checkpoint (slide through training)", 430)
+
+
+def site_timelines(
+    frame: pd.DataFrame,
+    summary: Mapping[str, Any] | None = None,
+    *,
+    metric: str = "patch_raw",
+    x: XAxis = "step",
+    title: str = "Activation patching over checkpoints",
+) -> go.Figure:
+    """One line per patch site (``component``, plus ``@position`` for per-position kinds) of a
+    tidy patching table over checkpoints; heads of the summary's circuit highlighted."""
+    rows = frame[frame["metric"] == metric]
+    by_pos = rows["pos"].notna() if "pos" in rows else pd.Series(False, index=rows.index)
+    site = rows["component"].astype(str).where(~by_pos, rows["component"] + "@" + rows["position"])
+    fig = go.Figure()
+    for i, (name, curve) in enumerate(rows.assign(site=site).groupby("site", sort=False)):
+        head = str(name).split("@")[0]
+        style = _head_style(head, summary or {}, i) if str(name) == head and "H" in head else {}
+        fig.add_trace(go.Scatter(x=curve[x], y=curve["value"], mode="lines+markers",
+                                 marker={"size": 4}, **{"name": str(name), **style}))  # fmt: skip
+    fig.update_xaxes(title_text=_x_title(x))
+    fig.update_yaxes(title_text=_LABELS.get(metric, metric))
+    _mark_events(fig, summary or {}, x)
+    return _layout(fig, title, 480)
+
+
+# -- per-checkpoint heatmaps -----------------------------------------------------------------
+def patching_heatmaps(
+    table: pd.DataFrame,
+    steps: Mapping[str, int] | Sequence[int],
+    *,
+    kind: str = "resid_pre",
+    metric: Literal["patch_raw", "patch_norm"] = "patch_raw",
+) -> go.Figure:
+    """Layer x position activation-patching heatmaps of site ``kind`` at chosen checkpoints
+    (label -> step, e.g. :func:`~mbc_interp.analysis.moments.key_steps`), side by side on one
+    colour scale. ``patch_norm`` is blank where undefined (the plateau: no clean/corrupt gap)."""
+    named = dict(steps) if isinstance(steps, Mapping) else {f"step {s}": int(s) for s in steps}
+    sites = table[(table["kind"] == kind) & (table["metric"] == metric)]
+    grids = {
+        label: patching_grid(sites[sites["step"] == s], kind, metric) for label, s in named.items()
+    }
+    finite = [np.abs(g[0])[np.isfinite(g[0])] for g in grids.values()]
+    top = max((float(f.max()) for f in finite if f.size), default=1.0) or 1.0
+    titles = [f"{label} (step {step:,})" for label, step in named.items()]
+    fig = make_subplots(rows=1, cols=len(named), horizontal_spacing=0.04, shared_yaxes=True,
+                        subplot_titles=titles)  # fmt: skip
+    for col, (z, layers, positions) in enumerate(grids.values(), start=1):
+        fig.add_trace(
+            go.Heatmap(z=_json_grid(z), x=positions, y=layers, zmin=-top, zmax=top, zmid=0,
+                       colorscale="RdBu", reversescale=True, texttemplate="%{z:.2f}",
+                       showscale=col == len(named), colorbar={"title": {"text": _unit(metric)}},
+                       hovertemplate="%{y} @ %{x}: %{z:.3f}<extra></extra>"),
+            row=1, col=col,
+        )  # fmt: skip
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="position", type="category")
+    title = f"Activation patching ({kind}, {_LABELS[metric]}), clean z into corrupt"
+    return _layout(fig, title, 380)
+
+
+def patching_grid(
+    frame: pd.DataFrame, kind: str = "resid_pre", metric: str = "patch_raw"
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """``(values [layer, pos], layer labels, position labels)`` of one checkpoint's layer x
+    position sites; takes the timeline at one step or ``PatchingResult.to_frame()``."""
+    rows = frame[(frame["kind"] == kind) & (frame["metric"] == metric) & frame["pos"].notna()]
+    if rows.empty:
+        raise ValueError(f"no {kind} / {metric} patching rows (is {kind!r} in patch_kinds?)")
+    grid = rows.pivot_table(index="layer", columns="pos", values="value", dropna=False)
+    names = rows.drop_duplicates("pos").set_index("pos")["position"]
+    positions = [f"{int(p)}:{names[p]}" for p in grid.columns]
+    return grid.to_numpy(float), [f"{kind} L{int(l)}" for l in grid.index], positions
+
+
+def logit_lens_heatmap(
+    table: pd.DataFrame, summary: Mapping[str, Any] | None = None, *, x: XAxis = "step"
+) -> go.Figure:
+    """Logit lens, stage (embedding, after each block) x checkpoint: the probability of the
+    correct target (conditional knowledge, top) and the mass on the K candidates (marginal
+    knowledge, bottom). The marginal appears early in every layer; the conditional late."""
+    lens = table[table["analysis"] == "logit_lens"]
+    metrics = ("correct_prob", "candidate_mass")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=[_LABELS[m] for m in metrics])  # fmt: skip
+    for row, metric in enumerate(metrics, start=1):
+        rows = lens[lens["metric"] == metric]
+        grid = rows.pivot_table(index="layer", columns=x, values="value")
+        stages = rows.drop_duplicates("layer").set_index("layer")["component"]
+        fig.add_trace(
+            go.Heatmap(z=_json_grid(grid.to_numpy(float)), x=grid.columns.to_numpy(float),
+                       y=[str(stages[l]) for l in grid.index], zmin=0, zmax=1,
+                       colorscale="Viridis", showscale=row == 1, name=metric,
+                       colorbar={"title": {"text": "probability"}},
+                       hovertemplate=f"%{{y}}, {x} %{{x:,}}: %{{z:.3f}}<extra></extra>"),
+            row=row, col=1,
+        )  # fmt: skip
+        fig.update_yaxes(title_text="residual after", row=row, col=1)
+    fig.update_xaxes(title_text=_x_title(x), row=2, col=1)
+    _mark_events(fig, summary or {}, x)
+    return _layout(fig, "Logit lens over training: marginal before conditional", 520)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def head_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The per-head rows of a routing-score table (drops non-head rows such as ``baseline``)."""
+    return scores[scores["component"].astype(str).str.fullmatch(r"L\d+H\d+")]
+
+
+def event_times(summary: Mapping[str, Any], x: XAxis = "step") -> list[tuple[str, str, str, float]]:
+    """``(key, label, colour, time)`` of the summary's marked times that exist, on axis ``x``."""
+    source = summary.get("tokens", {}) if x == "tokens" else summary
+    return [(k, label, c, float(source[k])) for k, label, c in EVENTS if source.get(k) is not None]
+
+
+def _mark_events(fig: go.Figure, summary: Mapping[str, Any], x: XAxis) -> None:
+    for i, (_, label, color, t) in enumerate(event_times(summary, x)):
+        fig.add_vline(x=t, line={"color": color, "dash": "dot", "width": 1.5}, opacity=0.8)
+        fig.add_annotation(x=t, y=1.0 - 0.05 * i, yref="paper", text=label, showarrow=False,
+                           xanchor="left", yanchor="top", font={"color": color, "size": 11},
+                           bgcolor="rgba(255,255,255,0.7)")  # fmt: skip
+
+
+def _lead_band(fig: go.Figure, summary: Mapping[str, Any], x: XAxis) -> None:
+    times = {k: t for k, _, _, t in event_times(summary, x)}
+    if "t_route" in times and "t_loss" in times and times["t_route"] < times["t_loss"]:
+        lead = summary.get("lead_fraction")
+        text = "lead" + (f": {lead:.0%} of the plateau" if lead is not None else "")
+        fig.add_vrect(x0=times["t_route"], x1=times["t_loss"], fillcolor=ROUTING_COLOR,
+                      opacity=0.07, line_width=0, annotation_text=text,
+                      annotation_position="bottom left")  # fmt: skip
+
+
+def _by_head(scores: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per-head curves in layer, head order (``L2H0`` before ``L10H0``), sorted by step."""
+    groups = [(str(h), c.sort_values("step")) for h, c in head_rows(scores).groupby("component")]
+    return sorted(groups, key=lambda g: _layer_head(g[0]))
+
+
+def _layer_head(head: str) -> tuple[int, int]:
+    l, h = head[1:].split("H")
+    return int(l), int(h)
+
+
+def _head_style(head: str, summary: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Line style of the ``index``-th head: the routing head thick red, the circuit solid."""
+    color = _PALETTE[index % len(_PALETTE)]
+    if head == summary.get("routing_head"):
+        return {"name": f"{head} (routing head)", "line": {"color": ROUTING_COLOR, "width": 4}}
+    if head in (summary.get("routing_heads") or []):
+        return {"name": f"{head} (circuit)", "line": {"color": color, "width": 2.2}}
+    return {"name": head, "line": {"color": color, "width": 1.2}, "opacity": 0.55}
+
+
+def _layer_head_cube(
+    heads: pd.DataFrame, metric: str, steps: list[int], n_layers: int, n_heads: int
+) -> np.ndarray:
+    cube = np.full((len(steps), n_layers, n_heads), np.nan)
+    index = {s: i for i, s in enumerate(steps)}
+    for step, head, value in heads[["step", "component", metric]].itertuples(index=False):
+        l, h = _layer_head(str(head))
+        cube[index[int(step)], l, h] = value
+    return cube
+
+
+def _json_grid(values: np.ndarray) -> list[list[float | None]]:
+    """Nested lists with NaN as None (null in JSON: a blank cell in plotly)."""
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(values)]
+
+
+def _x_title(x: XAxis) -> str:
+    return "tokens seen" if x == "tokens" else "training step"
+
+
+def _unit(metric: str) -> str:
+    return "logits" if metric == "patch_raw" else "share"
+
+
+def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01}, template=TEMPLATE, height=height,
+        margin={"l": 70, "r": 30, "t": 80, "b": 60}, hovermode="closest",
+        legend={"groupclick": "toggleitem"},
+    )  # fmt: skip
+    return fig

@@ -1,0 +1,148 @@
+"""Fits recover known answers from synthetic sweeps, and `mbc fit` writes tables and figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbc_interp.cli import main
+from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
+from mbc_interp.sweep.reproduction import BEGIN, END, claims_table
+from mbc_interp.sweep.results import collect
+
+
+def synthetic(exp_d=1.19, exp_k=0.0, lr_ratio=3.6, batch_ratio=1.5, lead=0.5, noise=0.05, seeds=5):
+    """A run table like `collect`'s, with durations from known power laws and seed-to-seed
+    spread that is symmetric in log space (so the point estimates equal the truth)."""
+    rng = np.random.default_rng(0)
+    ref = dict(D=500, K=4, lr=3e-4, batch=128)
+    points = [{**ref, "D": d} for d in (125, 250, 500, 1000, 2000)]
+    points += [{**ref, "K": k} for k in (2, 8)]
+    points += [{**ref, "lr": lr} for lr in (1e-3, 2e-3)]
+    points += [{**ref, "batch": 64}]
+    rows = []
+    for p in points:
+        for s in range(seeds):
+            dur = 1e5 * (p["D"] / 500) ** exp_d * (p["K"] / 4) ** exp_k
+            dur *= lr_ratio ** (np.log(p["lr"] / 3e-4) / np.log(2e-3 / 3e-4))
+            dur *= batch_ratio if p["batch"] == 64 else 1.0
+            dur *= np.exp(noise * (s - (seeds - 1) / 2))  # symmetric: fits are exact
+            rows.append({**p, "seed": s, "direction": "backward", "target_len": 1,
+                         "construction": "shared_pool", "data_seed": 0, "n_layers": 2,
+                         "d_model": 64, "n_heads": 4, "point_status": "done",
+                         "name": f"run{len(rows)}", "duration_tokens": dur,
+                         "duration_steps": dur / (p["batch"] * 7), "log_k": np.log(p["K"]),
+                         "n_examples": p["D"] * p["K"],
+                         "duration_epochs": dur / (p["D"] * p["K"] * 7),
+                         "t_loss_tokens": dur + 100 * p["batch"] * 7,
+                         "plateau_loss": np.log(p["K"]) * (1 + 0.005 * rng.standard_normal()),
+                         "lead_fraction": lead + 0.1 * (-1) ** len(rows),
+                         "lead_fraction_patch": lead - 0.3, "routing_head": "L0H1",
+                         "t_plateau_start": 100.0, "t_solved": 2000.0,
+                         "status": "transitioned"})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["plateau_ratio"] = table.plateau_loss / table.log_k
+    return table
+
+
+def test_power_law_recovers_the_exponent_and_its_ci_covers_it():
+    x = np.repeat([100.0, 200, 400, 800], 6)
+    y = 3.0 * x**1.19 * np.exp(0.05 * np.random.default_rng(1).standard_normal(len(x)))
+    fit = power_law(x, y, n_boot=2000)
+    assert fit.exponent == pytest.approx(1.19, abs=0.05)
+    assert fit.ci[0] < 1.19 < fit.ci[1] and fit.ci[1] - fit.ci[0] < 0.2
+    assert fit.r2 > 0.98 and fit.p_zero < 0.01 and fit.levels == (100, 200, 400, 800)
+    flat = power_law(x, np.exp(0.05 * np.random.default_rng(2).standard_normal(len(x))))
+    assert flat.ci[0] < 0 < flat.ci[1] and flat.p_zero > 0.05
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        power_law(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="positive"):
+        power_law(np.array([1.0, 2.0]), np.array([1.0, -1.0]))
+
+
+def test_ratio_and_mean_intervals():
+    r = ratio_of_means(np.array([4.0, 4.2, 3.8]), np.array([1.0, 1.1, 0.9]))
+    assert r.ratio == pytest.approx(4.0) and r.ci[0] < 4.0 < r.ci[1]
+    m = mean_ci(np.array([0.4, 0.5, 0.6, np.nan]))
+    assert m.mean == pytest.approx(0.5) and m.n == 3 and m.ci[0] < 0.5 < m.ci[1]
+
+
+def test_fit_sweep_verdicts_follow_the_rules():
+    fits = fit_sweep(synthetic(), n_boot=1000)
+    assert fits["reference"]["D"] == 500 and fits["reference"]["lr"] == 3e-4
+    assert fits["D"]["exponent"] == pytest.approx(1.19, abs=1e-9)
+    assert fits["D"]["n_runs"] == 25
+    verdicts = {k: fits[k]["verdict"] for k in ("plateau", "D", "K", "lr", "batch", "lead")}
+    assert verdicts == dict.fromkeys(verdicts, "reproduced")
+    assert fits["lr"]["ratio"] == pytest.approx(3.6, rel=0.05)
+    assert fits["lr"]["monotone_increasing"]
+    assert fits["N"]["n_runs"] == 35  # the D and K slices pooled
+    assert fits["batch"]["numerator"] == 64
+    assert fits["batch"]["ratio"] == pytest.approx(1.5, rel=0.05)
+
+    other = fit_sweep(synthetic(exp_d=0.6, exp_k=0.5, lr_ratio=1.0, batch_ratio=0.8, lead=0.9))
+    assert other["D"]["verdict"] == "partly"  # grows with D, but not as D^1.19
+    assert other["K"]["verdict"] == "not reproduced"
+    assert other["lr"]["verdict"] == "not reproduced"
+    assert other["batch"]["verdict"] == "not reproduced"
+    assert other["lead"]["verdict"] == "partly"
+
+
+def test_censored_runs_are_left_out_and_counted():
+    table = synthetic()
+    table.loc[(table.D == 2000) & (table.seed < 2), ["duration_tokens", "duration_steps"]] = np.nan
+    fits = fit_sweep(table, n_boot=200)
+    assert fits["D"]["n_censored"] == 2 and fits["D"]["n_runs"] == 23
+    assert reference_point(table)["K"] == 4
+    assert list(claims_table(fits).verdict)[:2] == ["reproduced", "reproduced"]
+
+
+def test_mbc_fit_on_a_real_sweep_writes_tables_figures_and_the_doc(local_sweep, tmp_path, capsys):
+    doc = tmp_path / "REPRO.md"
+    doc.write_text(f"# Results\nprose before\n{BEGIN}\nold numbers\n{END}\nprose after\n")
+    out = tmp_path / "results"
+    assert main(["fit", str(local_sweep), "--results", str(out), "--doc", str(doc),
+                 "--n-boot", "200"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "2a. Plateau duration grows with D" in printed
+    runs = pd.read_csv(out / "runs.csv")
+    table = collect(local_sweep)
+    assert len(runs) == len(table) and set(runs.D) == {24, 32}
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["n_runs"] == int((table.point_status == "done").sum())
+    html = (out / "report.html").read_text()
+    assert "Plateau duration vs D" in html and '<script src="http' not in html
+    text = doc.read_text()
+    assert "prose before" in text and "prose after" in text and "old numbers" not in text
+    assert "| claim | paper |" in text and "runs.csv" in text
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers\n")
+    assert main(["fit", str(local_sweep), "--results", str(out), "--doc", str(bare)]) == 2
+    assert "no generated section" in capsys.readouterr().err
+
+
+def test_reproduction_md_matches_the_committed_results():
+    """The numbers in REPRODUCTION.md are those `mbc fit` computes from results/cpu/runs.csv."""
+    from pathlib import Path
+
+    from mbc_interp.sweep.reproduction import _md_table
+
+    root = Path(__file__).resolve().parents[2]
+    runs = pd.read_csv(root / "results/cpu/runs.csv")
+    saved = json.loads((root / "results/cpu/fits.json").read_text())
+    again = fit_sweep(runs)
+    for key in ("D", "K", "N"):
+        assert again[key]["exponent"] == pytest.approx(saved[key]["exponent"], abs=1e-9)
+        assert again[key]["ci"] == pytest.approx(saved[key]["ci"], abs=1e-9)
+    for key in ("lr", "batch"):
+        assert again[key]["ratio"] == pytest.approx(saved[key]["ratio"], abs=1e-9)
+    assert again["lead"]["lead_fraction"]["mean"] == pytest.approx(
+        saved["lead"]["lead_fraction"]["mean"], abs=1e-9
+    )
+    doc = (root / "REPRODUCTION.md").read_text()
+    assert _md_table(claims_table(saved)) in doc
+    for svg in (root / "results/cpu/figures").glob("*.svg"):
+        assert f"results/cpu/figures/{svg.name}" in doc

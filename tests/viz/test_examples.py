@@ -1,0 +1,92 @@
+"""The notebooks and scripts in examples/ run, on a tiny configuration, so they cannot rot.
+
+Notebooks read their parameters from environment variables (``MBC_EXAMPLE_RUN``: the run
+directory; ``MBC_EXAMPLE_CONFIG``: a config file for 01 to train), which the kernel inherits.
+They are committed with outputs stripped; that is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from ..helpers import build_cfg
+from .conftest import copy_run
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
+
+
+@pytest.fixture
+def kernel_env(monkeypatch):
+    """What the kernel inherits: one torch thread, and this checkout's package first."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), path) if p))
+    return monkeypatch
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": EXAMPLES}}
+    )
+    client.execute()
+    return notebook
+
+
+def outputs(notebook: nbformat.NotebookNode) -> str:
+    return json.dumps([c.get("outputs", []) for c in notebook.cells])
+
+
+def test_notebooks_are_committed_stripped():
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_quickstart.ipynb", "02_patching.ipynb", "03_attention.ipynb",
+    ]  # fmt: skip
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, path.name
+
+
+def test_quickstart_trains_a_tiny_run(kernel_env, tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(build_cfg().to_dict()))
+    kernel_env.setenv("MBC_EXAMPLE_RUN", str(tmp_path / "run"))
+    kernel_env.setenv("MBC_EXAMPLE_CONFIG", str(config))
+    notebook = execute(EXAMPLES / "01_quickstart.ipynb")
+    assert (tmp_path / "run" / "manifest.json").is_file()
+    text = outputs(notebook)
+    assert "application/vnd.plotly.v1+json" in text and "log K = 1.3863" in text
+
+
+@pytest.mark.parametrize("name", ["02_patching.ipynb", "03_attention.ipynb"])
+def test_analysis_notebooks_run(name, kernel_env, demo_like_run, tmp_path):
+    run = copy_run(demo_like_run, tmp_path / "run")
+    kernel_env.setenv("MBC_EXAMPLE_RUN", str(run.path))
+    text = outputs(execute(EXAMPLES / name))
+    assert "application/vnd.plotly.v1+json" in text or "CircuitsVis.render" in text
+    if name == "03_attention.ipynb":
+        assert (run.path / "attention.html").is_file() and "unpkg.com" not in text
+
+
+def test_patch_over_checkpoints_script(transitioned_run, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    script = EXAMPLES / "patch_over_checkpoints.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(transitioned_run.path), "--kind", "resid_pre",
+         "--every", "4", "--n-pairs", "16", "--out", str(tmp_path)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    csv = tmp_path / "patching_resid_pre.csv"
+    assert f"wrote {csv}" in done.stdout
+    assert (tmp_path / "patching_resid_pre.html").read_text().count("plotly-graph-div") == 1

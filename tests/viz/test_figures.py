@@ -1,0 +1,152 @@
+"""Figures draw exactly what the analysis computed: traces per head, log K, the summary's times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mbc_interp.analysis import key_steps, routing_scores
+from mbc_interp.viz import (
+    head_heatmaps,
+    head_timelines,
+    logit_lens_heatmap,
+    loss_curve,
+    patching_grid,
+    patching_heatmaps,
+    site_timelines,
+)
+from mbc_interp.viz.figures import EVENTS, head_rows
+
+EVENT_KEYS = [key for key, _, _ in EVENTS]
+
+
+@pytest.fixture(scope="module")
+def data(analysed):
+    run, table, summary = analysed
+    scores = head_rows(routing_scores(table))
+    return run, table, summary, scores
+
+
+def _n_heads(run) -> int:
+    return run.config.model.n_layers * run.config.model.n_heads
+
+
+def _vlines(fig) -> list[float]:
+    return sorted({float(s.x0) for s in fig.layout.shapes if s.x0 == s.x1})
+
+
+def test_loss_curve_draws_loss_log_k_and_the_summary_times(data):
+    run, _, summary, scores = data
+    fig = loss_curve(run.metrics, summary, scores)
+    by_name = {t.name: t for t in fig.data}
+    np.testing.assert_allclose(by_name["eval loss"].y, run.metrics["loss"])
+    log_k = next(t for t in fig.data if t.name.startswith("log K"))
+    assert list(log_k.y) == [pytest.approx(run.log_k)] * 2
+    assert (log_k.x[0], log_k.x[1]) == (0, run.metrics["step"].max())
+    markers = {t.meta: t.x[0] for t in fig.data if t.meta in EVENT_KEYS}
+    assert markers == {k: pytest.approx(summary[k]) for k in EVENT_KEYS}
+    assert _vlines(fig) == pytest.approx(sorted(summary[k] for k in EVENT_KEYS))
+    heads = [t for t in fig.data if t.yaxis == "y2"]
+    assert len(heads) == _n_heads(run)
+    routing = [t for t in heads if "routing head" in t.name]
+    assert [t.name.split()[0] for t in routing] == [summary["routing_head"]]
+    assert routing[0].line.width > max(t.line.width for t in heads if t is not routing[0])
+    curve = scores[scores.component == summary["routing_head"]]
+    np.testing.assert_allclose(routing[0].y, curve["attn_to_z"])
+    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+
+
+def test_loss_curve_in_tokens_and_log_scale(data):
+    run, _, summary, _ = data
+    fig = loss_curve(run.metrics, summary, x="tokens", log_x=True, log_y=True)
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    markers = {t.meta: t.x[0] for t in fig.data if t.meta in EVENT_KEYS}
+    assert markers == {k: pytest.approx(summary["tokens"][k]) for k in EVENT_KEYS}
+    assert not [t for t in fig.data if t.yaxis == "y2"]  # no scores, no second axis
+
+
+def test_loss_curve_without_times_marks_nothing(data):
+    run, _, summary, _ = data
+    bare = {"log_k": summary["log_k"], "tokens": {}}
+    fig = loss_curve(run.metrics, bare)
+    assert not [t for t in fig.data if t.meta in EVENT_KEYS] and not _vlines(fig)
+
+
+def test_head_timelines_one_line_per_head_per_panel(data):
+    run, _, summary, scores = data
+    fig = head_timelines(scores, summary)
+    assert len(fig.data) == 2 * _n_heads(run)
+    routing = [t for t in fig.data if t.legendgroup == summary["routing_head"]]
+    assert len(routing) == 2 and all(t.line.width == 4 for t in routing)
+    curve = scores[scores.component == summary["routing_head"]]
+    np.testing.assert_allclose(routing[0].y, curve["attn_to_z"])
+    np.testing.assert_allclose(routing[1].y, curve["patch_raw"])
+    assert sum(t.showlegend for t in fig.data) == _n_heads(run)
+
+
+def test_head_heatmaps_slider_has_a_step_per_analysed_checkpoint(data):
+    run, table, _, scores = data
+    fig = head_heatmaps(scores)
+    steps = sorted(table["step"].unique())
+    slider = fig.layout.sliders[0]
+    assert [s.label for s in slider.steps] == [str(s) for s in steps]
+    assert slider.active == len(steps) - 1
+    n_layers, n_heads = run.config.model.n_layers, run.config.model.n_heads
+    assert len(fig.data) == 2
+    for trace in fig.data:
+        assert np.array(trace.z, dtype=float).shape == (n_layers, n_heads)
+    middle = slider.steps[len(steps) // 2]
+    attn, effect = (np.array(z, dtype=float) for z in middle.args[0]["z"])
+    at = scores[scores.step == steps[len(steps) // 2]].set_index("component")
+    assert attn[1, 0] == pytest.approx(at.loc["L1H0", "attn_to_z"])
+    assert effect[0, 1] == pytest.approx(at.loc["L0H1", "patch_raw"])
+    assert fig.data[0].zmin == 0 and fig.data[0].zmax == 1  # fixed across the slider
+
+
+def test_patching_heatmaps_at_three_moments(data):
+    run, table, summary, _ = data
+    moments = key_steps(summary, table["step"].unique())
+    fig = patching_heatmaps(table, moments)
+    assert len(fig.data) == 3
+    n_pos = run.config.task.sep_pos + 1
+    for trace, step in zip(fig.data, moments.values(), strict=True):
+        z = np.array(trace.z, dtype=float)
+        assert z.shape == (run.config.model.n_layers, n_pos)
+        rows = table[(table.step == step) & (table.kind == "resid_pre")]
+        rows = rows[(rows.metric == "patch_raw") & (rows.layer == 1)].sort_values("pos")
+        np.testing.assert_allclose(z[1], rows["value"], atol=1e-12)
+    assert list(fig.data[0].x)[run.config.task.selector_pos].endswith(":z")
+    assert {t.zmax for t in fig.data} == {fig.data[0].zmax}  # one colour scale
+
+
+def test_patching_grid_of_one_result_and_missing_kind(data):
+    _, table, _, _ = data
+    last = table[table.step == table.step.max()]
+    z, layers, positions = patching_grid(last)
+    assert z.shape == (len(layers), len(positions)) and layers[0] == "resid_pre L0"
+    with pytest.raises(ValueError, match=r"no attn_out / patch_raw patching rows"):
+        patching_grid(last, kind="attn_out")
+
+
+def test_logit_lens_heatmap_layer_by_checkpoint(data):
+    run, table, summary, _ = data
+    fig = logit_lens_heatmap(table, summary)
+    n_steps = table["step"].nunique()
+    assert [t.name for t in fig.data] == ["correct_prob", "candidate_mass"]
+    for trace in fig.data:
+        assert np.array(trace.z, dtype=float).shape == (run.config.model.n_layers + 1, n_steps)
+        assert list(trace.y) == ["embed", "L0", "L1"]
+    lens = table[(table.analysis == "logit_lens") & (table.metric == "correct_prob")]
+    final = lens[(lens.component == "L1")].sort_values("step")["value"]
+    np.testing.assert_allclose(np.array(fig.data[0].z, dtype=float)[2], final)
+
+
+def test_site_timelines_one_line_per_site(data):
+    run, table, summary, _ = data
+    heads = table[(table.kind == "head_out_all_pos") & (table.component != "baseline")]
+    fig = site_timelines(heads, summary)
+    assert len(fig.data) == _n_heads(run)
+    resid = table[table.kind == "resid_pre"]
+    fig = site_timelines(resid)
+    assert len(fig.data) == run.config.model.n_layers * (run.config.task.sep_pos + 1)
+    assert "L0@z" in {t.name for t in fig.data}
