@@ -38,6 +38,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_patching.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean-venv:
 	rm -rf $(VENV)
