@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 from .model import ModelConfig
 from .task import TaskConfig
@@ -125,6 +124,22 @@ class TrainConfig:
         return self.lr
 
 
+def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A TOML (``.toml``) or JSON file's top-level table; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the {what} must hold a table/object, got {type(data).__name__}")
+    return data
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run."""
@@ -148,18 +163,7 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(
-                f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {e}"
-            ) from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_mapping(path, "config file"), str(path))
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> RunConfig:
         """A copy with ``{"task": {...}, "train": {...}}`` fields replaced (validated)."""

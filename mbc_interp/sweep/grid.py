@@ -26,16 +26,13 @@ readable, unique and stable when grids are added; equal configs are one point.
 from __future__ import annotations
 
 import itertools
-import json
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from mbc_interp.analysis.timeline import AnalysisConfig
-from mbc_interp.config import ConfigError, RunConfig
+from mbc_interp.config import ConfigError, RunConfig, read_mapping
 from mbc_interp.model import ModelConfig
 from mbc_interp.task import TaskConfig
 
@@ -154,16 +151,7 @@ class SweepSpec:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SweepSpec:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read sweep file ({e.strerror})") from e
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path}: not valid {path.suffix[1:].upper() or 'JSON'}: {e}") from e
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_mapping(path, "sweep file"), source=str(path))
 
     def with_grid_overrides(self, overrides: dict[str, Any]) -> SweepSpec:
         """Every grid with ``overrides`` (nested; lists are axes) laid over it: flags win."""

@@ -1,4 +1,6 @@
 """``mbc report RUN [--out PATH]``: the run's self-contained HTML report; prints its path.
+Given a sweep directory instead, it writes the sweep's report (``mbc fit``'s figures, in
+``SWEEP/fit/report.html``).
 
 Checkpoints not analysed yet are analysed first (incrementally, with the settings already in
 ``RUN/analysis/config.json``, or the defaults for a run never analysed), so the report always
@@ -33,6 +35,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mbc_interp.run import load_run
     from mbc_interp.viz.run_report import write_run_report
 
+    if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
+        return _sweep_report(args)
     run = load_run(args.run)
     if not run.steps:
         raise ValueError(f"{run.path}: no checkpoint yet; nothing to report")
@@ -52,4 +56,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
     path = write_run_report(run, args.out, example=args.example, x=args.x)
     print(path)
+    return 0
+
+
+def _sweep_report(args: argparse.Namespace) -> int:
+    from mbc_interp.sweep.reproduction import fit_and_write
+
+    out = args.out.parent if args.out is not None else args.run / "fit"
+    if args.out is not None and args.out.name != "report.html":
+        raise ValueError(f"--out {args.out}: a sweep report is written as <DIR>/report.html")
+    fit_and_write(args.run, out)
+    print(out / "report.html")
     return 0

@@ -20,7 +20,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -123,7 +123,7 @@ def render_html_report(
             parts.append(f'<div class="mbc-block">{inner}</div>')
         parts.append("</section>")
         body.append("".join(parts))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body.append(f"<footer>{html.escape(footer)} Generated {stamp}; works offline.</footer>")
     head_scripts = "".join(
         f'<script data-library="{html.escape(name)}">{js}</script>' for name, js in scripts.items()

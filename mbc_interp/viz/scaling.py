@@ -30,13 +30,18 @@ def _runs(fig: go.Figure, rows: pd.DataFrame, axis: str, y: str = "duration_toke
                              line=dict(color="grey"), marker=dict(symbol="diamond", size=10)))
 
 
+def _slice_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.Figure:
+    """The runs that vary ``axis`` about the reference point, drawn by :func:`_runs`."""
+    rows = slice_of(table, axis, fits["reference"])
+    fig = go.Figure()
+    _runs(fig, rows[rows.duration_tokens.notna()], axis)
+    return fig
+
+
 def duration_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.Figure:
     """Plateau duration (tokens) against one axis on log-log axes, with the power-law fit."""
     res = fits[axis]
-    rows = slice_of(table, axis, fits["reference"])
-    rows = rows[rows.duration_tokens.notna()]
-    fig = go.Figure()
-    _runs(fig, rows, axis)
+    fig = _slice_figure(table, fits, axis)
     title = f"Plateau duration vs {axis}"
     fit = res.get("fit")
     if fit is not None:
@@ -48,7 +53,8 @@ def duration_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.
         ))  # fmt: skip
         title += f": exponent {fit['exponent']:.2f} (95% CI {lo:.2f} to {hi:.2f})"
     if axis == "D":
-        _paper_slope(fig, rows, 1.19)
+        rows = slice_of(table, axis, fits["reference"])
+        _paper_slope(fig, rows.dropna(subset=["duration_tokens"]), 1.19)
     fig.update_xaxes(type="log", title=axis)
     fig.update_yaxes(type="log", title="plateau duration (tokens seen)")
     fig.update_layout(title=title + f", verdict: {res['verdict']}", **_LAYOUT)
@@ -97,10 +103,7 @@ def _paper_slope(fig: go.Figure, rows: pd.DataFrame, exponent: float) -> None:
 def ratio_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.Figure:
     """Plateau duration (tokens) against lr or batch size, with the headline ratio."""
     res = fits[axis]
-    rows = slice_of(table, axis, fits["reference"])
-    rows = rows[rows.duration_tokens.notna()]
-    fig = go.Figure()
-    _runs(fig, rows, axis)
+    fig = _slice_figure(table, fits, axis)
     title = f"Plateau duration vs {'learning rate' if axis == 'lr' else 'batch size'}"
     if "ratio" in res:
         lo, hi = res["ci"]

@@ -146,3 +146,11 @@ def test_reproduction_md_matches_the_committed_results():
     assert _md_table(claims_table(saved)) in doc
     for svg in (root / "results/cpu/figures").glob("*.svg"):
         assert f"results/cpu/figures/{svg.name}" in doc
+
+
+def test_mbc_report_on_a_sweep_directory_writes_the_sweep_report(local_sweep, tmp_path, capsys):
+    out = tmp_path / "r" / "report.html"
+    assert main(["report", str(local_sweep), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    assert "Plateau duration vs D" in out.read_text()
+    assert (tmp_path / "r" / "runs.csv").exists()

@@ -73,7 +73,7 @@ def test_sweep_files_round_trip_and_flags_override_every_grid(tmp_path):
     assert len(flagged.points) == 2 * len(spec.points)
     bad = tmp_path / "bad.toml"
     bad.write_text("[[grid]\n")
-    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid toml"):
         SweepSpec.from_file(bad)
 
 
