@@ -203,7 +203,8 @@ def _plateau(runs: pd.DataFrame) -> dict[str, Any]:
     dev = (rows.plateau_ratio - 1).abs()
     per_k = {
         int(k): {"mean_ratio": float(g.plateau_ratio.mean()), "n": len(g),
-                 "mean_plateau_loss": float(g.plateau_loss.mean()), "log_k": float(g.log_k.iloc[0])}
+                 "mean_plateau_loss": float(g.plateau_loss.mean()), "log_k": float(g.log_k.iloc[0]),
+                 "mean_plateau_acc": float(g.plateau_acc.mean()) if "plateau_acc" in g else None}
         for k, g in rows.groupby("K")
     }  # fmt: skip
     n_all = len(runs)

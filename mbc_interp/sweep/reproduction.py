@@ -24,7 +24,8 @@ END = "<!-- END generated -->"
 RUN_COLUMNS = (
     "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "target_len", "construction",
     "data_seed", "n_layers", "d_model", "n_heads", "point_status", "status", "plateau_loss",
-    "plateau_ratio", "log_k", "censored", "t_plateau_start", "t_route", "t_route_patch", "t_loss",
+    "plateau_ratio", "plateau_acc", "log_k", "censored", "t_plateau_start", "t_route",
+    "t_route_patch", "t_loss",
     "t_solved", "duration_steps", "duration_tokens", "duration_epochs", "n_examples",
     "t_loss_tokens", "lead_fraction",
     "lead_fraction_patch", "routing_head", "final_loss", "steps_run", "tokens_per_step", "error",
@@ -183,6 +184,10 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "paper", "ours (95% CI)", "runs", "verdict"])
 
 
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None or v != v else f"{v:.3f}"
+
+
 def _md_table(df: pd.DataFrame) -> str:
     head = "| " + " | ".join(df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
@@ -216,10 +221,13 @@ def markdown_section(
                  f"[`{rel(results / 'fits.json')}`]({rel(results / 'fits.json')}).")  # fmt: skip
     per_k = fits["plateau"].get("per_K")
     if per_k:
-        parts += ["", "**Plateau height by K** (median loss on the plateau, mean over runs)", "",
-                  "| K | runs | log K | plateau loss | plateau / log K |", "|---|---|---|---|---|"]
+        parts += ["", "**Plateau height by K** (median loss and mean exact-match accuracy over "
+                  "the plateau's evaluations, mean over runs)", "",
+                  "| K | runs | log K | plateau loss | plateau / log K | accuracy | 1/K |",
+                  "|---|---|---|---|---|---|---|"]
         parts += [f"| {k} | {v['n']} | {v['log_k']:.4f} | {v['mean_plateau_loss']:.4f} | "
-                  f"{v['mean_ratio']:.4f} |" for k, v in per_k.items()]  # fmt: skip
+                  f"{v['mean_ratio']:.4f} | {_fmt(v.get('mean_plateau_acc'))} | {1 / int(k):.3f} |"
+                  for k, v in per_k.items()]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)
         if t is not None:

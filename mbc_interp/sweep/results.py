@@ -8,6 +8,8 @@ Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`
   itself (escape time from step 0) is reported too.
 - A run without a drop is right-censored: ``censored = True`` and its durations are NaN (the
   fits leave it out and count it); ``status``/``reason`` say what happened.
+- ``plateau_acc``: mean exact-match accuracy over the plateau's evaluations (1/K when z is
+  ignored and the marginal is learnt).
 - ``lead_fraction`` (attention onset of the routing head) and ``lead_fraction_patch`` (onset
   of its causal effect) come from the run's ``analysis/summary.json``.
 
@@ -78,12 +80,15 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
     duration = None if t0 is None or t1 is None else t1 - t0
     last = metrics.iloc[-1]
+    t_end = summary.get("t_plateau_end")
+    on = metrics[(metrics.step >= (t0 or 0)) & (metrics.step <= (t_end or -1))]
     row: dict[str, Any] = {
         "log_k": run.log_k,
         "plateau_loss": summary.get("plateau_loss"),
         "plateau_ratio": None
         if summary.get("plateau_loss") is None
         else summary["plateau_loss"] / run.log_k,
+        "plateau_acc": float(on.acc.mean()) if len(on) else None,
         "status": summary.get("status"),
         "reason": summary.get("reason"),
         **{t: summary.get(t) for t in TIMES},

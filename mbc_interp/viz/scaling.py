@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mbc_interp.sweep.fit import slice_of
+from mbc_interp.sweep.fit import main_runs, slice_of
 
 _SEED_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 _FIT = dict(color="black", dash="dash")
-_LAYOUT = dict(template="simple_white", width=640, height=420, margin=dict(l=70, r=20, t=60, b=60))
+_LAYOUT = dict(template="simple_white", width=640, height=440, margin=dict(l=70, r=20, t=90, b=60))
 
 
 def _runs(fig: go.Figure, rows: pd.DataFrame, axis: str, y: str = "duration_tokens") -> None:
@@ -57,7 +57,7 @@ def duration_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.
         _paper_slope(fig, rows.dropna(subset=["duration_tokens"]), 1.19)
     fig.update_xaxes(type="log", title=axis)
     fig.update_yaxes(type="log", title="plateau duration (tokens seen)")
-    fig.update_layout(title=title + f", verdict: {res['verdict']}", **_LAYOUT)
+    fig.update_layout(title=title + f"<br>verdict: {res['verdict']}", **_LAYOUT)
     return fig
 
 
@@ -108,7 +108,7 @@ def ratio_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.Fig
     if "ratio" in res:
         lo, hi = res["ci"]
         title += (f": {res['numerator']:g} / {res['denominator']:g} = {res['ratio']:.2f}x "
-                  f"[{lo:.2f}, {hi:.2f}], verdict: {res['verdict']}")  # fmt: skip
+                  f"[{lo:.2f}, {hi:.2f}]<br>verdict: {res['verdict']}")  # fmt: skip
     fig.update_xaxes(type="log", title=axis)
     fig.update_yaxes(title="plateau duration (tokens seen)", rangemode="tozero")
     fig.update_layout(title=title, **_LAYOUT)
@@ -117,7 +117,7 @@ def ratio_figure(table: pd.DataFrame, fits: dict[str, Any], axis: str) -> go.Fig
 
 def lead_figure(table: pd.DataFrame, fits: dict[str, Any]) -> go.Figure:
     """Lead fractions of every analysed run: attention onset and causal (patching) onset."""
-    rows = table[(table.point_status == "done") & (table.direction == "backward")]
+    rows = main_runs(table, fits["reference"])  # the runs the lead fraction's fit uses
     fig = go.Figure()
     for key, name in (("lead_fraction", "attention to z"), ("lead_fraction_patch", "patching")):
         v = rows[key].dropna() if key in rows else pd.Series(dtype=float)

@@ -154,3 +154,23 @@ def test_mbc_report_on_a_sweep_directory_writes_the_sweep_report(local_sweep, tm
     assert capsys.readouterr().out.strip().endswith(str(out))
     assert "Plateau duration vs D" in out.read_text()
     assert (tmp_path / "r" / "runs.csv").exists()
+
+
+def test_scaling_figures_draw_the_runs_and_the_fits():
+    from mbc_interp.viz import scaling
+
+    table = synthetic()
+    fits = fit_sweep(table, n_boot=200)
+    fig = scaling.duration_figure(table, fits, "D")
+    names = [t.name for t in fig.data]
+    assert names[:5] == [f"seed {s}" for s in range(5)] and "mean" in names
+    fit_trace = next(t for t in fig.data if str(t.name).startswith("fit"))
+    x, y = np.asarray(fit_trace.x), np.asarray(fit_trace.y)
+    assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(1.19, abs=1e-6)
+    assert fig.layout.xaxis.type == "log" and "verdict: reproduced" in fig.layout.title.text
+    lr = scaling.ratio_figure(table, fits, "lr")
+    assert "3.60x" in lr.layout.title.text
+    lead = scaling.lead_figure(table, fits)
+    assert [len(t.y) for t in lead.data] == [50, 50]
+    n = scaling.examples_figure(table, fits)
+    assert sum(len(t.x) for t in n.data[:2]) == fits["N"]["n_runs"]
