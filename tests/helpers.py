@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mbc_interp import CheckpointSchedule, ModelConfig, RunConfig, TaskConfig, TrainConfig
+from mbc_interp.sweep.grid import SweepSpec
 
 TINY_TASK = TaskConfig(D=64, K=4, base_len=3, n_base_symbols=8, n_target_symbols=8)
 TINY_MODEL = ModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=64)
@@ -25,3 +26,11 @@ def build_cfg(task: dict | None = None, model: dict | None = None, **train) -> R
         model=replace(TINY_MODEL, **(model or {})),
         train=replace(TINY_TRAIN, **train),
     )
+
+
+def tiny_spec(grids: tuple[dict, ...] | None = None, analysis: bool = True, **train) -> SweepSpec:
+    """A sweep of tiny runs (2-3 s each, through their transition): D 24 and 32, seeds 0, 1."""
+    base = build_cfg(steps=train.pop("steps", 400), **train).to_dict()
+    grids = grids or ({"task": {"D": [24, 32]}, "train": {"seed": [0, 1]}},)
+    spec = SweepSpec(grids=grids, base=base)
+    return spec if analysis else SweepSpec(grids=grids, base=base, analysis=None)

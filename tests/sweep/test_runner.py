@@ -17,8 +17,7 @@ import pytest
 from mbc_interp import load_run, train
 from mbc_interp.sweep.runner import POINTS_DIR, RUNS_DIR, SweepProgress, run_sweep, sweep_status
 
-from ..helpers import build_cfg
-from .conftest import tiny_spec
+from ..helpers import build_cfg, tiny_spec
 
 
 def _metrics(out: Path) -> dict[str, pd.DataFrame]:

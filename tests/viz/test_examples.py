@@ -49,7 +49,7 @@ def outputs(notebook: nbformat.NotebookNode) -> str:
 
 def test_notebooks_are_committed_stripped():
     assert [p.name for p in NOTEBOOKS] == [
-        "01_quickstart.ipynb", "02_patching.ipynb", "03_attention.ipynb",
+        "01_quickstart.ipynb", "02_patching.ipynb", "03_attention.ipynb", "04_sweep_fits.ipynb",
     ]  # fmt: skip
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, as_version=4).cells:
@@ -76,6 +76,19 @@ def test_analysis_notebooks_run(name, kernel_env, demo_like_run, tmp_path):
     assert "application/vnd.plotly.v1+json" in text or "CircuitsVis.render" in text
     if name == "03_attention.ipynb":
         assert (run.path / "attention.html").is_file() and "unpkg.com" not in text
+
+
+def test_sweep_notebook_on_the_committed_results(kernel_env):
+    kernel_env.delenv("MBC_EXAMPLE_SWEEP", raising=False)
+    text = outputs(execute(EXAMPLES / "04_sweep_fits.ipynb"))
+    assert "application/vnd.plotly.v1+json" in text and "Plateau duration grows with D" in text
+    assert "p(no dependence)" in text
+
+
+def test_sweep_notebook_on_a_sweep_directory(kernel_env, local_sweep):
+    kernel_env.setenv("MBC_EXAMPLE_SWEEP", str(local_sweep))
+    text = outputs(execute(EXAMPLES / "04_sweep_fits.ipynb"))
+    assert "4 runs, 4 finished" in text
 
 
 def test_patch_over_checkpoints_script(transitioned_run, tmp_path):
