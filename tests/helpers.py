@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+
+import torch
 
 from mbc_interp import CheckpointSchedule, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from mbc_interp.sweep.grid import SweepSpec
@@ -34,3 +38,14 @@ def tiny_spec(grids: tuple[dict, ...] | None = None, analysis: bool = True, **tr
     grids = grids or ({"task": {"D": [24, 32]}, "train": {"seed": [0, 1]}},)
     spec = SweepSpec(grids=grids, base=base)
     return spec if analysis else SweepSpec(grids=grids, base=base, analysis=None)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Tiny models: extra torch threads only add overhead, and stall on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -9,6 +9,8 @@ from transformer_lens import HookedTransformer
 from mbc_interp.model import ModelConfig, build_model
 from mbc_interp.task import TaskConfig, WindTunnelTask, sequence_nll
 
+from ..helpers import single_thread
+
 TINY = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64)
 
 
@@ -32,11 +34,8 @@ def train(model: HookedTransformer, task: WindTunnelTask, steps: int, lr: float 
 
 @pytest.fixture(scope="package", autouse=True)
 def one_thread():
-    """These tensors are tiny: extra threads only add overhead, and stall on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 from mbc_interp import Run, load_run, train
 from mbc_interp.analysis import AnalysisConfig, analyze
 
-from ..helpers import build_cfg
+from ..helpers import build_cfg, single_thread
 
 SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos", "resid_pre"))
 """What the figures need (routing scores, residual patching, logit lens), at a tiny cost."""
@@ -18,11 +17,8 @@ SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos
 
 @pytest.fixture(scope="package", autouse=True)
 def one_thread():
-    """Tiny models: extra threads only add overhead, and stall on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="package")
