@@ -317,15 +317,21 @@ def _lead(rows: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
     return res
 
 
+def control_twins(table: pd.DataFrame) -> pd.DataFrame:
+    """Finished forward (A -> B) runs and the backward runs with the same task and settings."""
+    fwd = table[(table.direction == "forward") & (table.point_status == "done")]
+    keys = [c for c in (*AXIS_COLUMNS, "seed") if c != "direction" and c in table]
+    twins = table.merge(fwd[keys].drop_duplicates(), on=keys)
+    return twins[twins.point_status == "done"]
+
+
 def _control(table: pd.DataFrame) -> dict[str, Any]:
     """Forward (A -> B) runs against backward runs of the same task and settings."""
-    fwd = table[(table.direction == "forward") & (table.point_status == "done")]
-    if fwd.empty:
+    twins = control_twins(table)
+    if not (twins.direction == "forward").any():
         return {"verdict": "not tested"}
     out: dict[str, Any] = {}
-    keys = [c for c in AXIS_COLUMNS if c != "direction" and c in table]
-    twins = table.merge(fwd[keys].drop_duplicates(), on=keys)
-    for direction, rows in twins[twins.point_status == "done"].groupby("direction"):
+    for direction, rows in twins.groupby("direction"):
         out[str(direction)] = {
             "n": len(rows),
             "with_log_k_plateau": int(rows.t_plateau_start.notna().sum()),
