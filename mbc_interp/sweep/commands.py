@@ -87,17 +87,10 @@ def add_fit(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from mbc_interp.sweep.fit import fit_sweep
-    from mbc_interp.sweep.reproduction import format_fits, write_results
+    from mbc_interp.sweep.reproduction import fit_and_write, format_fits
 
-    from .results import collect
-
-    table = collect(args.sweep)
-    if not (table.point_status == "done").any():
-        raise ConfigError(f"{args.sweep}: no finished points yet (see `mbc sweep --status`)")
-    fits = fit_sweep(table, n_boot=args.n_boot, seed=args.seed)
     out = args.results or args.sweep / "fit"
-    paths = write_results(table, fits, out, sweep=args.sweep, doc=args.doc)
+    fits, paths = fit_and_write(args.sweep, out, args.doc, n_boot=args.n_boot, seed=args.seed)
     print(format_fits(fits))
     for p in paths:
         print(f"wrote {p}")

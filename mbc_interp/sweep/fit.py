@@ -225,9 +225,9 @@ def _scaling(
         return {**res, "verdict": "not tested", "why": f"fewer than 2 values of {axis}"}
     fit = power_law(rows[axis].to_numpy(float), rows.duration_tokens.to_numpy(float),
                     n_boot=n_boot, seed=seed)  # fmt: skip
-    steps = power_law(rows[axis].to_numpy(float), rows.duration_steps.to_numpy(float),
-                      n_boot=n_boot, seed=seed)  # fmt: skip
-    res.update(fit=asdict(fit), exponent=fit.exponent, ci=fit.ci, exponent_steps=steps.exponent,
+    lx, l_steps = np.log(rows[axis].to_numpy(float)), np.log(rows.duration_steps.to_numpy(float))
+    steps, _ = _slope(lx, l_steps)
+    res.update(fit=asdict(fit), exponent=fit.exponent, ci=fit.ci, exponent_steps=float(steps),
                means=_means(rows, axis))  # fmt: skip
     lo, hi = fit.ci
     if target is None:  # "no dependence"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mbc_interp.analysis.timeline import AnalysisConfig
-from mbc_interp.config import ConfigError, RunConfig, read_mapping
+from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
 from mbc_interp.model import ModelConfig
 from mbc_interp.task import TaskConfig
 
@@ -45,8 +45,6 @@ all positions, logit lens), at about a third of the cost of the full analysis.""
 
 
 def _sections() -> dict[str, type]:
-    from mbc_interp.config import TrainConfig
-
     return {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
 
 

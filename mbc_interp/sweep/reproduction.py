@@ -261,9 +261,17 @@ def format_fits(fits: dict[str, Any]) -> str:
     return claims_table(fits).to_string(index=False)
 
 
-def fit_and_write(sweep: str | Path, out: str | Path, doc: str | Path | None = None) -> dict:
-    """Python API: collect, fit and write everything for a sweep directory."""
+def fit_and_write(
+    sweep: str | Path,
+    out: str | Path,
+    doc: str | Path | None = None,
+    *,
+    n_boot: int = 4000,
+    seed: int = 0,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Collect, fit and write everything for a sweep directory: ``(fits, written paths)``."""
     table = collect(sweep)
-    fits = fit_sweep(table)
-    write_results(table, fits, out, sweep=sweep, doc=doc)
-    return fits
+    if not (table.point_status == "done").any():
+        raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
+    fits = fit_sweep(table, n_boot=n_boot, seed=seed)
+    return fits, write_results(table, fits, out, sweep=sweep, doc=doc)

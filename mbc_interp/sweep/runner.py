@@ -64,8 +64,19 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
         outcome.update(status="failed", error=f"{type(e).__name__}: {e}",
                        traceback=traceback.format_exc())  # fmt: skip
     outcome["seconds"] = time.time() - started
+    return _record(task, outcome)
+
+
+def _record(task: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """Write a point's outcome file (atomically) and return the outcome."""
     atomic_write(Path(task["outcome_path"]), (json.dumps(outcome, indent=1) + "\n").encode())
     return outcome
+
+
+def _died(task: dict[str, Any], why: str, error: Exception) -> dict[str, Any]:
+    """Record a point whose process died before it could record itself."""
+    return _record(task, {"name": task["name"], "status": "failed", "seconds": 0.0,
+                          "error": f"{why}: {type(error).__name__}: {error}"})  # fmt: skip
 
 
 def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
@@ -293,10 +304,7 @@ def _result(future: Future, task: dict[str, Any]) -> dict[str, Any]:
     try:
         return future.result()
     except Exception as e:  # BrokenProcessPool and friends: the point never recorded itself
-        outcome = {"name": task["name"], "status": "failed", "seconds": 0.0,
-                   "error": f"worker process died: {type(e).__name__}: {e}"}  # fmt: skip
-        atomic_write(Path(task["outcome_path"]), (json.dumps(outcome, indent=1) + "\n").encode())
-        return outcome
+        return _died(task, "worker process died", e)
 
 
 def _run_ray(tasks: list[dict[str, Any]], address: str | None) -> Iterator[Event]:
@@ -321,9 +329,7 @@ def _run_ray(tasks: list[dict[str, Any]], address: str | None) -> Iterator[Event
             try:
                 outcome = ray.get(ref)
             except Exception as e:  # the task's process died (run_point itself never raises)
-                outcome = {"name": task["name"], "status": "failed", "seconds": 0.0,
-                           "error": f"ray task died: {type(e).__name__}: {e}"}  # fmt: skip
-                atomic_write(Path(task["outcome_path"]), json.dumps(outcome).encode())
+                outcome = _died(task, "ray task died", e)
             yield "end", outcome
 
 
