@@ -6,11 +6,12 @@ The public API::
 """
 
 from .config import CheckpointSchedule, ConfigError, RunConfig, TrainConfig
+from .evaluation import evaluate
 from .model import ModelConfig, build_model
 from .run import Run, load_run
 from .store import CheckpointError, RunStoreError
 from .task import PatchingPairs, TaskConfig, WindTunnelTask
-from .train import evaluate, resume, train
+from .train import resume, train
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import ConfigError, RunConfig, TrainConfig
+from .config import PRESETS, ConfigError, RunConfig, TrainConfig, merge_config, read_mapping
 from .model import ModelConfig
 from .store import RunStore, RunStoreError
 from .sweep import commands as _sweep
@@ -84,6 +84,11 @@ def _parse_optional(inner: Callable[[str], Any]) -> Callable[[str], Any]:
 def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> None:
     """One flag per config field; ``multi=True`` lets each take several values (a grid)."""
     groups = {s: parser.add_argument_group(f"{s} config") for s in _SECTIONS}
+    parser.add_argument(
+        "--preset", choices=list(PRESETS), nargs="+" if multi else None, default=argparse.SUPPRESS,
+        help="start from named settings (paper: the paper's task, model and optimiser); "
+        "a config file and flags override it",
+    )
     for section, path, tp in _flag_specs():
         # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
         kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
@@ -131,7 +136,9 @@ def _parse_bool(text: str) -> bool:
 
 def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The config fields set on the command line, as nested ``{section: {field: value}}``."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
+    if hasattr(args, "preset"):
+        out["preset"] = args.preset
     for section, path, _ in _flag_specs():
         if not hasattr(args, _dest(section, path)):
             continue
@@ -148,26 +155,21 @@ def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    merged = dict(base)
-    for key, value in overrides.items():
-        merged[key] = _merge(base[key], value) if isinstance(value, dict) else value
-    return merged
-
-
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """Defaults < ``--config`` file < flags."""
-    config = RunConfig.from_file(args.config) if args.config else RunConfig()
     overrides = config_overrides(args)
-    if not overrides:
-        return config
-    return RunConfig.from_dict(_merge(config.to_dict(), overrides), "command-line flags")
+    data: dict[str, Any] = {"preset": overrides.pop("preset")} if "preset" in overrides else {}
+    if args.config:
+        data = merge_config(data, read_mapping(args.config, "config file"))
+        RunConfig.from_dict(data, str(args.config))  # errors name the file
+    return RunConfig.from_dict(merge_config(data, overrides), "command-line flags")
 
 
 def run_name(config: RunConfig) -> str:
     """A readable default run directory name from the fields people sweep."""
     t, tr = config.task, config.train
-    name = f"D{t.D}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
+    size = f"D{t.n_bases}" if t.n_examples is None else f"N{t.n_total}"
+    name = f"{size}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
     return name + ("_forward" if t.direction == "forward" else "")
 
 

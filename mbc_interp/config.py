@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .model import ModelConfig
-from .task import TaskConfig
+from .task_config import TaskConfig
 
 
 class ConfigError(ValueError):
@@ -41,6 +41,10 @@ class CheckpointSchedule:
     every: int = 100
     loss_delta: float | None = 0.04
     """Fraction of log K; ``None`` turns adaptive checkpoints off."""
+    dz_delta: float | None = 0.25
+    """Also checkpoint when log10 of Δz (floored at twice its standard error and 1e-4) has
+    moved this much since the last checkpoint: Δz grows exponentially on the plateau, so this
+    spreads checkpoints evenly over its growth however long the plateau lasts. ``None``: off."""
 
     def __post_init__(self) -> None:
         if self.log_until < 0:
@@ -51,6 +55,8 @@ class CheckpointSchedule:
             raise ConfigError(
                 f"train.checkpoints.loss_delta = {self.loss_delta}: must be in (0, 1] or null"
             )
+        if self.dz_delta is not None and not self.dz_delta > 0:
+            raise ConfigError(f"train.checkpoints.dz_delta = {self.dz_delta}: must be > 0 or null")
 
     def is_fixed(self, step: int) -> bool:
         """Whether ``step`` is on the fixed part of the schedule."""
@@ -64,6 +70,21 @@ class CheckpointSchedule:
             return False
         scale = log_k if log_k > 0 else 1.0
         return abs(loss - last_loss) > self.loss_delta * scale
+
+    def dz_moved(self, level: float | None, last_level: float | None) -> bool:
+        """Whether log10 Δz (see :func:`dz_level`) moved enough to save another checkpoint."""
+        if self.dz_delta is None or level is None or last_level is None:
+            return False
+        return abs(level - last_level) >= self.dz_delta
+
+
+def dz_level(row: dict[str, Any]) -> float | None:
+    """log10 of Δz floored at twice its standard error and 1e-4 (None without Δz)."""
+    dz, se = row.get("dz"), row.get("dz_se")
+    if dz is None or not math.isfinite(dz):
+        return None
+    floor = max(2 * se if se is not None and math.isfinite(se) else 0.0, 1e-4)
+    return math.log10(max(dz, floor))
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,15 @@ class TrainConfig:
     """Linear warm-up from 0 to ``lr``; constant afterwards."""
     seed: int = 0
     """Initialisation and batch-order seed (independent of the data seed)."""
-    eval_every: int = 25
+    eval_every: int | None = None
+    """Steps between evaluations; ``None``: about one per epoch, clamped to 5..25 steps
+    (:attr:`RunConfig.eval_interval`), so a short plateau still gets >= 20 evaluations."""
+    eval_examples: int | None = 2048
+    """Evaluate on a fixed seeded subsample of this many examples (``None``: all); the metrics
+    record ``eval_n``."""
+    cand_examples: int = 256
+    """Examples whose K whole candidate sequences are scored for the candidate loss when the
+    candidates share first tokens (2 K sequences each); otherwise every evaluated example."""
     stop_after_solved: int | None = 10
     """Stop this many evaluations after the loss is solved; ``None`` runs all ``steps``."""
     solved_frac: float = 0.05
@@ -107,7 +136,13 @@ class TrainConfig:
         need(self.steps >= 1, "steps", "must be >= 1")
         need(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         need(self.seed >= 0, "seed", "must be >= 0")
-        need(self.eval_every >= 1, "eval_every", "must be >= 1")
+        need(self.eval_every is None or self.eval_every >= 1, "eval_every", "must be >= 1 or null")
+        need(
+            self.eval_examples is None or self.eval_examples >= 2,
+            "eval_examples",
+            "must be >= 2 or null",
+        )
+        need(self.cand_examples >= 1, "cand_examples", "must be >= 1")
         need(
             self.stop_after_solved is None or self.stop_after_solved >= 0,
             "stop_after_solved",
@@ -153,12 +188,26 @@ class RunConfig:
         """Tokens seen per optimiser step: every token of every sequence in the batch."""
         return self.train.batch_size * self.task.seq_len
 
+    @property
+    def eval_interval(self) -> int:
+        """Steps between evaluations: ``train.eval_every``, or one epoch clamped to 5..25."""
+        if self.train.eval_every is not None:
+            return self.train.eval_every
+        return min(25, max(5, round(self.task.n_total / self.train.batch_size)))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
-        """Build from nested dicts; ``source`` names the origin in error messages."""
+        """Build from nested dicts; ``source`` names the origin in error messages. A top-level
+        ``preset = "paper"`` starts from :data:`PRESETS` and lays the rest over it."""
+        if isinstance(data, dict) and "preset" in data:
+            data = dict(data)
+            name = data.pop("preset")
+            if name not in PRESETS:
+                raise ConfigError(f"{source}: preset = {name!r}: must be one of {list(PRESETS)}")
+            data = merge_config(PRESETS[name], data)
         return _build(cls, data, source, "")
 
     @classmethod
@@ -167,10 +216,43 @@ class RunConfig:
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> RunConfig:
         """A copy with ``{"task": {...}, "train": {...}}`` fields replaced (validated)."""
-        data = self.to_dict()
-        for section, values in overrides.items():
-            data[section].update(values)
-        return RunConfig.from_dict(data, "overrides")
+        return RunConfig.from_dict(merge_config(self.to_dict(), overrides), "overrides")
+
+
+SIZE_FIELDS = ("D", "n_examples")
+"""One quantity in two units (bases, examples): overriding one clears the other."""
+
+
+def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` laid over ``base`` (nested dicts merge); a task size given in one unit
+    (``D`` or ``n_examples``) replaces a size given in the other."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    task = overrides.get("task")
+    if isinstance(task, dict) and isinstance(merged.get("task"), dict):
+        given = [f for f in SIZE_FIELDS if task.get(f) is not None]
+        if len(given) == 1:
+            merged["task"] = {**merged["task"], **{f: None for f in SIZE_FIELDS if f not in given}}
+    return merged
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "task": {"construction": "random_strings", "K": 20, "n_examples": 3000,
+                 "base_len": 6, "selector_len": 2, "target_len": 4},
+        "model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "d_mlp": 512, "act_fn": "gelu"},
+        "train": {"lr": 1e-3, "weight_decay": 0.01, "betas": [0.9, 0.999], "batch_size": 128,
+                  "warmup_steps": 500, "eval_every": 25, "eval_examples": 512,
+                  "cand_examples": 48},
+    },
+}  # fmt: skip
+"""Named settings: ``paper`` is the paper's task, model and optimiser (see PAPER.md): 36
+characters, B 6 / z 2 / A 4, K = 20 at 3,000 examples; 4 layers x 4 heads, d_model 128, d_mlp
+512, GELU; AdamW lr 1e-3, weight decay 0.01, batch 128, 500 linear warm-up steps."""
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:

@@ -104,3 +104,50 @@ def repeated_row(rows: np.ndarray) -> tuple[int, int] | None:
         if i != j:
             return i, j
     return None
+
+
+def distinct_per_row(
+    rng: np.random.Generator, n: int, k: int, length: int, alphabet: int
+) -> np.ndarray:
+    """``n`` groups of ``k`` strings, distinct within each group (not across groups),
+    shape [n, k, length]."""
+    total = alphabet**length
+    if total <= 1 << 16:
+        codes = np.argsort(rng.random((n, total)), axis=1)[:, :k]
+    else:  # rejection per group: k << total here
+        codes = np.stack([rng.choice(total, size=k, replace=False) for _ in range(n)])
+    digits = (codes[..., None] // alphabet ** np.arange(length - 1, -1, -1)) % alphabet
+    return digits.astype(np.int64)
+
+
+def build_random_strings(
+    rng: np.random.Generator,
+    n_bases: int,
+    k: int,
+    lengths: tuple[int, int, int],
+    alphabet: int,
+    per_base_selectors: bool,
+    distinct_first: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The paper's strings over one alphabet: bases [n, L_B], selectors [n, k, L_z] and
+    targets [n, k, L_A], drawn in that order.
+
+    Selectors: one set of ``k`` distinct strings shared by every B, or (``per_base_selectors``)
+    ``k`` distinct strings drawn for each B. Targets: every A distinct across the whole dataset,
+    or (``distinct_first``) the ``k`` targets of each B start with ``k`` distinct symbols (further
+    symbols random; A strings may then repeat across B's)."""
+    base_len, sel_len, target_len = lengths
+    bases = distinct_rows(rng, n_bases, base_len, alphabet)
+    if per_base_selectors:
+        selectors = distinct_per_row(rng, n_bases, k, sel_len, alphabet)
+    else:
+        selectors = np.broadcast_to(distinct_rows(rng, k, sel_len, alphabet), (n_bases, k, sel_len))
+    if distinct_first:
+        targets = np.empty((n_bases, k, target_len), dtype=np.int64)
+        targets[:, :, 0] = np.argsort(rng.random((n_bases, alphabet)), axis=1)[:, :k]
+        targets[:, :, 1:] = rng.integers(0, alphabet, size=(n_bases, k, target_len - 1))
+    else:
+        targets = distinct_rows(rng, n_bases * k, target_len, alphabet).reshape(
+            n_bases, k, target_len
+        )
+    return bases, np.ascontiguousarray(selectors), targets

@@ -21,19 +21,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from .config import RunConfig
+from .config import RunConfig, dz_level
+from .evaluation import eval_rows, evaluate, target_losses
 from .model import build_model, model_state, resolve_device
 from .run import Run, load_run
 from .store import RunStore, RunStoreError
 from .task import WindTunnelTask
-
-EVAL_CHUNK = 8192
 
 
 class TrainingError(RuntimeError):
@@ -60,37 +57,6 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
     return out
 
 
-def example_losses(
-    model: HookedTransformer, tokens: Int[Tensor, "batch seq"], first_pred: int
-) -> Float[Tensor, "batch n_pred"]:
-    """Per-example, per-target-position loss in nats."""
-    logits = model(tokens[:, :-1])[:, first_pred:]
-    targets = tokens[:, first_pred + 1 :]
-    return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-
-
-@torch.inference_mode()
-def evaluate(model: HookedTransformer, task: WindTunnelTask) -> dict[str, Any]:
-    """Loss (nats/example), per-position loss and exact-match accuracy on every example."""
-    first = task.config.sep_pos
-    device = next(model.parameters()).device
-    losses, correct = [], []
-    for chunk in task.tokens.split(EVAL_CHUNK):
-        chunk = chunk.to(device)
-        logits = model(chunk[:, :-1])[:, first:]
-        targets = chunk[:, first + 1 :]
-        losses.append(F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").cpu())
-        correct.append((logits.argmax(-1) == targets).cpu())
-    pos_loss = torch.cat(losses).double()
-    hits = torch.cat(correct)
-    return {
-        "loss": float(pos_loss.sum(-1).mean()),
-        "loss_pos": [float(x) for x in pos_loss.mean(0)],
-        "acc": float(hits.all(-1).double().mean()),
-        "acc_first": float(hits[:, 0].double().mean()),
-    }
-
-
 # -- the loop -----------------------------------------------------------------------------------
 @dataclass
 class _Progress:
@@ -100,6 +66,8 @@ class _Progress:
     last_ckpt_loss: float | None = None
     solved_evals: int = 0
     wall_offset: float = 0.0
+    last_ckpt_dz: float | None = None
+    """log10 Δz level at the last checkpoint (see :func:`mbc_interp.config.dz_level`)."""
 
 
 def train(
@@ -167,7 +135,9 @@ class _Loop:
         self.show_progress = progress
         self.device = next(model.parameters()).device
         self.tokens = task.tokens.to(self.device)
-        self.first_pred = task.config.sep_pos
+        self.answer_pos = task.answer_pos
+        self.eval_rows = eval_rows(task, config.train.eval_examples)
+        self.eval_every = config.eval_interval
 
     def run(self) -> None:
         tc = self.config.train
@@ -195,7 +165,9 @@ class _Loop:
                 train_sum, train_n = train_sum + loss, train_n + 1
                 bar.update(1)
                 if not (
-                    step % tc.eval_every == 0 or tc.checkpoints.is_fixed(step) or step == tc.steps
+                    step % self.eval_every == 0
+                    or tc.checkpoints.is_fixed(step)
+                    or step == tc.steps
                 ):
                     continue
                 row = self._eval_and_checkpoint(step, train_sum / train_n, t0, bar)
@@ -226,7 +198,7 @@ class _Loop:
             group["lr"] = tc.lr_at(step)
         idx = torch.from_numpy(batch_indices(tc.seed, step, tc.batch_size, len(self.task)))
         batch = self.tokens[idx.to(self.device)]
-        loss = example_losses(self.model, batch, self.first_pred).sum(-1).mean()
+        loss = target_losses(self.model, batch, self.answer_pos).sum(-1).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -236,8 +208,9 @@ class _Loop:
         tc = self.config.train
         log_k = self.task.log_k
         self.model.eval()
-        ev = evaluate(self.model, self.task)
+        ev = evaluate(self.model, self.task, self.eval_rows, cand_examples=tc.cand_examples)
         self.model.train()
+        level = dz_level(ev)
         solved = ev["loss"] < tc.solved_frac * log_k
         self.p.solved_evals = self.p.solved_evals + 1 if solved else 0
         ckpt = (
@@ -246,6 +219,7 @@ class _Loop:
             or tc.checkpoints.is_fixed(step)
             or step == tc.steps
             or tc.checkpoints.moved(ev["loss"], self.p.last_ckpt_loss, log_k)
+            or tc.checkpoints.dz_moved(level, self.p.last_ckpt_dz)
         )
         row = {
             "step": step,
@@ -261,6 +235,7 @@ class _Loop:
         self.store.append_metrics([row])
         if ckpt:
             self.p.wall_offset = row["wall_time"]
+            self.p.last_ckpt_dz = level
             self._checkpoint(step, ev["loss"])
         bar.set_postfix(
             tokens=f"{row['tokens']:.3g}",
@@ -280,6 +255,7 @@ class _Loop:
             "last_ckpt_loss": self.p.last_ckpt_loss,
             "solved_evals": self.p.solved_evals,
             "wall_offset": self.p.wall_offset,
+            "last_ckpt_dz": self.p.last_ckpt_dz,
         }
         state["torch_rng"] = torch.get_rng_state()
         self.store.save_checkpoint(

@@ -7,7 +7,8 @@ timeline and the summary that times the routing circuit against the loss drop. N
 plots.
 """
 
-from mbc_interp.analysis.attribution import HeadAttribution, candidate_answers, head_attribution
+from mbc_interp.analysis.attribution import HeadAttribution, head_attribution
+from mbc_interp.analysis.heads import head_label, head_labels, parse_head_label
 from mbc_interp.analysis.logit_lens import LogitLens, logit_lens, residual_logits
 from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.patching import (
@@ -29,7 +30,13 @@ from mbc_interp.analysis.patching import (
     patch_sites,
 )
 from mbc_interp.analysis.patterns import AttentionPatterns, attention_patterns
-from mbc_interp.analysis.summary import CIRCUIT_FRAC, format_summary, routing_scores, summarize
+from mbc_interp.analysis.summary import (
+    CIRCUIT_FRAC,
+    format_summary,
+    head_z_use,
+    routing_scores,
+    summarize,
+)
 from mbc_interp.analysis.timeline import (
     AnalysisConfig,
     analyze,
@@ -39,12 +46,18 @@ from mbc_interp.analysis.timeline import (
     select_steps,
 )
 from mbc_interp.analysis.transition import (
+    Growth,
+    GrowthOnset,
     LossTransition,
     detect_loss_transition,
+    growth_onset,
+    growth_rate,
     lead_fraction,
     onset,
+    phase_of,
     steps_to_tokens,
 )
+from mbc_interp.analysis.zuse import HeadZUse
 
 __all__ = [
     "ATTN_OUT",
@@ -57,7 +70,10 @@ __all__ = [
     "UNDEFINED_BELOW",
     "AnalysisConfig",
     "AttentionPatterns",
+    "Growth",
+    "GrowthOnset",
     "HeadAttribution",
+    "HeadZUse",
     "LogitLens",
     "LossTransition",
     "PatchingResult",
@@ -66,22 +82,28 @@ __all__ = [
     "analyze_checkpoint",
     "analyze_run",
     "attention_patterns",
-    "candidate_answers",
     "detect_loss_transition",
     "format_summary",
+    "growth_onset",
+    "growth_rate",
     "head_attribution",
+    "head_label",
+    "head_labels",
+    "head_z_use",
     "key_steps",
     "lead_fraction",
     "load_timeline",
     "logit_diff",
     "logit_lens",
     "onset",
+    "parse_head_label",
     "patch_attn_out",
     "patch_head_out_all_pos",
     "patch_head_out_by_pos",
     "patch_mlp_out",
     "patch_resid_pre",
     "patch_sites",
+    "phase_of",
     "residual_logits",
     "routing_scores",
     "select_steps",

@@ -1,11 +1,15 @@
 """Head attribution to the selector: where each head looks, and what it writes to the answer.
 
-Per head ``L{l}H{h}`` this measures, at the answer position (SEP, where the first target token
-is predicted):
+Per head ``L{l}H{h}`` this measures, at the answer position (the SEP where the first target
+token is predicted):
 
-- attention to the selector ``z``, to the base string (summed over its positions) and to SEP
-  itself; these three cover every position SEP can see, so they sum to 1 per head;
+- attention to the selector ``z`` (summed over its tokens), to the base string (summed over its
+  positions) and to the answer position itself (the rest goes to BOS, an earlier SEP or filler);
 - attention to ``z`` averaged over all prediction positions (relevant when ``target_len > 1``);
+- ``attn_prev``: attention to the previous position, averaged over every position before the
+  answer position. Where z sits right before the answer position, attention to z is attention
+  to the previous position; a head with high ``attn_prev`` is a generic previous-token head,
+  and its attention to z says nothing about routing (compare a layout with ``selector_gap``);
 - direct logit attribution (DLA): the head's output, passed linearly through the final norm
   (centred for LayerNorm, divided by the cached ``ln_final.hook_scale``, times ``ln_final.w``)
   and projected on ``W_U[:, correct] - mean(W_U[:, other K-1 candidates])``.
@@ -30,6 +34,7 @@ from torch import Tensor
 from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.components import LayerNorm, LayerNormPre
 
+from mbc_interp.analysis.heads import head_labels, head_records
 from mbc_interp.task import WindTunnelTask
 
 HEAD_METRICS: tuple[str, ...] = (
@@ -37,6 +42,7 @@ HEAD_METRICS: tuple[str, ...] = (
     "attn_to_z_pred",
     "attn_to_base",
     "attn_to_sep",
+    "attn_prev",
     "dla",
 )
 
@@ -53,6 +59,8 @@ class HeadAttribution:
     """Attention from the answer position to the base string, summed over its positions."""
     attn_to_sep: Float[Tensor, "layer head"]
     """Attention from the answer position to itself (SEP)."""
+    attn_prev: Float[Tensor, "layer head"]
+    """Attention to the previous position, averaged over the positions before the answer."""
     dla: Float[Tensor, "layer head"]
     """Direct logit attribution to ``correct - mean(other candidates)`` at the answer position."""
     other_dla: Float[Tensor, " component"]
@@ -64,8 +72,7 @@ class HeadAttribution:
 
     @property
     def head_labels(self) -> list[str]:
-        n_layers, n_heads = self.dla.shape
-        return [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)]
+        return head_labels(*self.dla.shape)
 
     def circuit_dla(self, heads: Sequence[str]) -> float:
         """Summed DLA of the named heads (``"L1H2"``...): the circuit's direct contribution."""
@@ -79,21 +86,7 @@ class HeadAttribution:
 
     def to_records(self) -> list[dict]:
         """One row per (component, metric); non-head components carry only ``"dla"``."""
-        rows = []
-        n_layers, n_heads = self.dla.shape
-        for metric in HEAD_METRICS:
-            values = getattr(self, metric)
-            for l in range(n_layers):
-                for h in range(n_heads):
-                    rows.append(
-                        {
-                            "component": f"L{l}H{h}",
-                            "layer": l,
-                            "head": h,
-                            "metric": metric,
-                            "value": float(values[l, h]),
-                        }
-                    )
+        rows = head_records({m: getattr(self, m) for m in HEAD_METRICS})
         for label, value in zip(self.other_labels, self.other_dla.tolist(), strict=True):
             layer = int(label.split(".")[0][1:]) if label.startswith("L") else None
             rows.append(
@@ -105,14 +98,6 @@ class HeadAttribution:
         return pd.DataFrame.from_records(self.to_records()).astype(
             {"layer": "Int64", "head": "Int64"}
         )
-
-
-def candidate_answers(task: WindTunnelTask, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K"]:
-    """First target tokens of the K examples sharing each row's base string (row order b*K+k)."""
-    c = task.config
-    base = rows // c.K
-    members = base[:, None] * c.K + torch.arange(c.K)[None, :]
-    return task.tokens[members, c.sep_pos + 1]
 
 
 def final_norm_linear(
@@ -142,17 +127,17 @@ def head_attribution(
 ) -> HeadAttribution:
     """Attention to z/B/SEP and DLA per head, averaged over ``examples`` (rows of ``task.tokens``,
     default all), processed ``batch_size`` rows at a time."""
-    c = task.config
-    if c.K < 2:
-        raise ValueError(f"task.K = {c.K}: DLA contrasts the correct target with K-1 others")
+    if task.K < 2:
+        raise ValueError(f"task.K = {task.K}: DLA contrasts the correct target with K-1 others")
     rows = torch.arange(len(task)) if examples is None else torch.as_tensor(examples)
-    sep, z, preds = c.sep_pos, c.selector_pos, list(c.prediction_positions)
-    base = list(c.base_positions)
+    sep, z, preds = task.answer_pos, list(task.selector_positions), list(task.prediction_positions)
+    base = list(task.base_positions)
+    before = torch.arange(1, sep)  # positions with a previous one, before the answer position
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     other_labels = _other_labels(model)
     names = _needed_hooks(model)
 
-    sums = torch.zeros(5, n_layers, n_heads, dtype=torch.float64)
+    sums = torch.zeros(6, n_layers, n_heads, dtype=torch.float64)
     other_sum = torch.zeros(len(other_labels), dtype=torch.float64)
     logit_diff_sum = 0.0
     device = model.cfg.device
@@ -163,12 +148,14 @@ def head_attribution(
             pattern = torch.stack([cache[f"blocks.{l}.attn.hook_pattern"] for l in range(n_layers)])
             # pattern: [layer, batch, head, dest, src]
             at_sep = pattern[:, :, :, sep]
-            sums[0] += at_sep[..., z].sum(1).double().cpu()
-            sums[1] += pattern[:, :, :, preds, z].mean(-1).sum(1).double().cpu()
+            sums[0] += at_sep[..., z].sum(-1).sum(1).double().cpu()
+            sums[1] += pattern[:, :, :, preds][..., z].sum(-1).mean(-1).sum(1).double().cpu()
             sums[2] += at_sep[..., base].sum(-1).sum(1).double().cpu()
             sums[3] += at_sep[..., sep].sum(1).double().cpu()
+            prev = pattern[:, :, :, before, before - 1]  # [layer, batch, head, pos]
+            sums[5] += prev.mean(-1).sum(1).double().cpu()
 
-            cands = candidate_answers(task, chunk).to(device)
+            cands = task.candidate_first(chunk).to(device)
             correct = task.tokens[chunk, sep + 1].to(device)
             direction = _logit_direction(model, correct, cands)  # [batch, d_model]
             scale = cache["ln_final.hook_scale"][:, sep] if "ln_final.hook_scale" in names else None
@@ -196,6 +183,7 @@ def head_attribution(
         attn_to_z_pred=means[1],
         attn_to_base=means[2],
         attn_to_sep=means[3],
+        attn_prev=means[5],
         dla=means[4],
         other_dla=(other_sum / n).float(),
         other_labels=other_labels,

@@ -23,7 +23,6 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from mbc_interp.analysis.attribution import candidate_answers
 from mbc_interp.task import WindTunnelTask
 
 LENS_METRICS: tuple[str, ...] = ("loss", "candidate_mass", "correct_prob")
@@ -86,12 +85,11 @@ def logit_lens(
 ) -> LogitLens:
     """Loss, candidate mass and correct-answer probability per layer, over ``examples`` (rows of
     ``task.tokens``, default all), ``batch_size`` rows per forward pass."""
-    c = task.config
     rows = torch.arange(len(task)) if examples is None else torch.as_tensor(examples)
     n_layers = model.cfg.n_layers
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(n_layers)]
-    preds = list(c.prediction_positions)
-    sep = c.sep_pos
+    preds = list(task.prediction_positions)
+    sep = task.answer_pos
     device = model.cfg.device
 
     loss_pos = torch.zeros(n_layers + 1, len(preds), dtype=torch.float64)
@@ -102,7 +100,7 @@ def logit_lens(
             tokens = task.tokens[chunk].to(device)
             mask = task.loss_mask[chunk].to(device)
             _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
-            cands = candidate_answers(task, chunk).to(device)
+            cands = task.candidate_first(chunk).to(device)
             correct = tokens[:, sep + 1]
             targets = tokens[:, [p + 1 for p in preds]]  # what each prediction position predicts
             for i, name in enumerate(names):
@@ -110,7 +108,8 @@ def logit_lens(
                 picked = log_probs[:, preds].gather(-1, targets[..., None]).squeeze(-1)
                 loss_pos[i] += (-picked * mask[:, preds]).double().sum(0).cpu()
                 answer = log_probs[:, sep].exp()
-                mass[i] += float(answer.gather(-1, cands).sum(-1).double().sum())
+                in_cands = torch.zeros_like(answer).scatter_(-1, cands, 1.0)  # each token once
+                mass[i] += float((answer * in_cands).sum(-1).double().sum())
                 correct_p[i] += float(answer.gather(-1, correct[:, None]).double().sum())
 
     n = len(rows)

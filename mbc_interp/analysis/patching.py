@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
@@ -70,6 +70,8 @@ class PatchingResult:
     """Normalised effect (0 = corrupt, 1 = clean); NaN where not ``normalised_defined``."""
     raw: Float[Tensor, "*site"]
     """Patched minus corrupt mean logit difference, in logits."""
+    raw_se: Float[Tensor, "*site"]
+    """Standard error of ``raw`` over the pairs: its noise floor (defined on the plateau)."""
     clean_logit_diff: float
     corrupt_logit_diff: float
     normalised_defined: bool
@@ -98,6 +100,7 @@ class PatchingResult:
             }
             rows.append({**base, "metric": "patch_norm", "value": float(self.values[index])})
             rows.append({**base, "metric": "patch_raw", "value": float(self.raw[index])})
+            rows.append({**base, "metric": "patch_raw_se", "value": float(self.raw_se[index])})
         return rows
 
     def to_frame(self) -> pd.DataFrame:
@@ -151,10 +154,11 @@ def patch_sites(
     start_names.add("hook_pos_embed")
 
     patched_sum = torch.zeros(len(sites), dtype=torch.float64)
+    patched_sq = torch.zeros(len(sites), dtype=torch.float64)
     clean_sum = corrupt_sum = 0.0
     with torch.no_grad():
         for rows in torch.arange(n).split(max_batch):
-            chunk = _subset(pairs, rows)
+            chunk = pairs if len(rows) == len(pairs) else pairs.subset(rows)
             clean_logits, clean_cache = model.run_with_cache(
                 chunk.clean_tokens.to(device), names_filter=lambda name: name in hook_names
             )
@@ -162,15 +166,20 @@ def patch_sites(
                 chunk.corrupt_tokens.to(device), names_filter=lambda name: name in start_names
             )
             clean_sum += float(logit_diff(clean_logits, chunk).double().sum())
-            corrupt_sum += float(logit_diff(corrupt_logits, chunk).double().sum())
+            corrupt_diff = logit_diff(corrupt_logits, chunk).double().cpu()
+            corrupt_sum += float(corrupt_diff.sum())
             for first, group in _site_groups(sites, max(1, max_batch // len(rows))):
-                sums = _patched_sums(
+                effects = _patched_effects(
                     model, kind, group, chunk, hook_names, clean_cache, corrupt_cache
-                )
-                patched_sum[first : first + len(group)] += sums
+                ) - corrupt_diff  # [site, pair]: patched - corrupt, per pair
+                patched_sum[first : first + len(group)] += effects.sum(-1)
+                patched_sq[first : first + len(group)] += (effects**2).sum(-1)
 
     clean, corrupt = clean_sum / n, corrupt_sum / n
-    raw = (patched_sum / n - corrupt).float().reshape(shape)
+    mean = patched_sum / n
+    var = (patched_sq / n - mean**2).clamp(min=0) * n / max(n - 1, 1)
+    raw = mean.float().reshape(shape)
+    raw_se = (var / n).sqrt().float().reshape(shape)
     defined = abs(clean - corrupt) >= threshold
     values = raw / (clean - corrupt) if defined else torch.full(shape, float("nan"))
     return PatchingResult(
@@ -178,6 +187,7 @@ def patch_sites(
         axes=kind.axes,
         values=values,
         raw=raw,
+        raw_se=raw_se,
         clean_logit_diff=clean,
         corrupt_logit_diff=corrupt,
         normalised_defined=defined,
@@ -203,7 +213,7 @@ def _site_groups(
     return groups
 
 
-def _patched_sums(
+def _patched_effects(
     model: HookedTransformer,
     kind: SiteKind,
     group: list[tuple[int, ...]],
@@ -213,7 +223,7 @@ def _patched_sums(
     corrupt_cache,
 ) -> Float[Tensor, " site"]:
     """One forward pass over ``len(group)`` tiled copies of the corrupt run, copy ``s`` patched
-    at site ``group[s]``; returns the summed logit difference of each copy."""
+    at site ``group[s]``; returns each copy's logit difference per pair, ``[site, pair]``."""
     n_sites, n = len(group), len(pairs)
     start = min(site[0] for site in group)
     hooks = []
@@ -227,7 +237,7 @@ def _patched_sums(
         pos_embed = corrupt_cache["hook_pos_embed"]
         kwargs["shortformer_pos_embed"] = pos_embed.expand(n, -1, -1).repeat(n_sites, 1, 1)
     logits = model.run_with_hooks(resid, start_at_layer=start, fwd_hooks=hooks, **kwargs)
-    return logit_diff(logits, pairs).double().reshape(n_sites, n).sum(-1).cpu()
+    return logit_diff(logits, pairs).double().reshape(n_sites, n).cpu()
 
 
 def _site_mask(
@@ -253,19 +263,6 @@ def _make_hook(mask: Bool[Tensor, "site ..."], clean_act: Tensor, n_sites: int):
         return torch.where(where, clean_act[None], tiled).reshape(act.shape)
 
     return hook
-
-
-def _subset(pairs: PatchingPairs, rows: Int[Tensor, " n"]) -> PatchingPairs:
-    if len(rows) == len(pairs):
-        return pairs
-    return PatchingPairs(
-        clean_tokens=pairs.clean_tokens[rows],
-        corrupt_tokens=pairs.corrupt_tokens[rows],
-        clean_answer=pairs.clean_answer[rows],
-        corrupt_answer=pairs.corrupt_answer[rows],
-        example_index=pairs.example_index[rows],
-        answer_pos=pairs.answer_pos,
-    )
 
 
 # -- presets: one per site kind, shaped like the TL function of the same name ------------------

@@ -1,33 +1,43 @@
-"""When did the routing circuit form, relative to the loss drop? ``RUN/analysis/summary.json``.
+"""When does the model start to use z, and which heads carry it? ``RUN/analysis/summary.json``.
 
-Definitions (also in the README):
+Rules (also in the README; fixed before the sweeps that report them):
 
-- Loss times (``t_plateau_start``, ``plateau_loss``, ``t_loss``, ``t_solved``) come from the
-  logged eval loss, see :func:`mbc_interp.analysis.transition.detect_loss_transition`.
-- Routing score of a head (chooses the head; at the last analysed checkpoint):
-  ``attn_to_z x clip(patch_norm, 0, 1)``: attention from SEP to z times the share of the
-  clean - corrupt logit difference that patching the head's output (all positions) restores.
-  Attention alone can be a sink; the causal factor keeps only heads whose reading of z moves
-  the answer. It is scale-free, but undefined on the plateau (no gap to restore), so it selects
-  heads at the end and does not time them.
-- ``routing_head``: the largest routing score. ``routing_heads`` (the circuit): the heads whose
-  score is >= ``CIRCUIT_FRAC`` of the top one.
-- ``t_route``: onset of the routing head's attention to z: the first sustained crossing of half
-  way from its start to its final value, interpolated
-  (:func:`~mbc_interp.analysis.transition.onset`); this is when the head starts to read z.
-  ``t_route_patch``: onset of its raw patching effect (logits), when what it reads starts to
-  move the output; the raw effect keeps growing as the output sharpens, so it lags by nature.
-  ``t_circuit`` / ``t_circuit_patch``: the same for the circuit's mean attention / summed
-  effect; ``t_lens``: onset of the logit lens's probability of the correct target per layer.
-- ``lead_fraction = (t_loss - t_route) / (t_loss - t_plateau_start)``: 1 = the head forms as the
-  plateau starts, 0 = together with the drop, < 0 = after it. ``lead_fraction_patch`` uses
-  ``t_route_patch``. Every time is also given in tokens seen.
+- **Loss times** (``t_plateau_start``, ``plateau_loss``, ``t_loss``, ``t_solved``) come from
+  :func:`~mbc_interp.analysis.transition.detect_loss_transition` on the logged raw loss
+  (``transition_signal = "loss"``). When the raw loss never rests at log K (the paper's task:
+  its A strings are random, and the raw loss rests at an alphabet-level value) and the run
+  logged the candidate-normalised loss, they come from ``cand_loss`` instead, whose floor is
+  exactly log K while z is ignored (``transition_signal = "cand_loss"``); ``rest_loss_tok``
+  then reports where the raw per-token loss rested (median over the last quarter of the plateau).
+- **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
+  group minus the clean loss) above 3 standard errors, held for 3 evaluations
+  (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
+  candidate version. ``z_doubling_steps`` (and ``_tokens``): Δz's doubling time, fitted from
+  ``t_z`` (or the plateau start) to ``t_loss``
+  (:func:`~mbc_interp.analysis.transition.growth_rate`).
+- **Routing heads**: each head's z-use at each analysed checkpoint is its total effect, the raw
+  effect of patching its clean output into the corrupt run (logits, with a standard error) and,
+  beside it, its direct z-effect (:mod:`mbc_interp.analysis.zuse`). A head's routing score is
+  its total effect averaged over the window from ``t_plateau_start`` to ``t_loss`` (trapezoids
+  over the checkpoints in it; the whole run when either is missing or the window holds fewer
+  than 2 checkpoints): the head that carries z-use while it grows, not only at the end.
+  ``routing_head`` is the top score (none if it is not > 0), ``routing_heads`` the heads within
+  ``CIRCUIT_FRAC`` of it; ``routing_head_final`` is the top total effect at the last analysed
+  checkpoint, shown beside it.
+- ``t_route``: onset of the routing head's total effect above 3 standard errors, held for 2
+  checkpoints; ``t_route_direct`` the same for its direct z-effect.
+- ``lead_fraction = (t_loss - t_route) / (t_loss - t_plateau_start)`` and ``lead_fraction_z``
+  from ``t_z``. An onset before the plateau starts is not a lead: the fraction is null, and
+  ``route_phase`` / ``z_phase`` say ``before_plateau`` (``after_drop`` likewise).
+- ``t_attn_to_z``: onset (half-way crossing) of the routing head's attention from the answer
+  position to z. It times when z is moved next to the answer position, not when it is used;
+  it is reported for comparison with earlier versions and never used for a lead.
+Every time is also given in tokens seen.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
@@ -35,110 +45,149 @@ import pandas as pd
 
 from mbc_interp.analysis.transition import (
     detect_loss_transition,
+    growth_onset,
+    growth_rate,
     lead_fraction,
     onset,
+    phase_of,
     steps_to_tokens,
 )
+from mbc_interp.jsonsafe import json_safe
 from mbc_interp.run import Run
 from mbc_interp.store import ANALYSIS_DIR, atomic_write
 
 SUMMARY_FILE = "summary.json"
 CIRCUIT_FRAC = 0.5
-"""A head joins the circuit when its final routing score is at least this share of the top."""
+"""A head joins the circuit when its routing score is at least this share of the top."""
+ROUTE_SUSTAIN = 2
+"""Checkpoints a head's effect must stay above its floor (checkpoints are sparser than evals)."""
+Z_SUSTAIN = 3
 
 
-def routing_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (step, head): ``attn_to_z``, ``patch_raw``, ``patch_norm`` and ``score``
-    (NaN where the normalised patching effect is undefined)."""
-    attn = table[(table.analysis == "attribution") & (table.metric == "attn_to_z")]
-    patch = table[
-        (table.analysis == "patching")
-        & (table.kind == "head_out_all_pos")
-        & (table.component != "baseline")  # the clean / corrupt reference rows
-    ]
-    wide = (
-        pd.concat([attn, patch])
-        .pivot_table(index=["step", "tokens", "component"], columns="metric", values="value")
-        .reset_index()
+def head_z_use(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (step, head): ``total`` / ``total_se`` (raw head patching effect, logits),
+    ``direct`` / ``direct_se`` (direct z-effect), ``attn_to_z`` and ``attn_prev``."""
+    heads = table[table["head"].notna()]
+    keep = (
+        ((heads.analysis == "patching") & (heads.kind == "head_out_all_pos")
+         & heads.metric.isin(["patch_raw", "patch_raw_se"]))
+        | ((heads.analysis == "attribution") & heads.metric.isin(["attn_to_z", "attn_prev"]))
+        | (heads.analysis == "zuse")
+    )  # fmt: skip
+    wide = heads[keep].pivot_table(
+        index=["step", "tokens", "component"], columns="metric", values="value"
     )
     if "patch_raw" not in wide:
         raise ValueError("the timeline has no head_out_all_pos patching: add it to patch_kinds")
-    norm = wide["patch_norm"] if "patch_norm" in wide else float("nan")
-    wide["score"] = wide["attn_to_z"] * pd.Series(norm, index=wide.index).clip(0.0, 1.0)
+    wide = wide.rename(
+        columns={"patch_raw": "total", "patch_raw_se": "total_se", "zuse_direct": "direct",
+                 "zuse_direct_se": "direct_se"}
+    ).reset_index()  # fmt: skip
     return wide.sort_values(["component", "step"]).reset_index(drop=True)
+
+
+def routing_scores(z_use: pd.DataFrame, start: float | None, stop: float | None) -> pd.Series:
+    """Each head's total effect averaged over ``[start, stop]`` (see the module docstring)."""
+    steps = np.sort(z_use.step.unique())
+    inside = steps[(steps >= (start if start is not None else -np.inf))
+                   & (steps <= (stop if stop is not None else np.inf))]  # fmt: skip
+    if start is None or stop is None or len(inside) < 2:
+        inside = steps
+    out = {}
+    for head, curve in z_use[z_use.step.isin(inside)].groupby("component"):
+        x, y = curve.step.to_numpy(float), curve.total.to_numpy(float)
+        out[head] = float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[0])
+    return pd.Series(out, dtype=float)
+
+
+def _transition(run: Run) -> tuple[dict[str, Any], str]:
+    m = run.metrics
+    steps = m["step"].to_numpy(float)
+    lt = detect_loss_transition(steps, m["loss"].to_numpy(float), run.log_k)
+    if lt.status == "no_plateau" and "cand_loss" in m and m["cand_loss"].notna().any():
+        cand = detect_loss_transition(steps, m["cand_loss"].to_numpy(float), run.log_k)
+        out = cand.to_dict()
+        out["raw_loss_reason"] = lt.reason
+        return out, "cand_loss"
+    return lt.to_dict(), "loss"
+
+
+def _hidden_progress(run: Run, out: dict[str, Any]) -> None:
+    m = run.metrics
+    if "dz" not in m or m["dz"].isna().all():
+        out["t_z_reason"] = "the run logged no Δz (trained before it existed)"
+        return
+    steps = m["step"].to_numpy(float)
+    z = growth_onset(steps, m["dz"], m["dz_se"], sustain=Z_SUSTAIN)
+    out["t_z"], out["t_z_reason"] = z.t, z.reason
+    out["t_z_cand"] = growth_onset(steps, m["dz_cand"], m["dz_cand_se"], sustain=Z_SUSTAIN).t
+    start = z.t if z.t is not None else out["t_plateau_start"]
+    g = growth_rate(steps, m["dz"], m["dz_se"], start, out["t_loss"])
+    out["z_doubling_steps"], out["z_growth_fit"] = g.doubling, g.to_dict()
+    out["z_phase"] = phase_of(z.t, out["t_plateau_start"], out["t_loss"])
+    if out["z_phase"] == "plateau":
+        out["lead_fraction_z"] = lead_fraction(z.t, out["t_loss"], out["t_plateau_start"])
+    if out["transition_signal"] == "cand_loss" and out["t_plateau_end"] is not None:
+        window = m[(m.step >= out["t_plateau_start"]) & (m.step <= out["t_plateau_end"])]
+        late = window.tail(max(1, len(window) // 4))
+        out["rest_loss_tok"] = float(late["loss_tok"].median()) if "loss_tok" in late else None
+
+
+def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
+    z_use = head_z_use(table)
+    scores = routing_scores(z_use, out["t_plateau_start"], out["t_loss"])
+    last = z_use[z_use.step == z_use.step.max()].set_index("component")
+    out["routing_scores"] = {h: float(v) for h, v in scores.items()}
+    out["routing_head_final"] = str(last["total"].idxmax()) if last["total"].max() > 0 else None
+    top = scores.max() if len(scores) else float("nan")
+    if not top > 0:
+        out["routing_reason"] = (
+            "no head's output carries z-use into the answer over the window (every head's mean "
+            "patching effect is <= 0)"
+        )
+        return
+    head = str(scores.idxmax())
+    out["routing_head"] = head
+    out["routing_heads"] = sorted(h for h, v in scores.items() if v >= CIRCUIT_FRAC * top)
+    curve = z_use[z_use.component == head]
+    steps = curve["step"].to_numpy(float)
+    route = growth_onset(steps, curve["total"], curve["total_se"], sustain=ROUTE_SUSTAIN)
+    out["t_route"], out["t_route_reason"] = route.t, route.reason
+    if "direct" in curve:
+        out["t_route_direct"] = growth_onset(
+            steps, curve["direct"], curve["direct_se"], sustain=ROUTE_SUSTAIN
+        ).t
+    out["t_attn_to_z"] = onset(steps, curve["attn_to_z"].to_numpy(float))
+    out["route_phase"] = phase_of(route.t, out["t_plateau_start"], out["t_loss"])
+    if out["route_phase"] == "plateau":
+        out["lead_fraction"] = lead_fraction(route.t, out["t_loss"], out["t_plateau_start"])
 
 
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     """The transition summary of a run from its metrics and analysis timeline."""
-    metrics = run.metrics
-    per_step = run.config.tokens_per_step
-    lt = detect_loss_transition(
-        metrics["step"].to_numpy(float), metrics["loss"].to_numpy(float), run.log_k
-    )
-    out: dict[str, Any] = {"log_k": run.log_k, **lt.to_dict()}
+    transition, signal = _transition(run)
+    out: dict[str, Any] = {"log_k": run.log_k, "transition_signal": signal, **transition}
     out.update(
-        routing_head=None, routing_heads=[], final_scores={}, t_route=None, t_route_patch=None,
-        t_circuit=None, t_circuit_patch=None, t_lens={}, lead_fraction=None,
-        lead_fraction_patch=None,
+        t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,
+        routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
+        t_route=None, t_route_direct=None, t_attn_to_z=None, route_phase=None,
+        lead_fraction=None,
     )  # fmt: skip
+    _hidden_progress(run, out)
     if table.empty:
         out["routing_reason"] = "no checkpoint analysed"
-        return _with_tokens(out, per_step)
-
-    scores = routing_scores(table)
-    last = scores[scores.step == scores.step.max()].set_index("component")
-    top = last["score"].max()
-    out["final_scores"] = {h: _num(v) for h, v in last["score"].items()}
-    if not top > 0:  # NaN (no clean - corrupt gap: z is not read) or no positive effect
-        out["routing_reason"] = (
-            "no head routes z at the last analysed checkpoint: the normalised patching effect is "
-            "undefined (clean and corrupt answers barely differ) or no head restores any of it"
-        )
     else:
-        head = str(last["score"].idxmax())
-        circuit = sorted(h for h, v in last["score"].items() if v >= CIRCUIT_FRAC * top)
-        curve = scores[scores.component == head]
-        steps = curve["step"].to_numpy(float)
-        out["routing_head"], out["routing_heads"] = head, circuit
-        out["t_route"] = onset(steps, curve["attn_to_z"].to_numpy(float))
-        out["t_route_patch"] = onset(steps, curve["patch_raw"].to_numpy(float))
-        members = scores[scores.component.isin(circuit)].groupby("step")
-        attn, effect = members["attn_to_z"].mean(), members["patch_raw"].sum()
-        out["t_circuit"] = onset(attn.index.to_numpy(float), attn.to_numpy(float))
-        out["t_circuit_patch"] = onset(effect.index.to_numpy(float), effect.to_numpy(float))
-    lens = table[(table.analysis == "logit_lens") & (table.metric == "correct_prob")]
-    for stage, curve in lens.groupby("component", sort=False):
-        curve = curve.sort_values("step")
-        out["t_lens"][str(stage)] = onset(
-            curve["step"].to_numpy(float), curve["value"].to_numpy(float)
-        )
-    out["lead_fraction"] = lead_fraction(out["t_route"], lt.t_loss, lt.t_plateau_start)
-    out["lead_fraction_patch"] = lead_fraction(out["t_route_patch"], lt.t_loss, lt.t_plateau_start)
-    out["n_checkpoints_analysed"] = int(table["step"].nunique())
-    return _with_tokens(out, per_step)
+        _routing(table, out)
+        out["n_checkpoints_analysed"] = int(table["step"].nunique())
+    return _with_tokens(out, run.config.tokens_per_step)
 
 
 def _with_tokens(out: dict[str, Any], tokens_per_step: int) -> dict[str, Any]:
-    keys = [k for k, v in out.items() if k.startswith("t_") and not isinstance(v, dict)]
+    keys = [k for k, v in out.items() if k.startswith("t_") and not isinstance(v, dict | str)]
     out["tokens"] = {k: steps_to_tokens(out[k], tokens_per_step) for k in keys}
-    out["tokens"]["t_lens"] = {
-        k: steps_to_tokens(v, tokens_per_step) for k, v in out["t_lens"].items()
-    }
+    out["z_doubling_tokens"] = steps_to_tokens(out["z_doubling_steps"], tokens_per_step)
     out["tokens_per_step"] = tokens_per_step
-    return {k: _num(v) for k, v in out.items()}
-
-
-def _num(v: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {k: _num(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_num(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+    return json_safe(out)
 
 
 def write_summary(run: Run, summary: dict[str, Any]) -> None:
@@ -153,24 +202,33 @@ def format_summary(summary: dict[str, Any]) -> str:
         v, tok = summary.get(key), summary["tokens"].get(key)
         return "n/a" if v is None else f"step {v:,.0f} ({tok:,.0f} tokens)"
 
+    def phase(key: str) -> str:
+        p = summary.get(key)
+        return "" if p in (None, "plateau") else f"  <- {p.replace('_', ' ')}, not a lead"
+
     lines = [
-        f"log K            {summary['log_k']:.4f}",
+        f"log K            {summary['log_k']:.4f}   (timed on {summary['transition_signal']})",
         f"plateau loss     {_fmt(summary.get('plateau_loss'))}",
         f"status           {summary['status']}"
         + (f" ({summary['reason']})" if summary.get("reason") else ""),
         f"t_plateau_start  {t('t_plateau_start')}",
-        f"t_route          {t('t_route')}   [its patching effect: {t('t_route_patch')}]",
+        f"t_z (Δz onset)   {t('t_z')}{phase('z_phase')}",
+        f"Δz doubling      {_fmt(summary.get('z_doubling_steps'), '.0f')} steps",
+        f"t_route          {t('t_route')}{phase('route_phase')}"
+        f"   [direct effect: {t('t_route_direct')}]",
         f"t_loss           {t('t_loss')}",
         f"t_solved         {t('t_solved')}",
-        f"lead fraction    {_fmt(summary.get('lead_fraction'))}"
-        f"   [by patching effect: {_fmt(summary.get('lead_fraction_patch'))}]",
+        f"lead fraction    {_fmt(summary.get('lead_fraction'))} (routing head)"
+        f"   {_fmt(summary.get('lead_fraction_z'))} (Δz)",
         f"routing head     {summary.get('routing_head') or 'none'}"
-        f"   circuit: {', '.join(summary.get('routing_heads') or []) or 'none'}",
+        f"   circuit: {', '.join(summary.get('routing_heads') or []) or 'none'}"
+        f"   (top at the end: {summary.get('routing_head_final') or 'none'})",
     ]
-    if summary.get("routing_reason"):
-        lines.append(f"                 ({summary['routing_reason']})")
+    for key in ("t_z_reason", "routing_reason"):
+        if summary.get(key) and (key != "t_z_reason" or summary.get("t_z") is None):
+            lines.append(f"                 ({summary[key]})")
     return "\n".join(lines)
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.4f}"
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "n/a" if v is None else format(v, spec)

@@ -24,6 +24,7 @@ from mbc_interp.analysis.attribution import head_attribution
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.summary import summarize, write_summary
+from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.run import Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
 from mbc_interp.task import WindTunnelTask
@@ -85,6 +86,8 @@ def analyze_checkpoint(
     for r in head_attribution(model, task, examples).to_records():
         rows.append({"analysis": "attribution", "kind": "", "pos": None, "position": "", **r})
     pairs = task.patching_pairs(min(config.n_pairs, len(task)), config.pair_seed)
+    for r in head_z_use(model, pairs).to_records():
+        rows.append({"analysis": "zuse", "kind": "", "pos": None, "position": "", **r})
     for name in config.patch_kinds:
         if name == "mlp_out" and model.cfg.attn_only:
             continue

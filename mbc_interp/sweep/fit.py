@@ -18,9 +18,14 @@ Verdicts follow fixed rules, written down before looking at the numbers (never t
    excludes 3.6; else *not reproduced*.
 4. batch: ratio of mean durations (tokens), smallest over largest batch: *reproduced* if its
    CI is above 1, else *not reproduced*.
-5. lead: mean lead fraction (attention onset of the routing head): *reproduced* if its CI
-   contains 0.5; *partly* if the CI is above 0 (the head leads) but excludes 0.5; else *not
-   reproduced*.
+2c. K in the paper's units (D there is the total number of examples N): the K exponent ``b``
+   of ``log duration = c + a log N + b log K`` on the size and K slices pooled: *reproduced* if
+   its CI contains 0.
+5. lead: mean lead fraction of the routing head's z-use onset (its patching effect leaving its
+   noise floor, see :mod:`mbc_interp.analysis.summary`): *reproduced* if its CI contains 0.5;
+   *partly* if the CI is above 0 (the head leads) but excludes 0.5; else *not reproduced*.
+   Onsets before the plateau started are not leads: they are counted and left out. The Δz
+   onset's lead (``lead_fraction_z``) is reported beside it.
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ import numpy as np
 import pandas as pd
 
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
-AXIS_COLUMNS = ("D", "K", "lr", "batch", "direction", "target_len", "construction",
-                "data_seed", "n_layers", "d_model", "n_heads")  # fmt: skip
+AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len",
+                "construction", "data_seed", "n_layers", "d_model", "n_heads",
+                "selector_gap")  # fmt: skip
+SIZES = ("D", "n_examples")
+"""One quantity in two units (bases, examples): a slice over D or K lets both vary."""
 CI = 0.95
 
 
@@ -160,10 +168,18 @@ def reference_point(table: pd.DataFrame) -> dict[str, Any]:
 def slice_of(table: pd.DataFrame, vary: str, reference: dict[str, Any]) -> pd.DataFrame:
     """Finished runs that differ from the reference only in ``vary`` (and the seed)."""
     keep = table.point_status == "done"
+    free = {vary, *SIZES} if vary in (*SIZES, "K") else {vary}
     for col, value in reference.items():
-        if col != vary:
+        if col not in free:
             keep &= table[col] == value
-    return table[keep]
+    rows = table[keep]
+    if vary == "K":  # K at a fixed size: fixed bases (proxy sweeps) or fixed examples (paper)
+        fixed = [c for c in SIZES if c in rows and rows[c].nunique() == 1]
+        unit = fixed[-1] if fixed else None
+        rows = rows[rows[unit] == reference[unit]] if unit else rows.iloc[:0]
+    elif vary in SIZES:
+        rows = rows[rows["K"] == reference["K"]]
+    return rows
 
 
 def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict[str, Any]:
@@ -174,6 +190,7 @@ def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict
     out["D"] = _scaling(table, "D", ref, n_boot, seed, target=PAPER["D_exponent"])
     out["K"] = _scaling(table, "K", ref, n_boot, seed, target=None)
     out["N"] = _examples(table, ref, n_boot, seed)
+    out["K_paper"] = _k_at_fixed_examples(table, ref, n_boot, seed)
     out["lr"] = _ratio(table, "lr", ref, n_boot, seed, largest_over_smallest=True)
     out["batch"] = _ratio(table, "batch", ref, n_boot, seed, largest_over_smallest=False)
     out["lead"] = _lead(main_runs(table, ref), n_boot, seed)
@@ -186,7 +203,7 @@ def main_runs(table: pd.DataFrame, ref: dict[str, Any]) -> pd.DataFrame:
     else (direction, target length, model...) at the reference (controls are excluded)."""
     keep = table.point_status == "done"
     for col, value in ref.items():
-        if col not in ("D", "K", "lr", "batch"):
+        if col not in (*SIZES, "K", "lr", "batch"):
             keep &= table[col] == value
     return table[keep]
 
@@ -254,6 +271,32 @@ def _examples(table: pd.DataFrame, ref: dict, n_boot: int, seed: int) -> dict[st
             "epochs": asdict(epochs)}  # fmt: skip
 
 
+def _k_at_fixed_examples(table: pd.DataFrame, ref: dict, n_boot: int, seed: int) -> dict:
+    """The paper's K claim in its units: ``log duration = c + a log N + b log K`` fitted on the
+    size and K slices pooled (N = total examples); ``b`` is the K exponent at a fixed number of
+    examples, with a bootstrap CI over runs. *reproduced* if the CI contains 0."""
+    rows = pd.concat([slice_of(table, "D", ref), slice_of(table, "K", ref)]).drop_duplicates("name")
+    rows, censored = _usable(rows)
+    res: dict[str, Any] = {"n_censored": censored, "n_runs": len(rows)}
+    x = np.column_stack([np.ones(len(rows)), np.log(rows.n_examples.to_numpy(float)),
+                         np.log(rows.K.to_numpy(float))]) if len(rows) else np.empty((0, 3))
+    y = np.log(rows.duration_tokens.to_numpy(float)) if len(rows) else np.empty(0)
+    if len(rows) < 4 or np.linalg.matrix_rank(x) < 3:
+        return {**res, "verdict": "not tested", "why": "N and K do not vary independently"}
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        if np.linalg.matrix_rank(x[i]) == 3:
+            boot.append(np.linalg.lstsq(x[i], y[i], rcond=None)[0])
+    lo, hi = _interval(np.array(boot)[:, 2])
+    a_lo, a_hi = _interval(np.array(boot)[:, 1])
+    return {**res, "n_exponent": float(coef[1]), "n_ci": (a_lo, a_hi),
+            "k_exponent": float(coef[2]), "ci": (lo, hi),
+            "verdict": "reproduced" if lo <= 0 <= hi else "not reproduced"}  # fmt: skip
+
+
 def _means(rows: pd.DataFrame, axis: str) -> dict[str, dict[str, float]]:
     return {
         f"{v:g}": {"mean_tokens": float(g.duration_tokens.mean()),
@@ -300,10 +343,13 @@ def _ratio(
 
 def _lead(rows: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
     res: dict[str, Any] = {}
-    for key in ("lead_fraction", "lead_fraction_patch"):
+    for key in ("lead_fraction", "lead_fraction_z"):
         v = rows[key].to_numpy(float) if key in rows else np.array([])
         v = v[np.isfinite(v)]
         res[key] = asdict(mean_ci(v, n_boot=n_boot, seed=seed)) if len(v) else None
+    for key in ("route_phase", "z_phase"):
+        phases = rows[key].value_counts().to_dict() if key in rows else {}
+        res[key] = {str(k): int(v) for k, v in phases.items()}
     heads = rows.routing_head.value_counts().to_dict() if "routing_head" in rows else {}
     res["routing_heads"] = {str(k): int(v) for k, v in heads.items()}
     m = res["lead_fraction"]

@@ -36,7 +36,8 @@ from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
 from mbc_interp.model import ModelConfig
 from mbc_interp.task import TaskConfig
 
-NAMED_FIELDS = ("task.D", "task.K", "train.lr", "train.batch_size", "train.seed", "task.direction")
+NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
+                "train.seed", "task.direction", "preset")
 """Fields that :func:`~mbc_interp.cli.run_name` always puts in a point's name."""
 
 SWEEP_ANALYSIS = AnalysisConfig(n_pairs=128, n_examples=512, patch_kinds=("head_out_all_pos",))
@@ -111,7 +112,7 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if not self.grids:
             raise ConfigError(f"{self.source}: no [[grid]] given (nothing to sweep)")
-        unknown = set(self.base) - set(_sections())
+        unknown = set(self.base) - set(_sections()) - {"preset"}
         if unknown:
             raise ConfigError(f"{self.source}: [base] has unknown section(s) {sorted(unknown)}")
         self.points  # noqa: B018  (expand now: any invalid point fails at construction)

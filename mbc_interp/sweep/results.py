@@ -10,8 +10,11 @@ Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`
   fits leave it out and count it); ``status``/``reason`` say what happened.
 - ``plateau_acc``: mean exact-match accuracy over the plateau's evaluations (1/K when z is
   ignored and the marginal is learnt).
-- ``lead_fraction`` (attention onset of the routing head) and ``lead_fraction_patch`` (onset
-  of its causal effect) come from the run's ``analysis/summary.json``.
+- ``lead_fraction`` (onset of the routing head's z-use above its noise floor) and
+  ``lead_fraction_z`` (onset of Δz) come from the run's ``analysis/summary.json``; an onset
+  before the plateau has no lead fraction and ``route_phase`` / ``z_phase`` say so.
+- ``D`` is the number of base strings, ``n_examples`` the total number of examples (K x D, the
+  paper's D); ``selector_gap`` the filler tokens between z and the answer position.
 
 Forward-direction runs (A -> B control) have no selector and no plateau at log K by design;
 their rows carry the loss times only, measured with the same detector.
@@ -36,11 +39,15 @@ AXES = {
     "task.D": "D", "task.K": "K", "train.lr": "lr", "train.batch_size": "batch",
     "train.seed": "seed", "task.direction": "direction", "task.target_len": "target_len",
     "task.construction": "construction", "task.seed": "data_seed", "model.n_layers": "n_layers",
-    "model.d_model": "d_model", "model.n_heads": "n_heads",
+    "model.d_model": "d_model", "model.n_heads": "n_heads", "task.selector_gap": "selector_gap",
 }  # fmt: skip
 """Config fields copied into the table, under short column names."""
 
-TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_route", "t_route_patch")
+TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_route",
+         "t_route_direct", "t_attn_to_z")
+SUMMARY_FIELDS = ("transition_signal", "lead_fraction", "lead_fraction_z", "route_phase",
+                  "z_phase", "z_doubling_steps", "z_doubling_tokens", "routing_head",
+                  "routing_head_final", "rest_loss_tok")
 
 
 def collect(sweep: str | Path) -> pd.DataFrame:
@@ -52,6 +59,7 @@ def collect(sweep: str | Path) -> pd.DataFrame:
         flat = flatten(point["config"])
         row.update({col: flat.get(key) for key, col in AXES.items()})
         row["direction"] = row["direction"] or "backward"
+        row["selector_gap"] = row["selector_gap"] or 0
         row["point_status"] = outcome.get("status", "pending")
         row["error"] = outcome.get("error")
         if run_dir.exists() and row["point_status"] == "done":
@@ -95,14 +103,13 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "duration_steps": duration,
         "duration_tokens": None if duration is None else duration * per_step,
         "t_loss_tokens": None if t1 is None else t1 * per_step,
-        "n_examples": run.task.config.n_examples,
+        "D": run.task.config.n_bases,
+        "n_examples": run.task.config.n_total,
         "duration_epochs": None
         if duration is None
-        else duration * run.config.train.batch_size / run.task.config.n_examples,
+        else duration * run.config.train.batch_size / run.task.config.n_total,
         "censored": t1 is None,
-        "lead_fraction": summary.get("lead_fraction"),
-        "lead_fraction_patch": summary.get("lead_fraction_patch"),
-        "routing_head": summary.get("routing_head"),
+        **{k: summary.get(k) for k in SUMMARY_FIELDS},
         "tokens_per_step": per_step,
         "steps_run": int(last.step),
         "final_loss": float(last.loss),

@@ -2,13 +2,14 @@
 
 Inputs are the tables of :mod:`mbc_interp.analysis` and nothing else: ``run.metrics`` (the eval
 loss), the summary dict (``summary.json``: log K and the transition times), the tidy timeline
-(:func:`~mbc_interp.analysis.load_timeline`) and the routing scores derived from it
-(:func:`~mbc_interp.analysis.routing_scores`). Nothing here runs a model, so a figure can be
+(:func:`~mbc_interp.analysis.load_timeline`) and the per-head z-use derived from it
+(:func:`~mbc_interp.analysis.head_z_use`). Nothing here runs a model, so a figure can be
 redrawn from the files in ``RUN/analysis/`` alone.
 
 Every time axis takes ``x="step"`` or ``x="tokens"`` (tokens seen); the summary's times are drawn
-on it as dotted vertical lines: ``t_plateau_start``, ``t_route`` (the routing head starts to read
-z) and ``t_loss`` (the loss drop). Heads are lines of one colour each; the routing head is the
+on it as dotted vertical lines: ``t_plateau_start``, ``t_z`` (Δz leaves its noise floor),
+``t_route`` (the routing head's z-use leaves its noise floor) and ``t_loss`` (the loss drop).
+Heads are lines of one colour each; the routing head is the
 thick red one, the other heads of the circuit are solid and the rest faint.
 """
 
@@ -23,9 +24,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from mbc_interp.analysis.heads import parse_head_label
+
 XAxis = Literal["step", "tokens"]
 EVENTS: tuple[tuple[str, str, str], ...] = (
     ("t_plateau_start", "plateau start", "#7f7f7f"),
+    ("t_z", "t_z", "#9467bd"),
     ("t_route", "t_route", "#d62728"),
     ("t_loss", "t_loss", "#1f77b4"),
 )
@@ -36,6 +40,9 @@ _REDS = ("rgb(204, 102, 119)", "rgb(136, 34, 85)", "rgb(102, 17, 0)")  # the rou
 _PALETTE = [c for c in qualitative.Safe + qualitative.Pastel if c not in _REDS]
 _LABELS = {
     "attn_to_z": "attention SEP → z",
+    "attn_prev": "attention to the previous position (elsewhere)",
+    "total": "z-use: total effect (head patching, logits)",
+    "direct": "z-use: direct effect (logits)",
     "patch_raw": "patching effect (logits)",
     "patch_norm": "patching effect (0 = corrupt, 1 = clean)",
     "correct_prob": "P(correct target)",
@@ -47,77 +54,101 @@ _LABELS = {
 def loss_curve(
     metrics: pd.DataFrame,
     summary: Mapping[str, Any],
-    scores: pd.DataFrame | None = None,
     *,
     x: XAxis = "step",
     log_x: bool = False,
     log_y: bool = False,
 ) -> go.Figure:
-    """Eval loss with the log K line and the transition times; with ``scores``, every head's
-    attention to z on a second axis, so the routing head's lead over the drop shows at a glance.
-    ``log_x`` drops step 0 (a log axis has no zero)."""
-    fig = make_subplots(specs=[[{"secondary_y": scores is not None}]])
+    """Eval loss and the candidate-normalised loss with the log K line and the transition
+    times; the shaded band is the routing head's lead over the drop (when its onset is on the
+    plateau). ``log_x`` drops step 0 (a log axis has no zero)."""
+    fig = go.Figure()
     xs = metrics[x].to_numpy(float)
     loss = metrics["loss"].to_numpy(float)
-    fig.add_trace(
-        go.Scatter(x=xs, y=loss, name="eval loss", mode="lines",
-                   line={"color": "black", "width": 2.5}),
-        secondary_y=False,
-    )  # fmt: skip
+    fig.add_trace(go.Scatter(x=xs, y=loss, name="eval loss", mode="lines",
+                             line={"color": "black", "width": 2.5}))  # fmt: skip
+    if "cand_loss" in metrics and metrics["cand_loss"].notna().any():
+        fig.add_trace(go.Scatter(x=xs, y=metrics["cand_loss"], name="candidate-normalised loss",
+                                 mode="lines", line={"color": "#ff7f0e", "width": 2}))  # fmt: skip
     if "train_loss" in metrics and metrics["train_loss"].notna().any():
-        fig.add_trace(
-            go.Scatter(x=xs, y=metrics["train_loss"], name="train loss", mode="lines",
-                       line={"color": "#7f7f7f", "width": 1, "dash": "dot"}),
-            secondary_y=False,
-        )  # fmt: skip
+        fig.add_trace(go.Scatter(x=xs, y=metrics["train_loss"], name="train loss", mode="lines",
+                                 line={"color": "#7f7f7f", "width": 1, "dash": "dot"}))  # fmt: skip
     log_k = float(summary["log_k"])
-    fig.add_trace(
-        go.Scatter(x=[xs.min(), xs.max()], y=[log_k, log_k], name=f"log K = {log_k:.4f}",
-                   mode="lines", line={"color": "#2ca02c", "dash": "dash", "width": 1.5}),
-        secondary_y=False,
-    )  # fmt: skip
+    fig.add_trace(go.Scatter(x=[xs.min(), xs.max()], y=[log_k, log_k], name=f"log K = {log_k:.4f}",
+                             mode="lines", line={"color": "#2ca02c", "dash": "dash", "width": 1.5}))
+    signal = metrics[summary.get("transition_signal") or "loss"].to_numpy(float)
     for key, label, color, t in event_times(summary, x):
         fig.add_trace(
-            go.Scatter(x=[t], y=[float(np.interp(t, xs, loss))], name=label, mode="markers",
+            go.Scatter(x=[t], y=[float(np.interp(t, xs, signal))], name=label, mode="markers",
                        marker={"color": color, "size": 11, "symbol": "diamond",
                                "line": {"color": "white", "width": 1}},
                        meta=key, hovertemplate=f"{label}: %{{x:,.0f}}<extra></extra>"),
-            secondary_y=False,
         )  # fmt: skip
     _lead_band(fig, summary, x)
-    if scores is not None:
-        for i, (head, curve) in enumerate(_by_head(scores)):
-            fig.add_trace(
-                go.Scatter(x=curve[x], y=curve["attn_to_z"], mode="lines", legendgroup="heads",
-                           legendgrouptitle_text="attention SEP → z",
-                           **_head_style(head, summary, i)),
-                secondary_y=True,
-            )  # fmt: skip
-        fig.update_yaxes(title_text="attention SEP → z", range=[0, 1.02], secondary_y=True,
-                         showgrid=False, tickmode="auto")  # fmt: skip
-    fig.update_yaxes(title_text="loss (nats / example)", type="log" if log_y else "linear",
-                     secondary_y=False)  # fmt: skip
+    fig.update_yaxes(title_text="loss (nats / example)", type="log" if log_y else "linear")
     _mark_events(fig, summary, x)
     fig.update_xaxes(title_text=_x_title(x), type="log" if log_x else "linear")
-    return _layout(fig, "Loss and routing: the plateau at log K, then the drop", 520)
+    return _layout(fig, "Loss: the plateau at log K, then the drop", 480)
+
+
+def hidden_progress(
+    metrics: pd.DataFrame,
+    summary: Mapping[str, Any],
+    z_use: pd.DataFrame | None = None,
+    *,
+    x: XAxis = "step",
+) -> go.Figure:
+    """Δz (the loss with z deranged within each B group minus the clean loss) on a log axis,
+    with its noise floor (3 standard errors) and the loss; with ``z_use``, the routing heads'
+    total z-effect and its floor. Values at or below 0 are not drawn (log axis)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    xs = metrics[x].to_numpy(float)
+
+    def positive(v: Any) -> np.ndarray:
+        a = np.asarray(v, dtype=float)
+        return np.where(a > 0, a, np.nan)
+
+    fig.add_trace(go.Scatter(x=xs, y=positive(metrics["dz"]), name="Δz (nats / example)",
+                             mode="lines+markers", marker={"size": 3},
+                             line={"color": "#9467bd", "width": 2.5}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=xs, y=positive(3 * metrics["dz_se"]), name="Δz noise floor (3 SE)",
+                             mode="lines", line={"color": "#9467bd", "dash": "dot", "width": 1}))
+    if z_use is not None:
+        heads = summary.get("routing_heads") or []
+        for i, (head, curve) in enumerate(_by_head(z_use[z_use.component.isin(heads)])):
+            style = _head_style(head, summary, i)
+            fig.add_trace(go.Scatter(x=curve[x], y=positive(curve["total"]), mode="lines+markers",
+                                     marker={"size": 4}, legendgroup=head, **style))
+            floor = {**style, "name": f"{head} floor (3 SE)",
+                     "line": {**style["line"], "dash": "dot", "width": 1}}
+            fig.add_trace(go.Scatter(x=curve[x], y=positive(3 * curve["total_se"]), mode="lines",
+                                     legendgroup=head, **floor))  # fmt: skip
+    fig.add_trace(go.Scatter(x=xs, y=metrics["loss"], name="eval loss", mode="lines",
+                             line={"color": "black", "width": 1.5}), secondary_y=True)
+    fig.update_yaxes(title_text="Δz / head z-use (log)", type="log", secondary_y=False)
+    fig.update_yaxes(title_text="loss (nats / example)", secondary_y=True, showgrid=False)
+    _mark_events(fig, summary, x)
+    fig.update_xaxes(title_text=_x_title(x))
+    return _layout(fig, "Hidden progress: z-dependence grows on the plateau, before the drop", 520)
 
 
 def head_timelines(
-    scores: pd.DataFrame,
+    z_use: pd.DataFrame,
     summary: Mapping[str, Any] | None = None,
     *,
     x: XAxis = "step",
-    effect: Literal["patch_raw", "patch_norm"] = "patch_raw",
+    metrics: Sequence[str] = ("total", "direct", "attn_to_z", "attn_prev"),
     log_x: bool = False,
 ) -> go.Figure:
-    """Per head over checkpoints: attention SEP -> z (top) and the effect of patching the
-    head's clean output into the corrupt run (bottom); one line per head, the routing head
-    highlighted."""
+    """Per head over checkpoints (one panel per metric of :func:`head_z_use`): its z-use
+    (total and direct effect, logits), attention from the answer position to z, and attention to
+    the previous position elsewhere (a generic previous-token head has it high); one line per
+    head, the routing head highlighted."""
     summary = summary or {}
-    metrics = ("attn_to_z", effect)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[_LABELS[m] for m in metrics])  # fmt: skip
-    for i, (head, curve) in enumerate(_by_head(scores)):
+    metrics = [m for m in metrics if m in z_use]
+    fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[_LABELS.get(m, m) for m in metrics])  # fmt: skip
+    for i, (head, curve) in enumerate(_by_head(z_use)):
         style = _head_style(head, summary, i)
         for row, metric in enumerate(metrics, start=1):
             fig.add_trace(
@@ -125,16 +156,18 @@ def head_timelines(
                            showlegend=row == 1, marker={"size": 4}, **style),
                 row=row, col=1,
             )  # fmt: skip
-    fig.update_yaxes(title_text="attention", range=[0, 1.02], row=1, col=1)
-    fig.update_yaxes(title_text="logits" if effect == "patch_raw" else "share", row=2, col=1)
-    fig.update_xaxes(title_text=_x_title(x), row=2, col=1)
+    for row, metric in enumerate(metrics, start=1):
+        attention = metric.startswith("attn")
+        fig.update_yaxes(title_text="attention" if attention else "logits", row=row, col=1,
+                         **({"range": [0, 1.02]} if attention else {}))  # fmt: skip
+    fig.update_xaxes(title_text=_x_title(x), row=len(metrics), col=1)
     fig.update_xaxes(type="log" if log_x else "linear")
     _mark_events(fig, summary, x)
-    return _layout(fig, "Routing score and head patching effect, per head", 640)
+    return _layout(fig, "Heads over training: z-use and attention", 260 * len(metrics) + 80)
 
 
 def head_heatmaps(
-    scores: pd.DataFrame, metrics: Sequence[str] = ("attn_to_z", "patch_raw")
+    scores: pd.DataFrame, metrics: Sequence[str] = ("total", "direct", "attn_to_z", "attn_prev")
 ) -> go.Figure:
     """Layer x head heatmaps of ``metrics``, one panel each, with a slider over checkpoints
     (one slider step per analysed checkpoint; it starts at the last). Colour scales are fixed
@@ -144,11 +177,11 @@ def head_heatmaps(
     layer_heads = [_layer_head(str(c)) for c in heads["component"].unique()]
     n_layers, n_heads = (max(v) + 1 for v in zip(*layer_heads, strict=True))
     cubes = {m: _layer_head_cube(heads, m, steps, n_layers, n_heads) for m in metrics}
-    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.15,
+    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.08,
                         subplot_titles=[_LABELS.get(m, m) for m in metrics])  # fmt: skip
     for col, metric in enumerate(metrics, start=1):
         cube = cubes[metric]
-        if metric == "attn_to_z":
+        if metric.startswith("attn"):
             scale: dict[str, Any] = {"colorscale": "Blues", "zmin": 0.0, "zmax": 1.0}
         else:
             top = float(np.nanmax(np.abs(cube))) if np.isfinite(cube).any() else 1.0
@@ -314,8 +347,7 @@ def _by_head(scores: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _layer_head(head: str) -> tuple[int, int]:
-    l, h = head[1:].split("H")
-    return int(l), int(h)
+    return parse_head_label(head)
 
 
 def _head_style(head: str, summary: Mapping[str, Any], index: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mbc_interp.analysis.moments import key_steps
-from mbc_interp.analysis.summary import routing_scores, summarize
+from mbc_interp.analysis.summary import head_z_use, summarize
 from mbc_interp.analysis.timeline import load_timeline
 from mbc_interp.run import Run
 from mbc_interp.viz.attention import attention_views
@@ -25,6 +25,7 @@ from mbc_interp.viz.figures import (
     head_heatmaps,
     head_rows,
     head_timelines,
+    hidden_progress,
     logit_lens_heatmap,
     loss_curve,
     patching_heatmaps,
@@ -34,10 +35,11 @@ from mbc_interp.viz.report import Section, write_html_report
 REPORT_FILE = "report.html"
 _TIMES = (
     ("t_plateau_start", "first step of >= 3 evaluations within 5% of log K"),
-    ("t_route", "onset of the routing head's attention to z"),
-    ("t_route_patch", "onset of its patching effect (logits)"),
-    ("t_circuit", "onset of the circuit's mean attention to z"),
-    ("t_circuit_patch", "onset of the circuit's summed patching effect"),
+    ("t_z", "Δz (loss with z deranged - clean) above 3 SE for 3 evaluations: z starts to be used"),
+    ("t_route", "the routing head's z-use (patching effect) above 3 SE for 2 checkpoints"),
+    ("t_route_direct", "the same for its direct z-effect"),
+    ("t_attn_to_z", "half-way onset of its attention to z: when z is moved next to the answer "
+     "position, not when it is used"),
     ("t_loss", "loss below 0.5 log K (held, interpolated)"),
     ("t_solved", "loss below 0.05 log K (held, interpolated)"),
 )
@@ -52,24 +54,33 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
     if table.empty:
         raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
     summary = summarize(run, table)
-    scores = head_rows(routing_scores(table))
+    scores = head_rows(head_z_use(table))
     moments = key_steps(summary, sorted(int(s) for s in table["step"].unique()))
     heads = _heads_routing_first(scores, summary)
     return [
         Section("Summary", text=headline(summary), table=summary_table(summary)),
-        _guarded("Loss and routing", lambda: Section(
-            "Loss and routing",
-            text="Eval loss with the log K line and the transition times; every head's "
-            "attention from SEP to the selector z on the right axis (the routing head in thick "
-            "red). The shaded band is the lead: the routing head reads z before the loss drops.",
-            figures=[loss_curve(run.metrics, summary, scores, x=x)],
+        _guarded("Loss", lambda: Section(
+            "Loss",
+            text="Eval loss and the candidate-normalised loss (renormalised over the K targets "
+            "of each B: log K exactly while z is ignored) with the transition times. The shaded "
+            "band is the routing head's lead: its z-use leaves its noise floor before the drop.",
+            figures=[loss_curve(run.metrics, summary, x=x)],
+        )),
+        _guarded("Hidden progress", lambda: Section(
+            "Hidden progress",
+            text="Δz, the loss with z replaced by another selector of the same B minus the "
+            "clean loss, on a log axis with its noise floor, and the routing heads' z-use: "
+            "both grow on the plateau, long before the loss moves.",
+            figures=[hidden_progress(run.metrics, summary, scores, x=x)],
         )),
         _guarded("Heads over training", lambda: Section(
             "Heads over training",
-            text="Per head: attention from SEP to z, and how much patching the head's clean "
-            "output into the corrupt run restores of the clean answer (logit(clean answer) - "
-            "logit(corrupt answer), raw, in logits). The heatmaps show every head at one "
-            "checkpoint; move the slider through training.",
+            text="Per head: its z-use (the raw effect of patching its clean output into the "
+            "corrupt run, and its direct effect on logit(clean answer) - logit(corrupt answer)), "
+            "its attention from the answer position to z, and its attention to the previous "
+            "position elsewhere: a generic previous-token head attends to z whenever z sits "
+            "right before the answer position. The heatmaps show every head at one checkpoint; "
+            "move the slider through training.",
             figures=[head_timelines(scores, summary, x=x), head_heatmaps(scores)],
         )),
         _guarded("Residual-stream patching", lambda: Section(
@@ -109,7 +120,8 @@ def write_run_report(
         path,
         f"Marginals before conditionals: {run.path.name}",
         run_report(run, example=example, x=x),
-        subtitle=f"{run.path} | D={c.task.D}, K={c.task.K}, {c.model.n_layers} layers x "
+        subtitle=f"{run.path} | {c.task.n_bases} bases x K={c.task.K} = {c.task.n_total} "
+        f"examples ({c.task.construction}), {c.model.n_layers} layers x "
         f"{c.model.n_heads} heads, lr {c.train.lr:g}, seed {c.train.seed} | status {run.status}",
         footer=f"mbc_interp {run.versions.get('mbc_interp', '')}.",
     )
@@ -129,15 +141,20 @@ def _forward_report(run: Run, x: XAxis) -> list[Section]:
 def headline(summary: dict[str, Any]) -> str:
     """One sentence: when the routing head formed relative to the loss drop."""
     head, route, drop = summary.get("routing_head"), summary.get("t_route"), summary.get("t_loss")
-    lead = summary.get("lead_fraction")
-    if summary.get("status") != "transitioned" or None in (head, route, drop, lead):
+    tz = summary.get("t_z")
+    if summary.get("status") != "transitioned" or None in (head, route, drop):
         reason = summary.get("routing_reason") or summary.get("reason") or ""
         return f"Status: {summary.get('status')}. {reason}".strip()
+    z = ("" if tz is None else
+         f"Δz leaves its noise floor at step {tz:,.0f} ({summary['z_phase']}). ")
+    lead = summary.get("lead_fraction")
+    where = (f"a lead of {lead:.0%} of the plateau" if lead is not None
+             else f"not a lead: {summary.get('route_phase', '').replace('_', ' ')}")
     return (
-        f"The routing head {head} starts reading z at step {route:,.0f}, "
-        f"{drop - route:,.0f} steps before the loss drops at step {drop:,.0f}: a lead of "
-        f"{lead:.0%} of the plateau. Circuit: {', '.join(summary.get('routing_heads') or [])}."
-    )
+        f"{z}The routing head {head}'s z-use leaves its noise floor at step {route:,.0f}, "
+        f"{drop - route:,.0f} steps before the loss drops at step {drop:,.0f}: {where}. "
+        f"Circuit: {', '.join(summary.get('routing_heads') or [])}."
+    )  # fmt: skip
 
 
 def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
@@ -156,18 +173,23 @@ def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
     for key, meaning in _TIMES:
         rows.append(row(key, _t(summary.get(key)), meaning, _t(tokens.get(key))))
     rows += [
+        row("transition signal", summary.get("transition_signal"),
+            "the curve the loss times are read from (loss, or cand_loss when the raw loss "
+            "never rests at log K)"),
+        row("Δz doubling", _t(summary.get("z_doubling_steps")),
+            "doubling time of Δz from t_z to t_loss (steps)", _t(summary.get("z_doubling_tokens"))),
         row("lead_fraction", _f(summary.get("lead_fraction")),
-            "(t_loss - t_route) / (t_loss - t_plateau_start)"),
-        row("lead_fraction_patch", _f(summary.get("lead_fraction_patch")),
-            "the same with t_route_patch"),
+            "(t_loss - t_route) / (t_loss - t_plateau_start); null when t_route is not on the "
+            f"plateau ({summary.get('route_phase') or 'no onset'})"),
+        row("lead_fraction_z", _f(summary.get("lead_fraction_z")),
+            f"the same with t_z ({summary.get('z_phase') or 'no onset'})"),
         row("routing head", summary.get("routing_head"), summary.get("routing_reason")
-            or "largest attention-to-z x patching share at the last checkpoint"),
+            or "largest patching effect averaged over the plateau to the drop"),
         row("circuit", ", ".join(summary.get("routing_heads") or []),
             "heads >= 0.5 x the top score"),
+        row("top head at the end", summary.get("routing_head_final"),
+            "largest patching effect at the last analysed checkpoint"),
     ]  # fmt: skip
-    for stage, t in (summary.get("t_lens") or {}).items():
-        rows.append(row(f"t_lens {stage}", _t(t), "logit-lens P(correct) onset after this stage",
-                        _t((tokens.get("t_lens") or {}).get(stage))))  # fmt: skip
     return pd.DataFrame(rows)
 
 

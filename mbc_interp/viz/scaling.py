@@ -119,7 +119,7 @@ def lead_figure(table: pd.DataFrame, fits: dict[str, Any]) -> go.Figure:
     """Lead fractions of every analysed run: attention onset and causal (patching) onset."""
     rows = main_runs(table, fits["reference"])  # the runs the lead fraction's fit uses
     fig = go.Figure()
-    for key, name in (("lead_fraction", "attention to z"), ("lead_fraction_patch", "patching")):
+    for key, name in (("lead_fraction", "routing head z-use"), ("lead_fraction_z", "Δz")):
         v = rows[key].dropna() if key in rows else pd.Series(dtype=float)
         fig.add_trace(go.Box(
             y=v, name=name, boxpoints="all", jitter=0.4, pointpos=0,

@@ -1,0 +1,148 @@
+"""What every evaluation measures: the loss, the candidate-normalised loss and z-dependence Δz.
+
+The example loss is written once here (:func:`target_losses`) and used by training, evaluation
+and the analyses. On the same evaluation rows (a fixed, seeded subsample when the dataset is
+large), :func:`evaluate` reports:
+
+- ``loss`` (nats per example, summed over the target positions), ``loss_tok`` (the mean over
+  target positions, the paper's unit), ``loss_pos``, exact-match ``acc``, ``acc_first``,
+  ``loss_sd`` (the per-example loss spread);
+- ``cand_loss``: for each (B, z), the model's probabilities renormalised over the K candidate
+  targets of that B, ``-log p(correct)``; ``cand_acc``: the correct candidate scores highest.
+  It is exactly log K when z is ignored and 0 when z is used, however well the alphabet-level
+  marginal is learned. Where the K candidates differ at their first token it is the first-token
+  version (one forward pass); otherwise whole candidate sequences (A and EOS) are scored, on a
+  fixed subsample of ``cand_examples`` rows (``cand_n`` says how many);
+- ``dz`` (raw) and ``dz_cand`` (candidate): the loss with z replaced by another selector of the
+  same B (a fixed derangement within each B group) minus the clean loss, with standard errors
+  over examples ``dz_se`` / ``dz_cand_se``. Δz is 0 for any model that ignores z, and defined
+  (small, not undefined) on the plateau: it is what hidden progress looks like. The derangement
+  is the same at every evaluation, so successive values differ only through the model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from .task import WindTunnelTask
+
+EVAL_CHUNK = 4096
+DERANGEMENT_SEED = 0
+METRICS = ("loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand_acc",
+           "dz", "dz_se", "dz_cand", "dz_cand_se")  # fmt: skip
+
+
+def target_losses(
+    model: HookedTransformer, tokens: Int[Tensor, "batch seq"], answer_pos: int
+) -> Float[Tensor, "batch n_target"]:
+    """Per-example, per-target-position loss in nats (predictions from ``answer_pos`` on)."""
+    logits = model(tokens[:, :-1])[:, answer_pos:]
+    return F.cross_entropy(logits.transpose(1, 2), tokens[:, answer_pos + 1 :], reduction="none")
+
+
+def _forward(
+    model: HookedTransformer, tokens: Int[Tensor, "n seq"], answer_pos: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-position loss, hits (argmax = target) and the answer position's log-probs."""
+    device = next(model.parameters()).device
+    losses, hits, answer = [], [], []
+    for chunk in tokens.split(EVAL_CHUNK):
+        chunk = chunk.to(device)
+        logits = model(chunk[:, :-1])[:, answer_pos:]
+        target = chunk[:, answer_pos + 1 :]
+        losses.append(F.cross_entropy(logits.transpose(1, 2), target, reduction="none").cpu())
+        hits.append((logits.argmax(-1) == target).cpu())
+        answer.append(logits[:, 0].log_softmax(-1).cpu())
+    return torch.cat(losses).double(), torch.cat(hits), torch.cat(answer).double()
+
+
+def eval_rows(task: WindTunnelTask, n_max: int | None, seed: int = 0) -> Int[Tensor, " n"]:
+    """The rows an evaluation uses: all, or a fixed seeded subsample of ``n_max`` (sorted)."""
+    if n_max is None or n_max >= len(task):
+        return torch.arange(len(task))
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(len(task), generator=g)[:n_max].sort().values
+
+
+def candidate_scores(
+    model: HookedTransformer, task: WindTunnelTask, rows: Int[Tensor, " n"], tokens: Tensor
+) -> Float[Tensor, "n K"]:
+    """log p(candidate k | the context of ``tokens``) for the K candidates of each row's B,
+    summed over every target token (A and EOS): whole candidate sequences teacher-forced
+    after the prompt of ``tokens`` (which may carry another row's selector)."""
+    k, a = task.K, task.answer_pos
+    cands = task.candidates(rows)  # [n, K, T]
+    seqs = tokens[:, None, : a + 1].expand(-1, k, -1)
+    seqs = torch.cat([seqs, cands], -1).reshape(len(rows) * k, -1)
+    losses, _, _ = _forward(model, seqs, a)
+    return -losses.sum(-1).reshape(len(rows), k)
+
+
+def _mean_se(x: Tensor) -> tuple[float, float]:
+    n = x.numel()
+    se = float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    return float(x.mean()), se
+
+
+@torch.inference_mode()
+def evaluate(
+    model: HookedTransformer,
+    task: WindTunnelTask,
+    rows: Int[Tensor, " n"] | None = None,
+    *,
+    cand_examples: int = 256,
+) -> dict[str, Any]:
+    """Every evaluation metric on ``rows`` (default: all examples); see the module docstring."""
+    rows = torch.arange(len(task)) if rows is None else torch.as_tensor(rows)
+    a = task.answer_pos
+    clean_tokens = task.tokens[rows]
+    pos_loss, hits, answer = _forward(model, clean_tokens, a)
+    loss = pos_loss.sum(-1)
+    out: dict[str, Any] = {
+        "loss": float(loss.mean()),
+        "loss_tok": float(loss.mean()) / task.n_targets,
+        "loss_pos": [float(x) for x in pos_loss.mean(0)],
+        "acc": float(hits.all(-1).double().mean()),
+        "acc_first": float(hits[:, 0].double().mean()),
+        "loss_sd": float(loss.std()) if len(rows) > 1 else 0.0,
+        "eval_n": len(rows),
+    }
+    if not task.has_selector or task.K < 2:
+        return out
+    donors = task.derangement(rows, DERANGEMENT_SEED)
+    corrupt_tokens = task.with_selector_of(rows, donors)
+    corrupt_loss, _, corrupt_answer = _forward(model, corrupt_tokens, a)
+    out["dz"], out["dz_se"] = _mean_se(corrupt_loss.sum(-1) - loss)
+
+    k_true = task.selector_index[rows]
+    if task.first_token_distinct:
+        first = task.candidate_first(rows)
+        clean_s, corrupt_s = answer.gather(-1, first), corrupt_answer.gather(-1, first)
+        n_cand = len(rows)
+    else:
+        sub = _subsample(len(rows), cand_examples)
+        rows, k_true = rows[sub], k_true[sub]
+        clean_s = candidate_scores(model, task, rows, clean_tokens[sub])
+        corrupt_s = candidate_scores(model, task, rows, corrupt_tokens[sub])
+        n_cand = len(rows)
+    clean_c = -clean_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
+    corrupt_c = -corrupt_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
+    out["cand_loss"] = float(clean_c.mean())
+    out["cand_acc"] = float((clean_s.argmax(-1) == k_true).double().mean())
+    out["dz_cand"], out["dz_cand_se"] = _mean_se(corrupt_c - clean_c)
+    out["cand_n"] = n_cand
+    return out
+
+
+def _subsample(n: int, m: int) -> Int[Tensor, " m"]:
+    """A fixed, evenly spread subset of ``min(n, m)`` of ``n`` positions."""
+    if m >= n:
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, m).round().long().unique()
