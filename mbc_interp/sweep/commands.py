@@ -56,10 +56,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     outcomes = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                          address=args.address, gpus_per_point=args.gpus_per_point,
                          progress=not args.no_progress)  # fmt: skip
-    failed = [o for o in outcomes if o["status"] != "done"]
-    print(f"{args.out}: {len(spec.points)} points, {len(outcomes)} run now, {len(failed)} failed")
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    diverged = [o for o in outcomes if o["status"] == "diverged"]
+    print(f"{args.out}: {len(spec.points)} points, {len(outcomes)} run now, {len(failed)} failed"
+          + (f", {len(diverged)} diverged (no fit counts them)" if diverged else ""))  # fmt: skip
     for o in failed:
         print(f"  FAILED {o['name']}: {o['error']}")
+    for o in diverged:
+        print(f"  DIVERGED {o['name']}: {o['error']}")
     return 1 if failed else 0
 
 

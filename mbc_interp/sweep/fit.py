@@ -170,6 +170,8 @@ def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict
     """The five claims, each with its numbers, the runs used and a verdict (see module doc)."""
     ref = reference_point(table)
     out: dict[str, Any] = {"reference": ref, "n_runs": int((table.point_status == "done").sum())}
+    # a diverged run (NaN/inf) says nothing about the plateau: neither a duration nor censored
+    out["n_diverged"] = int((table.point_status == "diverged").sum())
     out["plateau"] = _plateau(main_runs(table, ref))
     out["D"] = _scaling(table, "D", ref, n_boot, seed, target=PAPER["D_exponent"])
     out["K"] = _scaling(table, "K", ref, n_boot, seed, target=None)

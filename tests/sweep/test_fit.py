@@ -174,3 +174,17 @@ def test_scaling_figures_draw_the_runs_and_the_fits():
     assert [len(t.y) for t in lead.data] == [50, 50]
     n = scaling.examples_figure(table, fits)
     assert sum(len(t.x) for t in n.data[:2]) == fits["N"]["n_runs"]
+
+
+def test_diverged_runs_are_not_counted_as_censored():
+    table = synthetic(seeds=3)
+    base = fit_sweep(table, n_boot=200)
+    nan_row = {**table.iloc[0].to_dict(), "name": "blown", "seed": 99,
+               "point_status": "diverged", "duration_tokens": float("nan"),
+               "duration_steps": float("nan"), "plateau_loss": float("nan")}  # fmt: skip
+    with_diverged = pd.concat([table, pd.DataFrame([nan_row])], ignore_index=True)
+    fits = fit_sweep(with_diverged, n_boot=200)
+    assert fits["n_diverged"] == 1 and base["n_diverged"] == 0
+    for axis in ("D", "K", "lr", "batch"):
+        assert fits[axis]["n_censored"] == base[axis]["n_censored"] == 0
+        assert fits[axis]["n_runs"] == base[axis]["n_runs"]
