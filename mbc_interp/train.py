@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -29,6 +28,7 @@ from transformer_lens import HookedTransformer
 
 from .config import RunConfig
 from .model import build_model, model_state, resolve_device
+from .progress import progress_interval
 from .run import Run, load_run
 from .store import RunStore, RunStoreError
 from .task import WindTunnelTask
@@ -38,11 +38,6 @@ EVAL_CHUNK = 8192
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why."""
-
-
-def progress_interval() -> float:
-    """Seconds between progress-bar refreshes: live on a terminal, sparse in a log file."""
-    return 0.5 if sys.stderr.isatty() else 10.0
 
 
 # -- data order and loss ----------------------------------------------------------------------

@@ -139,10 +139,8 @@ class SweepSpec:
         if isinstance(grids, dict):
             grids = [grids]
         analysis = data.get("analysis", SWEEP_ANALYSIS.to_dict())
-        try:
-            analysis_cfg = None if analysis is None else AnalysisConfig.from_dict(analysis)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{source}: [analysis]: {e}") from e
+        where = f"{source}: [analysis]"
+        analysis_cfg = None if analysis is None else AnalysisConfig.from_dict(analysis, where)
         return cls(
             grids=tuple(grids), base=data.get("base", {}), analysis=analysis_cfg, source=source
         )
