@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.runtable import main_runs, slice_of
+
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
 AXIS_COLUMNS = ("D", "K", "lr", "batch", "direction", "target_len", "construction",
                 "data_seed", "n_layers", "d_model", "n_heads")  # fmt: skip
@@ -157,15 +159,6 @@ def reference_point(table: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def slice_of(table: pd.DataFrame, vary: str, reference: dict[str, Any]) -> pd.DataFrame:
-    """Finished runs that differ from the reference only in ``vary`` (and the seed)."""
-    keep = table.point_status == "done"
-    for col, value in reference.items():
-        if col != vary:
-            keep &= table[col] == value
-    return table[keep]
-
-
 def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict[str, Any]:
     """The five claims, each with its numbers, the runs used and a verdict (see module doc)."""
     ref = reference_point(table)
@@ -181,16 +174,6 @@ def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict
     out["lead"] = _lead(main_runs(table, ref), n_boot, seed)
     out["control"] = _control(table)
     return out
-
-
-def main_runs(table: pd.DataFrame, ref: dict[str, Any]) -> pd.DataFrame:
-    """Finished runs of the reference task family: any D, K, lr, batch and seed, everything
-    else (direction, target length, model...) at the reference (controls are excluded)."""
-    keep = table.point_status == "done"
-    for col, value in ref.items():
-        if col not in ("D", "K", "lr", "batch"):
-            keep &= table[col] == value
-    return table[keep]
 
 
 def _usable(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -52,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _sweep_report(args: argparse.Namespace) -> int:
-    from mbc_interp.sweep.reproduction import fit_and_write
+    from mbc_interp.reproduction import fit_and_write
 
     out = args.out.parent if args.out is not None else args.run / "fit"
     if args.out is not None and args.out.name != "report.html":

@@ -10,7 +10,7 @@ import pytest
 
 from mbc_interp.cli import main
 from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
-from mbc_interp.sweep.reproduction import BEGIN, END, claims_table
+from mbc_interp.reproduction import BEGIN, END, claims_table
 from mbc_interp.sweep.results import collect
 
 
@@ -128,7 +128,7 @@ def test_reproduction_md_matches_the_committed_results():
     """The numbers in REPRODUCTION.md are those `mbc fit` computes from results/cpu/runs.csv."""
     from pathlib import Path
 
-    from mbc_interp.sweep.reproduction import _md_table
+    from mbc_interp.reproduction import _md_table
 
     root = Path(__file__).resolve().parents[2]
     runs = pd.read_csv(root / "results/cpu/runs.csv")
