@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mbc_interp.cli import main
-from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
 from mbc_interp.reproduction import BEGIN, END, claims_table
+from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
 from mbc_interp.sweep.results import collect
 
 
@@ -144,8 +145,10 @@ def test_reproduction_md_matches_the_committed_results():
     )
     doc = (root / "REPRODUCTION.md").read_text()
     assert _md_table(claims_table(saved)) in doc
-    for svg in (root / "results/cpu/figures").glob("*.svg"):
-        assert f"results/cpu/figures/{svg.name}" in doc
+    on_disk = {svg.name for svg in (root / "results/cpu/figures").glob("*.svg")}
+    linked = set(re.findall(r"results/cpu/figures/([\w-]+\.svg)", doc))
+    assert on_disk and linked == on_disk  # every figure linked, every link a committed figure
+    assert {"duration_vs_D.svg", "lead_fraction.svg", "plateau_height.svg"} <= on_disk
 
 
 def test_mbc_report_on_a_sweep_directory_writes_the_sweep_report(local_sweep, tmp_path, capsys):
