@@ -129,6 +129,7 @@ train(build_cfg(steps=800, eval_every=5), {out!r}, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_reproduces_uninterrupted_metrics(tmp_path):
     out = tmp_path / "killed"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -52,6 +52,7 @@ def test_points_equal_a_plain_run_with_the_same_config(local_sweep, tmp_path):
     pd.testing.assert_frame_equal(plain.metrics[cols], swept.metrics[cols])
 
 
+@pytest.mark.slow
 def test_rerun_skips_done_points_and_runs_only_new_ones(local_sweep, tmp_path):
     local_sweep = Path(shutil.copytree(local_sweep, tmp_path / "copy"))
     before = {p.name: p.stat().st_mtime_ns for p in (local_sweep / POINTS_DIR).iterdir()}
@@ -64,6 +65,7 @@ def test_rerun_skips_done_points_and_runs_only_new_ones(local_sweep, tmp_path):
     assert len(sweep_status(local_sweep)) == 6
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path):
     out = tmp_path / "sw"
     spec = tiny_spec(analysis=False)
@@ -80,6 +82,7 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path):
     assert states[bad.name]["state"] == "failed" and "different config" in states[bad.name]["error"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     out = tmp_path / "sw"
     cmd = [sys.executable, "-m", "mbc_interp.cli", "sweep", "--out", str(out), "--workers", "1",
@@ -152,6 +155,7 @@ def test_progress_line_counts_and_eta():
     assert "elapsed 1m05s" in line and "ETA 0m20s" in line
 
 
+@pytest.mark.slow
 def test_ray_backend_matches_the_local_backend(local_sweep, tmp_path):
     ray = pytest.importorskip("ray", reason="optional extra: pip install 'mbc-interp[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
