@@ -28,7 +28,7 @@ from transformer_lens import HookedTransformer
 
 from .config import RunConfig
 from .model import build_model, model_state, resolve_device
-from .progress import progress_interval
+from .progress import progress_interval, train_postfix
 from .run import Run, load_run
 from .store import RunStore, RunStoreError
 from .task import WindTunnelTask
@@ -183,14 +183,15 @@ class _Loop:
         tc = self.config.train
         log_k = self.task.log_k
         t0 = time.perf_counter() - self.p.wall_offset
-        bar = tqdm(
-            total=tc.steps,
+        bar = tqdm(  # no total: the cap is shown as a cap, with no ETA to it
             initial=self.p.step,
             disable=not self.show_progress,
             unit="step",
             dynamic_ncols=True,
             desc="train",
             mininterval=progress_interval(),
+            bar_format="{desc}: step {n} of at most " + str(tc.steps) + " | {elapsed}, {rate_fmt}"
+            "{postfix}",
         )
         losses: list[Tensor] = []  # this window's step losses, left on the device (no sync)
         stop_reason = "max_steps"
@@ -286,13 +287,7 @@ class _Loop:
         if ckpt:
             self.p.wall_offset = row["wall_time"]
             self._checkpoint(step, ev["loss"])
-        bar.set_postfix(
-            tokens=f"{row['tokens']:.3g}",
-            loss=f"{ev['loss']:.4f}",
-            logK=f"{log_k:.4f}",
-            acc=f"{ev['acc']:.2f}",
-            refresh=False,
-        )
+        bar.set_postfix_str(train_postfix(ev["loss"], log_k, ev["acc"], tc.solved_frac), False)
         return row
 
     def _checkpoint(self, step: int, loss: float) -> None:

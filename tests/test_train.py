@@ -263,3 +263,21 @@ def test_the_optimizer_implementation_is_recorded(tiny_run):
     record = tiny_run.record()["optimizer"]
     assert record["adamw"] in ("fused", "foreach")
     assert (record["adamw"] == "foreach") == ("note" in record)
+
+
+def test_progress_words_show_the_loss_against_log_k_and_its_phase():
+    from mbc_interp.progress import loss_phase, train_postfix
+
+    log_k = float(np.log(4))
+    assert loss_phase(2.5, log_k, 0.05) == "descending"
+    assert loss_phase(log_k * 1.01, log_k, 0.05) == "on the plateau"
+    assert loss_phase(log_k * 0.5, log_k, 0.05) == "dropping"
+    assert loss_phase(log_k * 0.01, log_k, 0.05) == "solved"
+    assert train_postfix(log_k, log_k, 0.25, 0.05).startswith("loss 1.3863 = 1.00 log K (on the")
+
+
+def test_the_progress_bar_shows_the_cap_as_a_cap_without_an_eta(tmp_path, capsys):
+    train(build_cfg(steps=30), tmp_path / "r", progress=True)
+    err = capsys.readouterr().err
+    assert "of at most 30" in err and "log K (" in err
+    assert "<" not in err.replace("<bound", "")  # tqdm's "elapsed<remaining": no ETA
