@@ -1,6 +1,8 @@
 # Set-up and main job. `make demo` trains the default run through its transition, analyses it
-# and writes its HTML report (RUN/report.html); `make test` runs the test suite. Both create
-# .venv on first use (CPU torch first, never a CUDA build here).
+# and writes its HTML report (RUN/report.html); `make test` runs the test suite (what CI runs),
+# `make test-fast` all but the slow tests. Each creates .venv on first use (CPU torch first,
+# never a CUDA build here) and installs what it needs: the demo the package alone, the tests
+# also the dev extras (pytest, notebooks, browser) and Ray (the Ray backend's test).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,17 +10,22 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN ?= checkpoints/demo
 
-.PHONY: install demo test test-fast lint bench clean-venv
+.PHONY: install install-dev demo test test-fast lint bench clean-venv
 
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 # --system-site-packages: a torch already installed for this Python (a CUDA one, say) is used
 # as it is; only when none is importable is $(TORCH) installed, before anything that needs it.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[dev,ray]"
+	$(BIN)/python -m pip install -q -e .
 	$(BIN)/python -c "import torch; from importlib.metadata import version as v; print('torch', torch.__version__, '| transformer-lens', v('transformer-lens'))"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	touch $@
 
 demo: install
@@ -26,13 +33,13 @@ demo: install
 	$(BIN)/mbc analyze $(RUN)
 	$(BIN)/mbc report $(RUN)
 
-test: install lint
+test: install-dev lint
 	$(BIN)/python -m pytest -q
 
-test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+test-fast: install-dev
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
 bench: install

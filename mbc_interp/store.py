@@ -6,6 +6,7 @@ Layout (file names are the constants below; nothing is found by matching names):
       config.json              full RunConfig, library versions, dataset fingerprint
       metrics.jsonl            one JSON object per evaluation
       manifest.json            completed checkpoints: step, tokens, file, sha256, eval loss
+      writer.lock              who is writing the run now (pid, host, start time)
       checkpoints/
         step00001500.safetensors          model weights
         step00001500.trainer.safetensors  optimiser + RNG state (latest checkpoint, or all)
@@ -13,15 +14,22 @@ Layout (file names are the constants below; nothing is found by matching names):
 A checkpoint file is written to a temporary name, fsynced and renamed; only then is it listed
 in the manifest (itself replaced atomically). A crash at any moment leaves every listed
 checkpoint valid; loading verifies the checksum and names the file on any problem.
+
+One process at a time writes a run (:meth:`RunStore.writer`): an advisory ``flock`` on
+``writer.lock``, which the kernel releases when its process dies, so a lock left by a killed
+process is no lock at all, and a second writer is refused with the holder's pid, host and start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import socket
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,7 @@ METRICS_FILE = "metrics.jsonl"
 MANIFEST_FILE = "manifest.json"
 CHECKPOINT_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
+LOCK_FILE = "writer.lock"
 FORMAT_VERSION = 1
 
 
@@ -53,6 +62,57 @@ class RunStoreError(RuntimeError):
 
 class CheckpointError(RunStoreError):
     """A checkpoint file is missing, truncated or corrupt; the message names the file."""
+
+
+class RunLockedError(RunStoreError):
+    """Another live process is writing this run directory; the message names it."""
+
+
+# lock files this process holds: path -> (open file, depth), so nested writers in one process
+# (train, then analyse, in a sweep worker) re-enter instead of deadlocking on their own flock
+_HELD: dict[Path, list] = {}
+
+
+@contextlib.contextmanager
+def exclusive_writer(lock_path: Path, what: str) -> Iterator[None]:
+    """Hold ``lock_path`` (created if needed) exclusively for the block, or raise
+    :class:`RunLockedError` naming the holder. Non-blocking: a second writer fails at once."""
+    key = lock_path.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(lock_path, "a+")  # noqa: SIM115  (held open for the whole block)
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process (starting up)"
+            raise RunLockedError(
+                f"{lock_path.parent}: {what} is already being written by {holder}; wait for it "
+                f"to finish or stop it (the lock is {lock_path}, released when that process ends)"
+            ) from None
+        # ours now; whatever the file says is from a process that ended (a stale lock)
+        f.seek(0)
+        f.truncate()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        f.write(f"pid {os.getpid()} on host {socket.gethostname()} since {started}\n")
+        f.flush()
+        _HELD[key] = [f, 1]
+        try:
+            yield
+        finally:
+            del _HELD[key]
+            f.seek(0)
+            f.truncate()  # an empty lock file reads as free to a human too
+            f.flush()
+    finally:
+        f.close()  # closing releases the flock
 
 
 @dataclass(frozen=True)
@@ -124,6 +184,10 @@ class RunStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+
+    def writer(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive right to write this run (training or resuming); see the module doc."""
+        return exclusive_writer(self.path / LOCK_FILE, "this run")
 
     # -- creation and config ---------------------------------------------------------------------
     def create(self, config_record: dict[str, Any]) -> None:
@@ -244,11 +308,15 @@ class RunStore:
         return tensors, header.get("__metadata__", {})
 
     # -- metrics ---------------------------------------------------------------------------------
-    def append_metrics(self, rows: Iterable[dict[str, Any]]) -> None:
+    def append_metrics(self, rows: Iterable[dict[str, Any]], sync: bool = False) -> None:
+        """Append rows; ``sync=True`` (before a checkpoint is written) makes them durable, so a
+        crash never leaves a checkpoint newer than the metrics that describe it."""
         with open(self.path / METRICS_FILE, "a") as f:
             for row in rows:
                 f.write(json.dumps(row, allow_nan=True) + "\n")
             f.flush()
+            if sync:
+                os.fsync(f.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every complete metrics row; a torn last line (a run killed mid-write) is skipped."""

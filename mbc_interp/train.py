@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -28,6 +27,7 @@ from transformer_lens import HookedTransformer
 from .config import RunConfig, dz_level
 from .evaluation import eval_rows, evaluate, target_losses
 from .model import build_model, model_state, resolve_device
+from .progress import progress_interval, train_postfix
 from .run import Run, load_run
 from .store import RunStore, RunStoreError
 from .task import WindTunnelTask
@@ -35,11 +35,6 @@ from .task import WindTunnelTask
 
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why."""
-
-
-def progress_interval() -> float:
-    """Seconds between progress-bar refreshes: live on a terminal, sparse in a log file."""
-    return 0.5 if sys.stderr.isatty() else 10.0
 
 
 # -- data order and loss ----------------------------------------------------------------------
@@ -80,51 +75,66 @@ def train(
     config = config or RunConfig()
     store = RunStore(out)
     task = WindTunnelTask(config.task)
-    store.create(_config_record(config, task))
-    _apply_threads(config)
-    device = resolve_device(config.train.device)
-    model = build_model(
-        config.model,
-        config.task.d_vocab,
-        config.task.seq_len,
-        seed=config.train.seed,
-        device=device,
-    )
-    optimizer = make_optimizer(model, config)
-    _Loop(config, store, task, model, optimizer, _Progress(), progress).run()
+    with store.writer():
+        store.create(_config_record(config, task))
+        _apply_threads(config)
+        device = resolve_device(config.train.device)
+        model = build_model(
+            config.model,
+            config.task.d_vocab,
+            config.task.seq_len,
+            seed=config.train.seed,
+            device=device,
+        )
+        optimizer = make_optimizer(model, config)
+        record = store.read_config()
+        record["optimizer"] = optimizer_record(optimizer)
+        store.write_config(record)
+        _Loop(config, store, task, model, optimizer, _Progress(), progress).run()
     return load_run(out)
 
 
 def resume(path: str | Path, *, steps: int | None = None, progress: bool = True) -> Run:
-    """Continue a stopped run from its latest resumable checkpoint (optionally to more steps)."""
+    """Continue a stopped run from its latest resumable checkpoint (optionally to more steps).
+
+    Nothing in the run directory changes until the checkpoint and its trainer state have loaded
+    and validated (a corrupt file is an error naming it, the run left as it was)."""
     run = load_run(path)
     store = run.store
-    config = run.config
-    entry = store.read_manifest().latest_resumable()
-    if entry is None:
-        raise TrainingError(f"{store.path}: no checkpoint with trainer state to resume from")
-    if steps is None and run.status != "running":
-        raise TrainingError(
-            f"{store.path}: already {run.status} ({run.manifest.stop_reason}); "
-            "pass --steps N to train it further"
-        )
-    if steps is not None:
-        if steps < entry.step:
-            raise TrainingError(f"--steps {steps} is below the step to resume from ({entry.step})")
-        config = config.with_overrides({"train": {"steps": steps}})
+    with store.writer():
+        config = run.config
+        entry = store.read_manifest().latest_resumable()
+        if entry is None:
+            raise TrainingError(f"{store.path}: no checkpoint with trainer state to resume from")
+        if steps is None and run.status != "running":
+            raise TrainingError(
+                f"{store.path}: already {run.status} ({run.manifest.stop_reason}); "
+                "pass --steps N to train it further"
+            )
+        if steps is not None:
+            if steps < entry.step:
+                raise TrainingError(
+                    f"--steps {steps} is below the step to resume from ({entry.step})"
+                )
+            config = config.with_overrides({"train": {"steps": steps}})
+        _apply_threads(config)
+        device = resolve_device(config.train.device)
+        model = run.model(entry.step, device=device)
+        model.train()
+        optimizer = make_optimizer(model, config)
+        state, meta = store.load_tensors(entry.trainer_file, entry.trainer_sha256)
+        counters = _restore_optimizer(optimizer, state, meta, store.path / entry.trainer_file)
+        # validated: only now may the run directory change
         record = store.read_config()
         record["config"] = config.to_dict()
+        impl = optimizer_record(optimizer)
+        if record.get("optimizer", impl) != impl:  # numerics change from here on: say where
+            record.setdefault("optimizer_changes", []).append({"step": entry.step, **impl})
+        record.setdefault("optimizer", impl)
         store.write_config(record)
-    _apply_threads(config)
-    device = resolve_device(config.train.device)
-    model = run.model(entry.step, device=device)
-    model.train()
-    optimizer = make_optimizer(model, config)
-    state, meta = store.load_tensors(entry.trainer_file, entry.trainer_sha256)
-    counters = _restore_optimizer(optimizer, state, meta, store.path / entry.trainer_file)
-    store.truncate_metrics(entry.step)
-    store.set_status("running", None)
-    _Loop(config, store, run.task, model, optimizer, counters, progress).run()
+        store.truncate_metrics(entry.step)
+        store.set_status("running", None)
+        _Loop(config, store, run.task, model, optimizer, counters, progress).run()
     return load_run(path)
 
 
@@ -143,16 +153,17 @@ class _Loop:
         tc = self.config.train
         log_k = self.task.log_k
         t0 = time.perf_counter() - self.p.wall_offset
-        bar = tqdm(
-            total=tc.steps,
+        bar = tqdm(  # no total: the cap is shown as a cap, with no ETA to it
             initial=self.p.step,
             disable=not self.show_progress,
             unit="step",
             dynamic_ncols=True,
             desc="train",
             mininterval=progress_interval(),
+            bar_format="{desc}: step {n} of at most " + str(tc.steps) + " | {elapsed}, {rate_fmt}"
+            "{postfix}",
         )
-        train_sum, train_n = 0.0, 0
+        losses: list[Tensor] = []  # this window's step losses, left on the device (no sync)
         stop_reason = "max_steps"
         status = "finished"
         if self.p.step == 0:
@@ -160,9 +171,8 @@ class _Loop:
         with contextlib.closing(bar):
             while self.p.step < tc.steps:
                 step = self.p.step + 1
-                loss = self._update(step)
+                losses.append(self._update(step))
                 self.p.step = step
-                train_sum, train_n = train_sum + loss, train_n + 1
                 bar.update(1)
                 if not (
                     step % self.eval_every == 0
@@ -170,10 +180,15 @@ class _Loop:
                     or step == tc.steps
                 ):
                     continue
-                row = self._eval_and_checkpoint(step, train_sum / train_n, t0, bar)
-                train_sum, train_n = 0.0, 0
-                if not math.isfinite(row["loss"]):
-                    stop_reason, status = "non-finite loss", "diverged"
+                # every step's loss is checked here, before anything is written: one sync
+                window = torch.stack(losses).tolist()
+                losses = []
+                bad = _first_non_finite(window, step)
+                row = None
+                if bad is None:
+                    row = self._eval_and_checkpoint(step, sum(window) / len(window), t0, bar)
+                if row is None:  # a non-finite loss, eval loss or weight: nothing was written
+                    stop_reason, status = self._diverged(bad, step), "diverged"
                     break
                 if self._solved_enough() and step < tc.steps:
                     stop_reason = (
@@ -188,11 +203,17 @@ class _Loop:
                 f"log K = {log_k:.4f}"
             )
 
+    def _diverged(self, bad_step: int | None, step: int) -> str:
+        what = (f"training loss at step {bad_step}" if bad_step
+                else f"eval loss or weights at step {step}")  # fmt: skip
+        good = self.store.read_manifest().latest_resumable()
+        return f"non-finite {what}; last good checkpoint: step {good.step if good else None}"
+
     def _solved_enough(self) -> bool:
         after = self.config.train.stop_after_solved
         return after is not None and self.p.solved_evals > after
 
-    def _update(self, step: int) -> float:
+    def _update(self, step: int) -> Tensor:
         tc = self.config.train
         for group in self.optimizer.param_groups:
             group["lr"] = tc.lr_at(step)
@@ -202,14 +223,18 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach().item()
+        return loss.detach()
 
-    def _eval_and_checkpoint(self, step, train_loss, t0, bar, force_ckpt: bool = False) -> dict:
+    def _eval_and_checkpoint(
+        self, step, train_loss, t0, bar, force_ckpt: bool = False
+    ) -> dict | None:
         tc = self.config.train
         log_k = self.task.log_k
         self.model.eval()
         ev = evaluate(self.model, self.task, self.eval_rows, cand_examples=tc.cand_examples)
         self.model.train()
+        if not (math.isfinite(ev["loss"]) and _weights_finite(self.model)):
+            return None
         level = dz_level(ev)
         solved = ev["loss"] < tc.solved_frac * log_k
         self.p.solved_evals = self.p.solved_evals + 1 if solved else 0
@@ -232,18 +257,12 @@ class _Loop:
             "checkpoint": ckpt,
             "wall_time": time.perf_counter() - t0,
         }
-        self.store.append_metrics([row])
+        self.store.append_metrics([row], sync=ckpt)
         if ckpt:
             self.p.wall_offset = row["wall_time"]
             self.p.last_ckpt_dz = level
             self._checkpoint(step, ev["loss"])
-        bar.set_postfix(
-            tokens=f"{row['tokens']:.3g}",
-            loss=f"{ev['loss']:.4f}",
-            logK=f"{log_k:.4f}",
-            acc=f"{ev['acc']:.2f}",
-            refresh=False,
-        )
+        bar.set_postfix_str(train_postfix(ev["loss"], log_k, ev["acc"], tc.solved_frac), False)
         return row
 
     def _checkpoint(self, step: int, loss: float) -> None:
@@ -277,8 +296,28 @@ def make_optimizer(model: HookedTransformer, config: RunConfig) -> torch.optim.A
     kwargs = {"lr": tc.lr, "betas": tc.betas, "weight_decay": tc.weight_decay}
     try:  # one fused kernel per step: ~1 ms saved at this size (CPU support needs torch >= 2.4)
         return torch.optim.AdamW(params, fused=True, **kwargs)
-    except RuntimeError:
+    except RuntimeError:  # recorded in config.json ("optimizer"): the numerics differ slightly
         return torch.optim.AdamW(params, foreach=True, **kwargs)
+
+
+def optimizer_record(optimizer: torch.optim.Optimizer) -> dict[str, str]:
+    """Which AdamW implementation runs (``fused``, or the ``foreach`` fallback), for config.json."""
+    fused = bool(optimizer.defaults.get("fused"))
+    record = {"adamw": "fused" if fused else "foreach"}
+    if not fused:
+        record["note"] = "fused AdamW unavailable here (torch or device); foreach fallback"
+    return record
+
+
+def _first_non_finite(window: list[float], step: int) -> int | None:
+    """The step of the first non-finite loss in ``window`` (the losses of steps up to ``step``)."""
+    first = step - len(window) + 1
+    return next((first + i for i, x in enumerate(window) if not math.isfinite(x)), None)
+
+
+def _weights_finite(model: torch.nn.Module) -> bool:
+    """Whether every parameter is finite (one sync for the whole model)."""
+    return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
@@ -311,8 +350,11 @@ def _restore_optimizer(optimizer, tensors: dict[str, Tensor], meta: dict, file: 
         optimizer.load_state_dict({"state": state, "param_groups": groups})
         torch.set_rng_state(tensors["torch_rng"])
         return _Progress(**info["progress"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise RunStoreError(f"{file}: trainer state is incomplete or malformed ({e})") from None
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise RunStoreError(
+            f"{file}: trainer state is incomplete or malformed ({type(e).__name__}: {e}); "
+            "resume from an earlier checkpoint"
+        ) from None
 
 
 # -- bookkeeping --------------------------------------------------------------------------------

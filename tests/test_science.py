@@ -48,7 +48,10 @@ def test_routing_head_forms_before_the_loss_drops(default_run):
     assert s["status"] == "transitioned"
     assert abs(s["plateau_loss"] - s["log_k"]) < 0.02 * s["log_k"]
     assert s["routing_head"] in s["routing_heads"]
-    assert s["t_plateau_start"] < s["t_route"] < s["t_loss"] < s["t_solved"]
+    # the claim: the head forms before the loss drops. Its attention onset against the plateau's
+    # start is confounded (attention can move early for other reasons) and not asserted.
+    assert s["t_route"] < s["t_loss"]
+    assert s["t_plateau_start"] < s["t_loss"] < s["t_solved"]
     assert 0 < s["lead_fraction"] < 1
     # the head's causal effect on the answer comes with the drop, not before the plateau
     assert s["t_route_patch"] > s["t_plateau_start"]

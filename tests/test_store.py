@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from mbc_interp.store import (
+    LOCK_FILE,
     MANIFEST_FILE,
     METRICS_FILE,
     CheckpointError,
+    RunLockedError,
     RunStore,
     RunStoreError,
     atomic_write,
@@ -108,3 +114,53 @@ def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch)
         atomic_write(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == [MANIFEST_FILE]  # no temp file left behind
+
+
+# -- one writer per run (two real processes) ---------------------------------------------------
+_HOLDER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from mbc_interp.store import RunStore
+with RunStore({path!r}).writer():
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def _hold_lock(path) -> subprocess.Popen:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER.format(root=root, path=str(path))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_dead_holder_frees_it(tmp_path):
+    from mbc_interp import resume, train
+
+    from .helpers import build_cfg
+
+    run = train(build_cfg(steps=20), tmp_path / "run", progress=False)
+    child = _hold_lock(run.path)
+    try:
+        before = (run.path / MANIFEST_FILE).read_bytes()
+        with pytest.raises(RunLockedError, match=rf"already being written by pid {child.pid} "):
+            resume(run.path, steps=40, progress=False)
+        with pytest.raises(RunLockedError, match=f"pid {child.pid}"):
+            train(build_cfg(steps=20), tmp_path / "run", progress=False)
+        assert (run.path / MANIFEST_FILE).read_bytes() == before
+    finally:
+        child.send_signal(signal.SIGKILL)  # no clean-up: its pid stays in the lock file
+        child.wait(timeout=30)
+    assert str(child.pid) in (run.path / LOCK_FILE).read_text()  # a stale lock
+    resumed = resume(run.path, steps=40, progress=False)
+    assert resumed.status == "finished" and resumed.steps[-1] == 40
+    assert (run.path / LOCK_FILE).read_text() == ""  # released on the way out
+
+
+def test_the_lock_is_reentrant_within_one_process(store):
+    with store.writer(), store.writer():
+        assert str(os.getpid()) in (store.path / LOCK_FILE).read_text()
+    assert (store.path / LOCK_FILE).read_text() == ""

@@ -129,6 +129,7 @@ train(build_cfg(steps=800, eval_every=5), {out!r}, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_reproduces_uninterrupted_metrics(tmp_path):
     out = tmp_path / "killed"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,3 +175,109 @@ def test_resuming_a_finished_run_needs_more_steps(tmp_path, tiny_run):
         resume(tmp_path / "copy", progress=False)
     with pytest.raises(TrainingError, match="below the step to resume from"):
         resume(tmp_path / "copy", steps=50, progress=False)
+
+
+# -- non-finite values ------------------------------------------------------------------------
+def _all_finite(run) -> bool:
+    return all(bool(torch.isfinite(t).all()) for s in run.steps for t in run.state_dict(s).values())
+
+
+def test_non_finite_training_loss_stops_the_run_at_its_step(tmp_path):
+    from mbc_interp import CheckpointSchedule
+
+    # lr 1e30: step 1's loss is finite, its update makes every later loss non-finite; the first
+    # evaluation after step 0 is at step 10, so only the per-step check can name step 2
+    sched = CheckpointSchedule(log_until=0, every=40, loss_delta=0.1)
+    run = train(build_cfg(lr=1e30, checkpoints=sched), tmp_path / "r", progress=False)
+    assert run.status == "diverged"
+    assert run.manifest.stop_reason.startswith("non-finite training loss at step 2;")
+    assert "last good checkpoint: step 0" in run.manifest.stop_reason
+    assert run.steps == [0] and _all_finite(run)
+    assert run.metrics["step"].tolist() == [0]  # no row from the diverged window
+
+
+def test_non_finite_weights_never_reach_a_checkpoint_and_the_last_good_one_resumes(tmp_path):
+    run = train(build_cfg(lr=1e30), tmp_path / "r", progress=False)  # step 1 is evaluated
+    assert run.status == "diverged"
+    assert "non-finite eval loss or weights at step 1" in run.manifest.stop_reason
+    assert run.steps == [0] and _all_finite(run)
+    assert run.manifest.latest_resumable().step == 0
+    again = resume(run.path, steps=60, progress=False)  # resumable, and exactly reproducible
+    assert again.status == "diverged" and again.manifest.stop_reason == run.manifest.stop_reason
+
+
+# -- files on resume ---------------------------------------------------------------------------
+def test_altered_trainer_state_is_named_on_resume_and_nothing_changes(tmp_path, tiny_run):
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, path)
+    entry = load_run(path).manifest.latest_resumable()
+    before = {f: (path / f).read_bytes() for f in ("config.json", "manifest.json", "metrics.jsonl")}
+    file = path / entry.trainer_file
+    data = file.read_bytes()
+    for altered in (data[: len(data) // 2], data[:-1] + bytes([data[-1] ^ 1])):
+        file.write_bytes(altered)
+        with pytest.raises(CheckpointError, match=rf"{entry.trainer_file}: checksum mismatch"):
+            resume(path, steps=200, progress=False)
+        after = {f: (path / f).read_bytes() for f in before}
+        assert after == before  # config.json not rewritten with steps=200
+
+
+def test_garbled_weights_with_a_matching_checksum_are_named_on_load(tmp_path, tiny_run):
+    import hashlib
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(tiny_run.path, path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    entry = manifest["checkpoints"][1]
+    garbled = b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}..."
+    (path / entry["file"]).write_bytes(garbled)
+    entry["sha256"] = hashlib.sha256(garbled).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=rf"{entry['file']}: not a readable safetensors"):
+        load_run(path).model(entry["step"])
+
+
+def test_metrics_are_fsynced_before_each_checkpoint_is_written(tmp_path, monkeypatch):
+    import mbc_interp.store as store_mod
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        return real(fd)
+
+    monkeypatch.setattr(store_mod.os, "fsync", spy)
+    run = train(build_cfg(steps=40), tmp_path / "r", progress=False)
+    weights = [i for i, name in enumerate(synced) if ".safetensors.tmp" in name
+               and ".trainer." not in name]  # fmt: skip
+    assert len(weights) == len(run.steps)
+    for i in weights:  # the metrics row of this checkpoint was made durable just before
+        assert synced[i - 1] == "metrics.jsonl", synced[max(0, i - 3) : i + 1]
+
+
+def test_the_optimizer_implementation_is_recorded(tiny_run):
+    record = tiny_run.record()["optimizer"]
+    assert record["adamw"] in ("fused", "foreach")
+    assert (record["adamw"] == "foreach") == ("note" in record)
+
+
+def test_progress_words_show_the_loss_against_log_k_and_its_phase():
+    from mbc_interp.progress import loss_phase, train_postfix
+
+    log_k = float(np.log(4))
+    assert loss_phase(2.5, log_k, 0.05) == "descending"
+    assert loss_phase(log_k * 1.01, log_k, 0.05) == "on the plateau"
+    assert loss_phase(log_k * 0.5, log_k, 0.05) == "dropping"
+    assert loss_phase(log_k * 0.01, log_k, 0.05) == "solved"
+    assert train_postfix(log_k, log_k, 0.25, 0.05).startswith("loss 1.3863 = 1.00 log K (on the")
+
+
+def test_the_progress_bar_shows_the_cap_as_a_cap_without_an_eta(tmp_path, capsys):
+    train(build_cfg(steps=30), tmp_path / "r", progress=True)
+    err = capsys.readouterr().err
+    assert "of at most 30" in err and "log K (" in err
+    assert "<" not in err.replace("<bound", "")  # tqdm's "elapsed<remaining": no ETA

@@ -2,7 +2,8 @@
 
 ``RUN/analysis/`` holds ``config.json`` (the :class:`AnalysisConfig` used), one file per analysed
 checkpoint under ``steps/`` (written atomically, so an interrupted analysis resumes where it
-stopped) and ``timeline.csv``, the concatenation: one row per step x analysis x component x
+stopped; each records the settings it was computed with, and a timeline never mixes two
+settings) and ``timeline.csv``, the concatenation: one row per step x analysis x component x
 metric, with tokens seen. Memory stays flat: one model at a time, caches limited to the hooks
 each analysis needs.
 """
@@ -10,6 +11,7 @@ each analysis needs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,10 +27,11 @@ from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
+from mbc_interp.config import ConfigError
+from mbc_interp.progress import progress_interval
 from mbc_interp.run import Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
 from mbc_interp.task import WindTunnelTask
-from mbc_interp.train import progress_interval
 
 TIMELINE_FILE = "timeline.csv"
 CONFIG_FILE = "config.json"
@@ -38,6 +41,9 @@ COLUMNS = (
     "metric", "value",
 )  # fmt: skip
 _KINDS = {k.name: k for k in SITE_KINDS}
+_STEP_FILE = re.compile(r"step(\d{8})\.json")
+SUMMARY_NEEDS = "head_out_all_pos"
+"""The patching kind the summary's routing head and causal onset come from."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,28 @@ class AnalysisConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnalysisConfig:
+    def from_dict(cls, data: dict[str, Any], source: str = "analysis settings") -> AnalysisConfig:
+        """Strict: an unknown key or a value of the wrong type is an error naming it."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: must be a table/object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in data.items() if k in known}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+        for name in ("n_pairs", "pair_seed", "n_examples"):  # n_examples may be None
+            v = data.get(name, 0)
+            if not (type(v) is int or (name == "n_examples" and v is None)):
+                raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
+        data = dict(data)
         if "patch_kinds" in data:
-            data["patch_kinds"] = tuple(data["patch_kinds"])
-        return cls(**data)
+            kinds = data["patch_kinds"]
+            if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
+                raise ConfigError(f"{source}: patch_kinds = {kinds!r}: must be a list of names")
+            data["patch_kinds"] = tuple(kinds)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
 
 
 def analyze_checkpoint(
@@ -138,9 +160,9 @@ def analyze_run(
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     _check_has_selector(run)
     out = run.path / ANALYSIS_DIR
+    done = analysed_steps(run, config)  # checks the folder before anything is written
     _check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
-    done = analysed_steps(run)
     todo = [s for s in wanted if force or s not in done]
     task = run.task
     bar = tqdm(
@@ -151,9 +173,10 @@ def analyze_run(
         rows = analyze_checkpoint(model, task, config)
         tokens = run.tokens_at(step)
         record = [{"step": step, "tokens": tokens, **r} for r in rows]
-        atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(record).encode())
+        data = {"settings": config.to_dict(), "rows": record}
+        atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(data).encode())
         del model
-    table = load_timeline(run)
+    table = load_timeline(run, config)
     _write_csv(out / TIMELINE_FILE, table)
     return table
 
@@ -174,6 +197,11 @@ def analyze(
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
     _check_has_selector(run)
+    if SUMMARY_NEEDS not in config.patch_kinds:  # fail before hours of analysis, not after
+        raise ConfigError(
+            f"patch_kinds {list(config.patch_kinds)}: the summary needs {SUMMARY_NEEDS!r} "
+            "(the routing head's causal effect); add it"
+        )
     steps = select_steps(run.steps, every, start, stop)
     table = analyze_run(run, config, steps=steps, force=force, progress=progress)
     summary = summarize(run, table)
@@ -189,32 +217,90 @@ def _check_has_selector(run: Run) -> None:
         )
 
 
-def analysed_steps(run: Run) -> set[int]:
+def analysed_steps(run: Run, config: AnalysisConfig | None = None) -> set[int]:
+    """Checkpointed steps with an analysis file (computed with ``config``, when given).
+
+    Any other file in ``analysis/steps/`` is an error naming it (hidden temporary files of an
+    interrupted write excepted)."""
     folder = run.path / ANALYSIS_DIR / STEPS_DIR
     if not folder.is_dir():
         return set()
     listed = set(run.steps)
-    return {s for f in folder.glob("step*.json") if (s := int(f.stem[4:])) in listed}
+    found = {}
+    for f in folder.iterdir():
+        if f.name.startswith("."):
+            continue
+        m = _STEP_FILE.fullmatch(f.name)
+        if m is None or not f.is_file():
+            raise RunStoreError(
+                f"{f}: unexpected in {folder} (only stepNNNNNNNN.json files written by "
+                "`mbc analyze` belong there); move it elsewhere"
+            )
+        if int(m.group(1)) in listed:
+            found[int(m.group(1))] = f
+    if config is None:
+        return set(found)
+    wanted = config.to_dict()
+    return {s for s, f in found.items() if _read_step_file(f)[0] == wanted}
 
 
-def load_timeline(run: Run) -> pd.DataFrame:
-    """The tidy table of every analysed checkpoint, sorted by step."""
+def _read_step_file(file: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """``(settings, rows)``; files from before settings were recorded give ``None``."""
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise RunStoreError(f"{file}: not valid JSON ({e}); delete it to re-analyse") from None
+    if isinstance(data, list):
+        return None, data
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise RunStoreError(f"{file}: not an analysis file; delete it to re-analyse")
+    return data.get("settings"), data["rows"]
+
+
+def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """The tidy table of every analysed checkpoint, sorted by step.
+
+    Refuses (naming two files) a folder whose files were computed with different settings, or
+    with settings other than ``config`` when given: ``mbc analyze --force`` recomputes them."""
     folder = run.path / ANALYSIS_DIR / STEPS_DIR
     records: list[dict[str, Any]] = []
+    first: tuple[Path, Any] | None = None
     for step in sorted(analysed_steps(run)):
         file = folder / f"step{step:08d}.json"
-        try:
-            records.extend(json.loads(file.read_text()))
-        except json.JSONDecodeError as e:
-            raise RunStoreError(f"{file}: not valid JSON ({e}); delete it to re-analyse") from None
+        settings, rows = _read_step_file(file)
+        if config is not None and settings != config.to_dict():
+            raise RunStoreError(f"{file}: computed with settings {settings}, not {config}; "
+                                "re-run `mbc analyze --force`")  # fmt: skip
+        if first is None:
+            first = (file, settings)
+        elif settings != first[1]:
+            raise RunStoreError(
+                f"{folder}: files computed with different settings ({first[0].name}: {first[1]}; "
+                f"{file.name}: {settings}); re-run `mbc analyze --force` to recompute them all"
+            )
+        records.extend(rows)
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype({"layer": "Int64", "head": "Int64", "pos": "Int64"})
+
+
+def saved_config(run: Run) -> AnalysisConfig | None:
+    """The settings in ``RUN/analysis/config.json`` (``None`` before any analysis)."""
+    file = run.path / ANALYSIS_DIR / CONFIG_FILE
+    return _read_config(file) if file.is_file() else None
+
+
+def _read_config(file: Path) -> AnalysisConfig:
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise RunStoreError(f"{file}: not valid JSON ({e})") from None
+    return AnalysisConfig.from_dict(data, str(file))
 
 
 def _check_config(out: Path, config: AnalysisConfig, force: bool) -> None:
     file = out / CONFIG_FILE
     if file.is_file() and not force:
-        saved = AnalysisConfig.from_dict(json.loads(file.read_text()))
+        saved = _read_config(file)
         if saved != config:
             raise ValueError(
                 f"{file}: earlier checkpoints were analysed with {saved}; re-run with force "

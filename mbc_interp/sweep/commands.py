@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from mbc_interp.config import ConfigError
+from mbc_interp.flags import add_config_flags, config_overrides
 
 
 def add_sweep(p: argparse.ArgumentParser) -> None:
-    from mbc_interp.cli import add_config_flags
     from mbc_interp.sweep.runner import BACKENDS
 
     p.add_argument(
@@ -31,7 +31,6 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mbc_interp.cli import config_overrides
     from mbc_interp.sweep.grid import SweepSpec
     from mbc_interp.sweep.runner import run_sweep, sweep_status
 
@@ -56,10 +55,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     outcomes = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                          address=args.address, gpus_per_point=args.gpus_per_point,
                          progress=not args.no_progress)  # fmt: skip
-    failed = [o for o in outcomes if o["status"] != "done"]
-    print(f"{args.out}: {len(spec.points)} points, {len(outcomes)} run now, {len(failed)} failed")
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    diverged = [o for o in outcomes if o["status"] == "diverged"]
+    print(f"{args.out}: {len(spec.points)} points, {len(outcomes)} run now, {len(failed)} failed"
+          + (f", {len(diverged)} diverged (no fit counts them)" if diverged else ""))  # fmt: skip
     for o in failed:
         print(f"  FAILED {o['name']}: {o['error']}")
+    for o in diverged:
+        print(f"  DIVERGED {o['name']}: {o['error']}")
     return 1 if failed else 0
 
 
@@ -87,7 +90,7 @@ def add_fit(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from mbc_interp.sweep.reproduction import fit_and_write, format_fits
+    from mbc_interp.reproduction import fit_and_write, format_fits
 
     out = args.results or args.sweep / "fit"
     fits, paths = fit_and_write(args.sweep, out, args.doc, n_boot=args.n_boot, seed=args.seed)

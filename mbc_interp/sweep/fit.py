@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.runtable import main_runs, slice_of
+
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
 AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len",
                 "construction", "data_seed", "n_layers", "d_model", "n_heads",
                 "selector_gap")  # fmt: skip
-SIZES = ("D", "n_examples")
-"""One quantity in two units (bases, examples): a slice over D or K lets both vary."""
+
 CI = 0.95
 
 
@@ -165,27 +166,12 @@ def reference_point(table: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def slice_of(table: pd.DataFrame, vary: str, reference: dict[str, Any]) -> pd.DataFrame:
-    """Finished runs that differ from the reference only in ``vary`` (and the seed)."""
-    keep = table.point_status == "done"
-    free = {vary, *SIZES} if vary in (*SIZES, "K") else {vary}
-    for col, value in reference.items():
-        if col not in free:
-            keep &= table[col] == value
-    rows = table[keep]
-    if vary == "K":  # K at a fixed size: fixed bases (proxy sweeps) or fixed examples (paper)
-        fixed = [c for c in SIZES if c in rows and rows[c].nunique() == 1]
-        unit = fixed[-1] if fixed else None
-        rows = rows[rows[unit] == reference[unit]] if unit else rows.iloc[:0]
-    elif vary in SIZES:
-        rows = rows[rows["K"] == reference["K"]]
-    return rows
-
-
 def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict[str, Any]:
     """The five claims, each with its numbers, the runs used and a verdict (see module doc)."""
     ref = reference_point(table)
     out: dict[str, Any] = {"reference": ref, "n_runs": int((table.point_status == "done").sum())}
+    # a diverged run (NaN/inf) says nothing about the plateau: neither a duration nor censored
+    out["n_diverged"] = int((table.point_status == "diverged").sum())
     out["plateau"] = _plateau(main_runs(table, ref))
     out["D"] = _scaling(table, "D", ref, n_boot, seed, target=PAPER["D_exponent"])
     out["K"] = _scaling(table, "K", ref, n_boot, seed, target=None)
@@ -196,16 +182,6 @@ def fit_sweep(table: pd.DataFrame, *, n_boot: int = 4000, seed: int = 0) -> dict
     out["lead"] = _lead(main_runs(table, ref), n_boot, seed)
     out["control"] = _control(table)
     return out
-
-
-def main_runs(table: pd.DataFrame, ref: dict[str, Any]) -> pd.DataFrame:
-    """Finished runs of the reference task family: any D, K, lr, batch and seed, everything
-    else (direction, target length, model...) at the reference (controls are excluded)."""
-    keep = table.point_status == "done"
-    for col, value in ref.items():
-        if col not in (*SIZES, "K", "lr", "batch"):
-            keep &= table[col] == value
-    return table[keep]
 
 
 def _usable(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:

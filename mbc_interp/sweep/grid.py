@@ -19,7 +19,7 @@ its axes, and the sweep is the union of its grids (identical points are run once
     train = { lr = [3e-4, 1e-3, 2e-3], seed = [0, 1, 2, 3] }
 
 Tuple-valued fields (``train.betas``) are axes only as a list of lists. Point names extend
-:func:`mbc_interp.cli.run_name` with every other field that differs from the base, so names are
+:func:`mbc_interp.flags.run_name` with every other field that differs from the base, so names are
 readable, unique and stable when grids are added; equal configs are one point.
 """
 
@@ -33,12 +33,13 @@ from typing import Any
 
 from mbc_interp.analysis.timeline import AnalysisConfig
 from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
+from mbc_interp.flags import run_name
 from mbc_interp.model import ModelConfig
 from mbc_interp.task import TaskConfig
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
                 "train.seed", "task.direction", "preset")
-"""Fields that :func:`~mbc_interp.cli.run_name` always puts in a point's name."""
+"""Fields that :func:`~mbc_interp.flags.run_name` always puts in a point's name."""
 
 SWEEP_ANALYSIS = AnalysisConfig(n_pairs=128, n_examples=512, patch_kinds=("head_out_all_pos",))
 """Default per-run analysis in a sweep: what the summary needs (attribution, head patching over
@@ -140,10 +141,8 @@ class SweepSpec:
         if isinstance(grids, dict):
             grids = [grids]
         analysis = data.get("analysis", SWEEP_ANALYSIS.to_dict())
-        try:
-            analysis_cfg = None if analysis is None else AnalysisConfig.from_dict(analysis)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{source}: [analysis]: {e}") from e
+        where = f"{source}: [analysis]"
+        analysis_cfg = None if analysis is None else AnalysisConfig.from_dict(analysis, where)
         return cls(
             grids=tuple(grids), base=data.get("base", {}), analysis=analysis_cfg, source=source
         )
@@ -210,8 +209,6 @@ def point_name(config: RunConfig, base: dict[str, Any] | None = None) -> str:
     """``run_name(config)`` plus ``_<field><value>`` for each other field that differs from
     ``base`` (a flattened config; default: ``RunConfig()``). Names depend only on the point and
     the sweep's base, so adding grids to a sweep never renames its existing points."""
-    from mbc_interp.cli import run_name
-
     base = flatten(RunConfig().to_dict()) if base is None else base
     flat = flatten(config.to_dict())
     parts = [run_name(config)]

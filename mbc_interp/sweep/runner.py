@@ -4,9 +4,11 @@ Layout of a sweep directory::
 
     SWEEP/sweep.json            the spec (base, analysis, grids) and the point list
     SWEEP/runs/<point>/         an ordinary run directory (see checkpoints/README.md)
-    SWEEP/points/<point>.json   the point's outcome: done or failed (error and traceback)
+    SWEEP/points/<point>.json   the point's outcome: done, diverged (its loss or weights became
+                                NaN/inf: the run stopped, no fit counts it) or failed (error
+                                and traceback)
 
-A point is done once its outcome file says so; re-running the sweep skips done points and
+A point is done (or diverged) once its outcome file says so; re-running the sweep skips those and
 resumes unfinished runs from their last checkpoint, so a sweep stopped at any moment (Ctrl-C,
 a killed worker, a lost node) continues where it stopped. A failed point is recorded and the
 others go on; it is tried again on the next run of the sweep.
@@ -40,6 +42,8 @@ POINTS_DIR = "points"
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = ("local", "ray")
+FINAL = ("done", "diverged")
+"""Outcomes a re-run keeps (training is deterministic: a diverged point would diverge again)."""
 
 
 def default_workers(threads: int = 1) -> int:
@@ -57,7 +61,7 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
     outcome: dict[str, Any] = {"name": task["name"], "started": started, "pid": os.getpid()}
     try:
         outcome.update(_train_and_analyse(task))
-        outcome["status"] = "done"
+        outcome["status"] = "diverged" if outcome["run_status"] == "diverged" else "done"
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -100,6 +104,9 @@ def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
         run = train(config, out, progress=False)
     info["train_seconds"] = time.time() - t0
     info["run_status"] = run.status
+    if run.status == "diverged":  # nothing to analyse: say why in the outcome
+        info["error"] = f"diverged: {run.manifest.stop_reason}"
+        return info
     if task.get("analysis") is not None and config.task.direction == "backward":
         t0 = time.time()
         _, summary = analyze(run, AnalysisConfig.from_dict(task["analysis"]), progress=False)
@@ -119,15 +126,16 @@ class SweepProgress:
     started: float
     done: int = 0
     failed: int = 0
+    diverged: int = 0
     running: int = 0
     seconds: float = 0.0
 
     @property
     def remaining(self) -> int:
-        return self.total - self.skipped - self.done - self.failed
+        return self.total - self.skipped - self.done - self.failed - self.diverged
 
     def eta(self) -> float | None:
-        finished = self.done + self.failed
+        finished = self.done + self.failed + self.diverged
         if not finished:
             return None
         # wall seconds per point, each worker busy with one point at a time
@@ -138,7 +146,9 @@ class SweepProgress:
         return (
             f"[sweep] {self.done + self.skipped}/{self.total} done"
             + (f" ({self.skipped} earlier)" if self.skipped else "")
-            + f", {self.running} running, {self.failed} failed, {self.remaining} to go"
+            + f", {self.running} running, {self.failed} failed"
+            + (f", {self.diverged} diverged" if self.diverged else "")
+            + f", {self.remaining} to go"
             + f" | elapsed {_hms(time.time() - self.started)}"
             + (f" | ETA {_hms(eta)}" if eta is not None and self.remaining else "")
         )
@@ -237,7 +247,8 @@ def run_sweep(
     tasks = prepare(spec, out)
     for t in tasks:
         t["gpus"] = gpus_per_point if t["cuda"] else 0
-    pending = [t for t in tasks if (read_outcome(t["outcome_path"]) or {}).get("status") != "done"]
+    pending = [t for t in tasks
+               if (read_outcome(t["outcome_path"]) or {}).get("status") not in FINAL]  # fmt: skip
     threads = max((t["threads"] for t in tasks), default=1)
     workers = workers or default_workers(threads)
     if workers < 1:
@@ -258,6 +269,9 @@ def run_sweep(
             state.seconds += time.time() - starts.pop(outcome["name"], time.time())
             if outcome["status"] == "done":
                 state.done += 1
+            elif outcome["status"] == "diverged":
+                state.diverged += 1
+                say(f"[sweep] DIVERGED {outcome['name']}: {outcome['error']}")
             else:
                 state.failed += 1
                 say(f"[sweep] FAILED {outcome['name']}: {outcome['error']}")
@@ -334,7 +348,8 @@ def _run_ray(tasks: list[dict[str, Any]], address: str | None) -> Iterator[Event
 
 
 def sweep_status(out: str | Path) -> list[dict[str, Any]]:
-    """Every listed point's state: ``done``, ``failed`` (with error), ``started`` (a run
+    """Every listed point's state: ``done``, ``diverged`` or ``failed`` (with the error or the
+    step), ``started`` (a run
     directory without an outcome: running now, or interrupted) or ``pending``."""
     out = Path(out)
     spec = _read_spec(out)

@@ -10,10 +10,7 @@ covers the whole run, also one still training. ``--no-analyze`` uses what is the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
-from mbc_interp.store import ANALYSIS_DIR
 
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
@@ -31,7 +28,7 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mbc_interp.analysis.timeline import CONFIG_FILE, AnalysisConfig, analysed_steps, analyze
+    from mbc_interp.analysis.timeline import AnalysisConfig, analysed_steps, analyze, saved_config
     from mbc_interp.run import load_run
     from mbc_interp.viz.run_report import write_run_report
 
@@ -44,12 +41,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not run.config.task.has_selector:
         pass  # a forward run: nothing to analyse, the report shows its loss
     elif missing and not args.no_analyze:
-        saved = run.path / ANALYSIS_DIR / CONFIG_FILE
-        config = (
-            AnalysisConfig.from_dict(json.loads(saved.read_text()))
-            if saved.is_file()
-            else AnalysisConfig()
-        )
+        config = saved_config(run) or AnalysisConfig()
         print(f"{run.path}: analysing {len(missing)} of {len(run.steps)} checkpoints first")
         analyze(run, config, progress=not args.no_progress)
     elif not analysed_steps(run):
@@ -60,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _sweep_report(args: argparse.Namespace) -> int:
-    from mbc_interp.sweep.reproduction import fit_and_write
+    from mbc_interp.reproduction import fit_and_write
 
     out = args.out.parent if args.out is not None else args.run / "fit"
     if args.out is not None and args.out.name != "report.html":

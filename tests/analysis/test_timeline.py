@@ -11,6 +11,7 @@ from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline, select_steps
 from mbc_interp.analysis.timeline import COLUMNS, STEPS_DIR
 from mbc_interp.cli import main
+from mbc_interp.store import RunStoreError
 
 SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos", "resid_pre"))
 
@@ -109,3 +110,69 @@ def test_cli_analyze(run, capsys):
     assert "log K" in out and "status           no_transition" in out
     assert main(["analyze", str(run.path), "--n-pairs", "8", "--no-progress"]) == 2
     assert "force" in capsys.readouterr().err
+
+
+# -- strict settings ---------------------------------------------------------------------------
+def test_each_step_file_records_its_settings_and_a_timeline_never_mixes_them(run):
+    analyze(run, SMALL, stop=16, progress=False)
+    folder = run.path / "analysis" / STEPS_DIR
+    assert all(json.loads(f.read_text())["settings"] == SMALL.to_dict() for f in folder.iterdir())
+    other = AnalysisConfig(n_pairs=16, patch_kinds=("head_out_all_pos",))
+    (run.path / "analysis" / "config.json").unlink()  # the guard on config.json is gone...
+    with pytest.raises(RunStoreError, match=r"step00000016\.json: computed with settings"):
+        analyze(run, other, stop=8, progress=False)  # ...the per-file settings still refuse
+    with pytest.raises(RunStoreError, match="files computed with different settings"):
+        load_timeline(run)
+    table, _ = analyze(run, other, progress=False)  # every step: all recomputed, one setting
+    assert sorted(table["step"].unique()) == run.steps
+    assert {json.dumps(json.loads(f.read_text())["settings"]) for f in folder.iterdir()} == {
+        json.dumps(other.to_dict())
+    }
+
+
+def test_files_from_before_settings_were_recorded_are_recomputed(run):
+    analyze(run, SMALL, stop=4, progress=False)
+    folder = run.path / "analysis" / STEPS_DIR
+    for f in folder.iterdir():  # the old format: a bare list of rows
+        f.write_text(json.dumps(json.loads(f.read_text())["rows"]))
+    assert len(load_timeline(run)) > 0  # readable alone
+    before = _mtimes(run)
+    analyze(run, SMALL, stop=4, progress=False)
+    assert all(_mtimes(run)[name] != t for name, t in before.items())
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [({"n_pairs": 8, "n_pair": 3}, "'n_pair'"), ({"n_pairs": "8"}, "n_pairs = '8'"),
+     ({"patch_kinds": ["nope"]}, "'nope'"), ({"n_examples": 2.5}, "n_examples = 2.5")],
+)  # fmt: skip
+def test_unknown_or_mistyped_analysis_settings_are_named(run, settings, named, capsys):
+    from mbc_interp.config import ConfigError
+    from mbc_interp.sweep.grid import SweepSpec
+
+    with pytest.raises(ConfigError, match=rf"s\.toml: \[analysis\]: .*{named}"):
+        SweepSpec.from_dict({"analysis": settings, "grid": [{"task": {"D": 8}}]}, "s.toml")
+    (run.path / "analysis").mkdir()
+    (run.path / "analysis" / "config.json").write_text(json.dumps(settings))
+    assert main(["report", str(run.path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "analysis/config.json" in err and named in err and "Traceback" not in err
+    assert sorted(p.name for p in (run.path / "analysis").iterdir()) == ["config.json"]
+
+
+def test_patch_kinds_without_what_the_summary_needs_fail_before_analysing(run, capsys):
+    argv = ["analyze", str(run.path), "--patch-kinds", "resid_pre", "--no-progress"]
+    assert main(argv) == 2
+    assert "head_out_all_pos" in capsys.readouterr().err
+    assert not (run.path / "analysis").exists()
+
+
+def test_a_stray_file_in_the_steps_folder_is_named(run, capsys):
+    analyze(run, SMALL, stop=2, progress=False)
+    stray = run.path / "analysis" / STEPS_DIR / "notes.json"
+    stray.write_text("{}")
+    before = {p: p.stat().st_mtime_ns for p in (run.path / "analysis").rglob("*")}
+    assert main(["analyze", str(run.path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "notes.json: unexpected" in err and "Traceback" not in err
+    assert {p: p.stat().st_mtime_ns for p in (run.path / "analysis").rglob("*")} == before

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from mbc_interp.cli import main
+from mbc_interp.reproduction import BEGIN, END, claims_table
 from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
-from mbc_interp.sweep.reproduction import BEGIN, END, claims_table
 from mbc_interp.sweep.results import collect
 
 
@@ -128,7 +129,7 @@ def test_reproduction_md_matches_the_committed_results():
     """The numbers in REPRODUCTION.md are those `mbc fit` computes from results/cpu/runs.csv."""
     from pathlib import Path
 
-    from mbc_interp.sweep.reproduction import _md_table
+    from mbc_interp.reproduction import _md_table
 
     root = Path(__file__).resolve().parents[2]
     runs = pd.read_csv(root / "results/cpu/runs.csv")
@@ -144,8 +145,10 @@ def test_reproduction_md_matches_the_committed_results():
     )
     doc = (root / "REPRODUCTION.md").read_text()
     assert _md_table(claims_table(saved)) in doc
-    for svg in (root / "results/cpu/figures").glob("*.svg"):
-        assert f"results/cpu/figures/{svg.name}" in doc
+    on_disk = {svg.name for svg in (root / "results/cpu/figures").glob("*.svg")}
+    linked = set(re.findall(r"results/cpu/figures/([\w-]+\.svg)", doc))
+    assert on_disk and linked == on_disk  # every figure linked, every link a committed figure
+    assert {"duration_vs_D.svg", "lead_fraction.svg", "plateau_height.svg"} <= on_disk
 
 
 def test_mbc_report_on_a_sweep_directory_writes_the_sweep_report(local_sweep, tmp_path, capsys):
@@ -174,3 +177,17 @@ def test_scaling_figures_draw_the_runs_and_the_fits():
     assert [len(t.y) for t in lead.data] == [50, 50]
     n = scaling.examples_figure(table, fits)
     assert sum(len(t.x) for t in n.data[:2]) == fits["N"]["n_runs"]
+
+
+def test_diverged_runs_are_not_counted_as_censored():
+    table = synthetic(seeds=3)
+    base = fit_sweep(table, n_boot=200)
+    nan_row = {**table.iloc[0].to_dict(), "name": "blown", "seed": 99,
+               "point_status": "diverged", "duration_tokens": float("nan"),
+               "duration_steps": float("nan"), "plateau_loss": float("nan")}  # fmt: skip
+    with_diverged = pd.concat([table, pd.DataFrame([nan_row])], ignore_index=True)
+    fits = fit_sweep(with_diverged, n_boot=200)
+    assert fits["n_diverged"] == 1 and base["n_diverged"] == 0
+    for axis in ("D", "K", "lr", "batch"):
+        assert fits[axis]["n_censored"] == base[axis]["n_censored"] == 0
+        assert fits[axis]["n_runs"] == base[axis]["n_runs"]

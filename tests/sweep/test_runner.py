@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp import load_run, train
+from mbc_interp.sweep.results import collect
 from mbc_interp.sweep.runner import POINTS_DIR, RUNS_DIR, SweepProgress, run_sweep, sweep_status
 
 from ..helpers import build_cfg, tiny_spec
@@ -51,6 +52,7 @@ def test_points_equal_a_plain_run_with_the_same_config(local_sweep, tmp_path):
     pd.testing.assert_frame_equal(plain.metrics[cols], swept.metrics[cols])
 
 
+@pytest.mark.slow
 def test_rerun_skips_done_points_and_runs_only_new_ones(local_sweep, tmp_path):
     local_sweep = Path(shutil.copytree(local_sweep, tmp_path / "copy"))
     before = {p.name: p.stat().st_mtime_ns for p in (local_sweep / POINTS_DIR).iterdir()}
@@ -63,6 +65,7 @@ def test_rerun_skips_done_points_and_runs_only_new_ones(local_sweep, tmp_path):
     assert len(sweep_status(local_sweep)) == 6
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path):
     out = tmp_path / "sw"
     spec = tiny_spec(analysis=False)
@@ -79,31 +82,67 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path):
     assert states[bad.name]["state"] == "failed" and "different config" in states[bad.name]["error"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_finished_points(tmp_path):
     out = tmp_path / "sw"
     cmd = [sys.executable, "-m", "mbc_interp.cli", "sweep", "--out", str(out), "--workers", "1",
-           "--no-analysis", "--D", "32", "48", "64", "--steps", "150", "--lr", "3e-3",
+           "--no-analysis", "--D", "32", "48", "64", "--steps", "600", "--lr", "3e-3",
            "--batch-size", "32", "--eval-every", "10", "--base-len", "3", "--n-base-symbols", "8",
            "--n-target-symbols", "8", "--d-model", "32", "--n-heads", "2", "--d-mlp", "64",
-           "--device", "cpu", "--ckpt-every", "20"]  # fmt: skip
+           "--device", "cpu", "--ckpt-every", "20", "--stop-after-solved", "none"]  # fmt: skip
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
-    points = out / POINTS_DIR
-    deadline = time.time() + 120
-    while time.time() < deadline and not (points.exists() and any(points.iterdir())):
-        time.sleep(0.2)
-    time.sleep(1.0)  # the second point is now training
+    points, runs = out / POINTS_DIR, out / RUNS_DIR
+    deadline = time.time() + 180
+    victim = None
+    while time.time() < deadline and victim is None:  # a point past its first checkpoints
+        for run_dir in runs.glob("*") if runs.exists() else ():
+            manifest = _manifest(run_dir)
+            if (manifest and manifest["status"] == "running" and len(manifest["checkpoints"]) > 3
+                    and not (points / f"{run_dir.name}.json").exists()):  # fmt: skip
+                victim = run_dir.name
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # no clean-up at all: workers die mid-write
     proc.wait()
+    assert victim is not None, "no point was seen mid-training"
+    interrupted = _manifest(runs / victim)
+    assert interrupted["status"] == "running"  # really interrupted, not finished
+    assert interrupted["checkpoints"][-1]["step"] < 600
     done = {p.name: p.stat().st_mtime_ns for p in points.iterdir()}
-    assert 1 <= len(done) < 3
+    assert len(done) < 3 and f"{victim}.json" not in done
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "3 points" in result.stdout
     assert {p.name: p.stat().st_mtime_ns for p in points.iterdir() if p.name in done} == done
     assert {r["state"] for r in sweep_status(out)} == {"done"}
+    outcome = json.loads((points / f"{victim}.json").read_text())
+    assert outcome["resumed"] is True and outcome["run_status"] == "finished"
     assert "done" in result.stderr and "to go" in result.stderr  # the progress view
     for name, metrics in _metrics(out).items():
-        assert metrics.step.is_monotonic_increasing and metrics.step.iloc[-1] == 150, name
+        assert metrics.step.is_monotonic_increasing and metrics.step.iloc[-1] == 600, name
+        assert metrics.step.is_unique, name
+
+
+def _manifest(run_dir):
+    try:
+        return json.loads((run_dir / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def test_a_diverged_point_is_its_own_outcome_and_is_not_rerun(tmp_path):
+    out = tmp_path / "sw"
+    spec = tiny_spec(grids=({"train": {"lr": [3e-3, 1e30]}},), analysis=False, steps=60)
+    outcomes = {o["name"]: o for o in run_sweep(spec, out, workers=1, progress=False)}
+    ok, bad = (p.name for p in spec.points)
+    assert outcomes[ok]["status"] == "done"
+    assert outcomes[bad]["status"] == "diverged" and outcomes[bad]["run_status"] == "diverged"
+    assert "non-finite" in outcomes[bad]["error"] and "step 1" in outcomes[bad]["error"]
+    states = {r["name"]: r["state"] for r in sweep_status(out)}
+    assert states == {ok: "done", bad: "diverged"}
+    assert run_sweep(spec, out, workers=1, progress=False) == []  # deterministic: not re-run
+    table = collect(out).set_index("name")
+    assert table.loc[bad, "point_status"] == "diverged"
+    assert pd.isna(table.loc[bad, "censored"])  # not a censored plateau either
 
 
 def test_progress_line_counts_and_eta():
@@ -116,6 +155,7 @@ def test_progress_line_counts_and_eta():
     assert "elapsed 1m05s" in line and "ETA 0m20s" in line
 
 
+@pytest.mark.slow
 def test_ray_backend_matches_the_local_backend(local_sweep, tmp_path):
     ray = pytest.importorskip("ray", reason="optional extra: pip install 'mbc-interp[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -95,4 +95,6 @@ def test_forward_run_report_shows_the_loss(tmp_path):
     assert main(["report", str(run.path)]) == 0
     html = (run.path / "report.html").read_text()
     assert html.count('class="plotly-graph-div"') == 1 and "forward-direction run" in html
-    assert load_run(run.path).status
+    done = load_run(run.path)
+    assert done.status == "finished" and done.manifest.stop_reason == "max_steps"
+    assert "status finished" in html  # the report says how the run ended

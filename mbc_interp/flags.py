@@ -1,0 +1,154 @@
+"""Config flags and run names, generated from the config dataclasses (one flag per field).
+
+Used by every command that takes a config (``mbc train``, ``mbc sweep``) and by the sweep's
+point names, so it sits with the config, below the command layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, Literal
+
+from .config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
+from .model import ModelConfig
+from .task import TaskConfig
+
+# (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
+_RENAMES = {
+    ("task", "seed"): "data-seed",
+    ("train", "checkpoints.log_until"): "ckpt-log-until",
+    ("train", "checkpoints.every"): "ckpt-every",
+    ("train", "checkpoints.loss_delta"): "ckpt-loss-delta",
+}
+_SECTIONS: dict[str, type] = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+# -- config flags, generated from the dataclasses ---------------------------------------------
+def _flag_specs() -> list[tuple[str, str, Any]]:
+    """``(section, dotted field path, annotation)`` for every leaf config field."""
+    specs = []
+
+    def walk(section: str, cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            tp = hints[f.name]
+            if is_dataclass(tp):
+                walk(section, tp, f"{prefix}{f.name}.")
+            else:
+                specs.append((section, prefix + f.name, tp))
+
+    for section, cls in _SECTIONS.items():
+        walk(section, cls, "")
+    return specs
+
+
+def _flag_name(section: str, path: str) -> str:
+    return _RENAMES.get((section, path), path.replace("_", "-"))
+
+
+def _dest(section: str, path: str) -> str:
+    return f"cfg__{section}__{path.replace('.', '__')}"
+
+
+def _parse_optional(inner: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() in ("none", "null") else inner(text)
+
+    parse.__name__ = getattr(inner, "__name__", "value")
+    return parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> None:
+    """One flag per config field; ``multi=True`` lets each take several values (a grid)."""
+    groups = {s: parser.add_argument_group(f"{s} config") for s in _SECTIONS}
+    parser.add_argument(
+        "--preset", choices=list(PRESETS), nargs="+" if multi else None, default=argparse.SUPPRESS,
+        help="start from named settings (paper: the paper's task, model and optimiser); "
+        "a config file and flags override it",
+    )
+    for section, path, tp in _flag_specs():
+        # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
+        kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
+        args = typing.get_args(tp)
+        optional = type(None) in args
+        core = next((a for a in args if a is not type(None)), tp) if optional else tp
+        if typing.get_origin(core) is Literal:
+            kwargs["choices"] = list(typing.get_args(core))
+        elif typing.get_origin(core) is tuple:
+            kwargs.update(type=float, nargs=len(typing.get_args(core)), metavar="X")
+        elif core is bool:
+            if multi:
+                kwargs.update(type=_parse_bool, nargs="+")
+            else:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            groups[section].add_argument(f"--{_flag_name(section, path)}", **kwargs)
+            continue
+        else:
+            kwargs["type"] = core
+        if optional and "type" in kwargs:
+            kwargs["type"] = _parse_optional(kwargs["type"])
+        if multi and "nargs" not in kwargs:
+            kwargs["nargs"] = "+"
+        if "choices" not in kwargs:
+            kwargs.setdefault("metavar", path.rsplit(".", 1)[-1].upper())
+        default = _default_of(section, path)
+        help_ = f"{section}.{path} (default: {default})" + (" or 'none'" if optional else "")
+        groups[section].add_argument(f"--{_flag_name(section, path)}", help=help_, **kwargs)
+
+
+def _default_of(section: str, path: str) -> Any:
+    node: Any = getattr(RunConfig(), section)
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The config fields set on the command line, as nested ``{section: {field: value}}``."""
+    out: dict[str, Any] = {}
+    if hasattr(args, "preset"):
+        out["preset"] = args.preset
+    for section, path, _ in _flag_specs():
+        if not hasattr(args, _dest(section, path)):
+            continue
+        value = getattr(args, _dest(section, path))
+        if isinstance(value, list) and not path.endswith("betas"):
+            pass  # grids (multi=True) are expanded by the caller
+        elif isinstance(value, list):
+            value = tuple(value)
+        node = out.setdefault(section, {})
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults < ``--preset`` < ``--config`` file < flags; a size given in one unit (``D`` or
+    ``n_examples``) replaces one given in the other."""
+    overrides = config_overrides(args)
+    data: dict[str, Any] = {"preset": overrides.pop("preset")} if "preset" in overrides else {}
+    if args.config:
+        data = merge_config(data, read_mapping(args.config, "config file"))
+        RunConfig.from_dict(data, str(args.config))  # errors name the file
+    return RunConfig.from_dict(merge_config(data, overrides), "command-line flags")
+
+
+def run_name(config: RunConfig) -> str:
+    """A readable default run directory name from the fields people sweep."""
+    t, tr = config.task, config.train
+    size = f"D{t.n_bases}" if t.n_examples is None else f"N{t.n_total}"
+    name = f"{size}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
+    return name + ("_forward" if t.direction == "forward" else "")
