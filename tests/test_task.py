@@ -8,9 +8,11 @@ import torch
 
 from mbc_interp import train
 from mbc_interp.config import ConfigError, RunConfig
-from mbc_interp.task import SEP, TaskConfig, TaskConfigError, WindTunnelTask, sequence_nll
+from mbc_interp.task import TaskConfig, TaskConfigError, WindTunnelTask, sequence_nll
 
 from .helpers import build_cfg
+
+SEP = 0  # the proxy tasks' SEP id
 
 CONFIGS = [
     TaskConfig(),
@@ -29,47 +31,48 @@ class TestConstruction:
         task = WindTunnelTask(cfg)
         c = cfg
         toks = task.tokens
-        assert toks.shape == (c.D * c.K, c.seq_len)
-        bases = toks[:, list(c.base_positions)]
-        targets = toks[:, list(c.target_positions)]
+        assert toks.shape == (c.n_bases * c.K, c.seq_len)
+        bases = toks[:, list(WindTunnelTask(c).base_positions)]
+        targets = toks[:, list(WindTunnelTask(c).target_positions)]
         # D distinct bases, each repeated K times; K distinct first target tokens per base
-        assert len({tuple(r) for r in bases.tolist()}) == c.D
-        firsts = targets[:, 0].view(c.D, c.K)
+        assert len({tuple(r) for r in bases.tolist()}) == c.n_bases
+        firsts = targets[:, 0].view(c.n_bases, c.K)
         assert all(len(set(row)) == c.K for row in firsts.tolist())
         # H(A | B, z) = 0: every (B, z) appears once
-        keys = torch.cat([bases, toks[:, [c.selector_pos]]], 1)
-        assert len({tuple(r) for r in keys.tolist()}) == c.D * c.K
-        assert (toks[:, c.sep_pos] == SEP).all()
+        keys = torch.cat([bases, toks[:, [WindTunnelTask(c).selector_positions[0]]]], 1)
+        assert len({tuple(r) for r in keys.tolist()}) == c.n_bases * c.K
+        assert (toks[:, WindTunnelTask(c).answer_pos] == SEP).all()
 
     def test_token_roles(self, cfg):
         task = WindTunnelTask(cfg)
         labels = task.labels(task.tokens[0])
         roles = task.position_labels
-        assert labels[cfg.selector_pos] == "z1" and roles[cfg.selector_pos] == "z"
-        assert labels[cfg.sep_pos] == "SEP"
-        assert all(labels[p].startswith("b") for p in cfg.base_positions)
-        assert all(labels[p].startswith("a") for p in cfg.target_positions)
+        z = task.selector_positions[0]
+        assert labels[z] == "z1" and roles[z] == "z"
+        assert labels[WindTunnelTask(cfg).answer_pos] == "SEP"
+        assert all(labels[p].startswith("b") for p in WindTunnelTask(cfg).base_positions)
+        assert all(labels[p].startswith("a") for p in WindTunnelTask(cfg).target_positions)
         assert task.tokens.max() < cfg.d_vocab
 
     def test_loss_mask_marks_positions_before_targets(self, cfg):
         task = WindTunnelTask(cfg)
         cols = task.loss_mask[0].nonzero().flatten().tolist()
-        assert cols == [p - 1 for p in cfg.target_positions]
+        assert cols == [p - 1 for p in WindTunnelTask(cfg).target_positions]
         assert task.loss_mask.all(0).sum() == cfg.target_len
 
 
 def test_shared_pool_first_tokens_come_from_one_pool_of_k():
     task = WindTunnelTask(TaskConfig(D=200, K=4, target_len=3))
     c = task.config
-    firsts = task.tokens[:, c.target_positions[0]]
+    firsts = task.tokens[:, WindTunnelTask(c).target_positions[0]]
     assert len(set(firsts.tolist())) == c.K
-    stems = task.tokens[:, list(c.target_positions[1:])].view(c.D, c.K, -1)
+    stems = task.tokens[:, list(WindTunnelTask(c).target_positions[1:])].view(c.n_bases, c.K, -1)
     assert (stems == stems[:, :1]).all()  # the stem is shared by a base's K targets
 
 
 def test_distinct_random_uses_more_than_k_first_symbols():
     task = WindTunnelTask(TaskConfig(D=200, K=4, construction="distinct_random"))
-    assert len(set(task.tokens[:, task.config.target_positions[0]].tolist())) > 4
+    assert len(set(task.tokens[:, task.answer_pos + 1].tolist())) > 4
 
 
 def test_same_config_same_data_and_seed_changes_it():
@@ -89,7 +92,7 @@ def test_default_dataset_is_stable_across_machines_and_versions():
 def test_large_base_space_uses_rejection_sampling():
     cfg = TaskConfig(D=500, base_len=8, n_base_symbols=20)  # 20^8 > 2^24 strings
     task = WindTunnelTask(cfg)
-    bases = task.tokens[:, list(cfg.base_positions)]
+    bases = task.tokens[:, list(WindTunnelTask(cfg).base_positions)]
     assert len({tuple(r) for r in bases.tolist()}) == 500
 
 
@@ -105,13 +108,13 @@ def test_patching_pairs_differ_only_in_selector():
     task = WindTunnelTask(TaskConfig(D=100, K=4))
     pairs = task.patching_pairs(n=64, seed=1)
     c = task.config
-    assert len(pairs) == 64 and pairs.answer_pos == c.sep_pos
+    assert len(pairs) == 64 and pairs.answer_pos == WindTunnelTask(c).answer_pos
     diff = pairs.clean_tokens != pairs.corrupt_tokens
-    assert diff[:, c.selector_pos].all() and diff.sum() == 64
+    assert diff[:, WindTunnelTask(c).selector_positions[0]].all() and diff.sum() == 64
     assert (pairs.clean_answer != pairs.corrupt_answer).all()
     rows = pairs.example_index
-    assert torch.equal(pairs.clean_answer, task.tokens[rows, c.sep_pos + 1])
-    assert torch.equal(pairs.clean_tokens, task.tokens[rows, : c.sep_pos + 1])
+    assert torch.equal(pairs.clean_answer, task.tokens[rows, WindTunnelTask(c).answer_pos + 1])
+    assert torch.equal(pairs.clean_tokens, task.tokens[rows, : WindTunnelTask(c).answer_pos + 1])
     assert len(task.patching_pairs()) == len(task)
 
 
@@ -157,32 +160,33 @@ FORWARD = TaskConfig(D=50, K=2, target_len=3, direction="forward")
 
 
 def _pairs(task: WindTunnelTask) -> set[tuple[tuple[int, ...], tuple[int, ...]]]:
-    c = task.config
-    bases = task.tokens[:, list(c.base_positions)].tolist()
-    targets = task.tokens[:, list(c.target_positions)].tolist()
+    bases = task.tokens[:, list(task.layout.positions("base"))].tolist()
+    targets = task.tokens[:, list(task.layout.positions("target"))].tolist()
     return {(tuple(b), tuple(a)) for b, a in zip(bases, targets, strict=True)}
 
 
 def test_forward_layout_is_a_sep_b_without_selector():
     task = WindTunnelTask(FORWARD)
     c = task.config
-    assert (c.seq_len, c.sep_pos, c.has_selector, task.has_selector) == (8, 3, False, False)
-    assert c.target_positions == (0, 1, 2) and c.base_positions == (4, 5, 6, 7)
+    assert (c.seq_len, task.answer_pos, c.has_selector, task.has_selector) == (8, 3, False, False)
+    # the loss is on everything after the answer position: the B tokens in the forward direction
+    assert task.target_positions == (4, 5, 6, 7) and task.base_positions == (4, 5, 6, 7)
     assert task.position_labels == ["A1", "A2", "A3", "SEP", "B1", "B2", "B3", "B4"]
     for row in task.tokens[:20]:
         labels = task.labels(row)
         assert all(lab.startswith("a") for lab in labels[:3]) and labels[3] == "SEP"
         assert all(lab.startswith("b") for lab in labels[4:])
     toks = task.tokens
-    assert ((toks < c.selector_offset) | (toks >= c.base_offset)).all()  # no z anywhere
+    assert not any(task.token_label(int(t)).startswith("z") for t in toks.unique())  # no z
     assert c.d_vocab == TaskConfig(D=50, K=2, target_len=3).d_vocab  # same vocabulary
 
 
 def test_forward_loss_is_on_the_base_tokens():
     task = WindTunnelTask(FORWARD)
     c = task.config
-    assert c.prediction_positions == (3, 4, 5, 6)
-    assert task.loss_mask[0].nonzero().flatten().tolist() == [p - 1 for p in c.base_positions]
+    assert WindTunnelTask(c).prediction_positions == (3, 4, 5, 6)
+    cols = task.loss_mask[0].nonzero().flatten().tolist()
+    assert cols == [p - 1 for p in task.base_positions]
     assert task.loss_mask.all(0).sum() == c.base_len and task.loss_mask.any(0).sum() == c.base_len
 
 
@@ -200,21 +204,21 @@ def test_forward_loss_is_on_the_base_tokens():
 def test_both_directions_hold_the_same_pairs_with_distinct_as(cfg):
     backward = WindTunnelTask(replace(cfg, direction="backward"))
     forward = WindTunnelTask(replace(cfg, direction="forward"))
-    assert _pairs(backward) == _pairs(forward) and len(_pairs(forward)) == cfg.n_examples
-    a = forward.tokens[:, list(forward.config.target_positions)]
-    assert len({tuple(r) for r in a.tolist()}) == cfg.n_examples  # A -> B is a function
+    assert _pairs(backward) == _pairs(forward) and len(_pairs(forward)) == cfg.n_total
+    a = forward.tokens[:, list(forward.layout.positions('target'))]
+    assert len({tuple(r) for r in a.tolist()}) == cfg.n_total  # A -> B is a function
     # same rows, too: row b*K+k is (B_b, A_bk) in both
     assert torch.equal(
-        backward.tokens[:, list(backward.config.target_positions)],
-        forward.tokens[:, list(forward.config.target_positions)],
+        backward.tokens[:, list(backward.layout.positions('target'))],
+        forward.tokens[:, list(forward.layout.positions('target'))],
     )
 
 
 def test_shared_pool_stems_are_distinct_when_there_is_room():
     task = WindTunnelTask(TaskConfig(D=200, K=4, target_len=3))  # 200 <= 16**2
     c = task.config
-    stems = task.tokens[:: c.K, list(c.target_positions[1:])]
-    assert len({tuple(r) for r in stems.tolist()}) == c.D
+    stems = task.tokens[:: c.K, list(WindTunnelTask(c).target_positions[1:])]
+    assert len({tuple(r) for r in stems.tolist()}) == c.n_bases
 
 
 def test_marginal_loss_is_log_k_backward_and_zero_forward():
@@ -226,7 +230,8 @@ def test_marginal_loss_is_log_k_backward_and_zero_forward():
 
 def test_forward_has_no_selector_to_route():
     task = WindTunnelTask(FORWARD)
-    for get in (lambda: task.selector_pos, lambda: task.config.selector_pos, task.patching_pairs):
+    getters = (lambda: task.selector_positions, lambda: task.derangement(torch.tensor([0])))
+    for get in (*getters, task.patching_pairs):
         with pytest.raises(TaskConfigError, match="forward direction has no selector") as err:
             get()
         assert "backward runs" in str(err.value)
@@ -274,4 +279,5 @@ def test_forward_run_trains_without_a_selector(tmp_path):
     assert loss.iloc[-1] < 0.5 * loss.iloc[0] and loss.iloc[-1] < run.log_k
     assert len(run.metrics.iloc[0]["loss_pos"]) == cfg.task.base_len  # loss on B tokens
     tokens = run.task.tokens
-    assert not ((tokens >= cfg.task.selector_offset) & (tokens < cfg.task.base_offset)).any()
+    selectors = [i for i, label in enumerate(cfg.task.vocab) if label.startswith("z")]
+    assert not torch.isin(tokens, torch.tensor(selectors)).any()

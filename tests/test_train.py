@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mbc_interp import CheckpointError, RunStoreError, evaluate, load_run, resume, train
+from mbc_interp.config import dz_level
 from mbc_interp.train import batch_indices
 
 from .helpers import build_cfg
@@ -39,9 +40,10 @@ def test_run_api(tiny_run):
     assert run.status == "finished" and run.manifest.stop_reason == "max_steps"
     assert torch.equal(run.task.tokens, tiny_run.task.tokens)
     assert run.task.loss_mask.shape == run.task.tokens.shape
-    assert run.task.selector_pos == run.config.task.selector_pos
+    assert run.task.selector_positions == (run.config.task.base_len,)
     m = run.metrics
     assert {"step", "tokens", "loss", "loss_pos", "acc", "log_k", "train_loss"} <= set(m.columns)
+    assert {"loss_tok", "cand_loss", "cand_acc", "dz", "dz_se", "dz_cand", "dz_cand_se"} <= set(m)
     assert (m["tokens"] == m["step"] * run.config.tokens_per_step).all()
     assert np.allclose(m["log_k"], np.log(4))
     assert set(run.steps) == set(m.loc[m["checkpoint"], "step"])
@@ -65,12 +67,16 @@ def test_schedule_has_log_spaced_and_adaptive_checkpoints(tiny_run):
     fixed = {0, 1, 2, 4, 8, 16, 40, 80, 120}
     m = tiny_run.metrics.set_index("step")
     log_k = tiny_run.log_k
-    # every extra checkpoint was triggered by the loss moving > loss_delta * log K
-    last = None
+    dz_delta = tiny_run.config.train.checkpoints.dz_delta
+    # every extra checkpoint was triggered by the loss moving > loss_delta * log K, or by
+    # log10 Δz moving >= dz_delta
+    last = last_level = None
     for s in steps:
+        level = dz_level(m.loc[s].to_dict())
         if s not in fixed:
-            assert abs(m.loc[s, "loss"] - last) > 0.1 * log_k
-        last = m.loc[s, "loss"]
+            moved = abs(m.loc[s, "loss"] - last) > 0.1 * log_k
+            assert moved or abs(level - last_level) >= dz_delta
+        last, last_level = m.loc[s, "loss"], level
 
 
 def test_resume_with_more_steps_equals_a_longer_run(tmp_path):

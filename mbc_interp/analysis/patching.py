@@ -221,7 +221,7 @@ def _patched_effects(
     hook_names: list[str],
     clean_cache,
     corrupt_cache,
-) -> Float[Tensor, " site"]:
+) -> Float[Tensor, "site pair"]:
     """One forward pass over ``len(group)`` tiled copies of the corrupt run, copy ``s`` patched
     at site ``group[s]``; returns each copy's logit difference per pair, ``[site, pair]``."""
     n_sites, n = len(group), len(pairs)

@@ -18,6 +18,7 @@ from mbc_interp.viz.attention import (
 from mbc_interp.viz.figures import (
     head_heatmaps,
     head_timelines,
+    hidden_progress,
     logit_lens_heatmap,
     loss_curve,
     patching_grid,
@@ -36,6 +37,7 @@ __all__ = [
     "attention_views",
     "head_heatmaps",
     "head_timelines",
+    "hidden_progress",
     "logit_lens_heatmap",
     "loss_curve",
     "patching_grid",

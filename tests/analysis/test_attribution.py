@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mbc_interp.analysis import candidate_answers, head_attribution
+from mbc_interp.analysis import head_attribution
 from mbc_interp.model import ModelConfig
 
 from .conftest import tiny_model
@@ -42,7 +42,7 @@ def test_trained_model_decomposition_and_circuit(trained, task):
     assert result.logit_diff > 1.0  # it prefers the right candidate
     assert result.total_dla() == pytest.approx(result.logit_diff, abs=1e-4)
     frame = result.to_frame()
-    assert len(frame) == 5 * 8 + len(result.other_labels)
+    assert len(frame) == 6 * 8 + len(result.other_labels)
     assert set(frame[frame["metric"] == "dla"]["component"]) >= {"L1H3", "embed", "L1.mlp"}
 
 
@@ -52,9 +52,9 @@ def test_ablating_a_last_layer_head_moves_logits_by_its_dla(task):
     model = tiny_model(task, ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=None), seed=4)
     rows = torch.arange(48)
     result = head_attribution(model, task, rows)
-    tokens, sep = task.tokens[rows], task.config.sep_pos
+    tokens, sep = task.tokens[rows], task.answer_pos
     _, cache = model.run_with_cache(tokens, names_filter="ln_final.hook_scale")
-    cands = candidate_answers(task, rows)
+    cands = task.candidate_first(rows)
     correct = tokens[:, sep + 1]
 
     def knock_out(z, hook, head=2):
@@ -77,9 +77,9 @@ def test_ablating_a_last_layer_head_moves_logits_by_its_dla(task):
 
 def test_candidates_are_the_k_targets_of_the_same_base(task):
     rows = torch.tensor([0, 5, 7])
-    cands = candidate_answers(task, rows)
+    cands = task.candidate_first(rows)
     assert cands.shape == (3, 4)
-    first = task.tokens[:, task.config.sep_pos + 1]
+    first = task.tokens[:, task.answer_pos + 1]
     for i, row in enumerate(rows.tolist()):
         assert first[row] in cands[i]
         assert cands[i].unique().numel() == 4

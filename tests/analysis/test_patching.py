@@ -84,6 +84,7 @@ def test_identical_pairs_leave_normalisation_undefined(trained, task):
         p.clean_answer,
         p.corrupt_answer,
         p.example_index,
+        p.corrupt_index,
         p.answer_pos,
     )
     result = patch_head_out_all_pos(trained, task, same)
@@ -100,9 +101,10 @@ def test_records_and_labels(trained, task):
     result = patch_sites(trained, task, SITE_KINDS[-1], task.patching_pairs(8))  # by position
     n_layers, n_pos, n_heads = result.values.shape
     frame = result.to_frame()
-    assert len(frame) == 2 * n_layers * n_pos * n_heads
-    assert set(frame["metric"]) == {"patch_norm", "patch_raw"}
-    pick = (frame["layer"] == 1) & (frame["head"] == 2) & (frame["pos"] == task.selector_pos)
+    assert len(frame) == 3 * n_layers * n_pos * n_heads
+    assert set(frame["metric"]) == {"patch_norm", "patch_raw", "patch_raw_se"}
+    z = task.selector_positions[0]
+    pick = (frame["layer"] == 1) & (frame["head"] == 2) & (frame["pos"] == z)
     rows = frame[pick]
-    assert len(rows) == 2
+    assert len(rows) == 3
     assert set(rows["component"]) == {"L1H2"} and set(rows["position"]) == {"z"}

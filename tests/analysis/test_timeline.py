@@ -45,7 +45,7 @@ def test_table_covers_every_checkpoint(run):
     assert len(attn) == len(run.steps) * n_heads
     assert attn["value"].between(0, 1).all()
     resid = table[(table.kind == "resid_pre") & (table.metric == "patch_raw")]
-    assert len(resid) == len(run.steps) * run.config.model.n_layers * (run.config.task.sep_pos + 1)
+    assert len(resid) == len(run.steps) * run.config.model.n_layers * (run.task.answer_pos + 1)
     lens = table[(table.analysis == "logit_lens") & (table.metric == "loss")]
     final = lens[lens.component == f"L{run.config.model.n_layers - 1}"].set_index("step")["value"]
     logged = run.metrics.set_index("step")["loss"]

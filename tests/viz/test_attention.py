@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mbc_interp.analysis import attention_patterns
+from mbc_interp.task import WindTunnelTask
 from mbc_interp.viz import AttentionRow, attention_view, attention_views, save_attention_html
 from mbc_interp.viz.attention import circuitsvis_js
 
@@ -32,9 +33,9 @@ def test_patterns_are_causal_distributions_with_labels(analysed, patterns):
     torch.testing.assert_close(patterns.pattern.sum(-1), torch.ones(2, 2, seq))
     assert torch.all(patterns.pattern.triu(1) == 0)
     assert patterns.tokens == tuple(task.labels(task.tokens[5]))
-    assert patterns.tokens[task.selector_pos].startswith("z")
-    assert patterns.tokens[cfg.task.sep_pos] == "SEP"
-    assert patterns.positions[task.selector_pos] == "z"
+    assert patterns.tokens[task.selector_positions[0]].startswith("z")
+    assert patterns.tokens[WindTunnelTask(cfg.task).answer_pos] == "SEP"
+    assert patterns.positions[task.selector_positions[0]] == "z"
     with pytest.raises(ValueError, match="example = 9999"):
         attention_patterns(run.model(0), task, example=9999)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbc_interp.analysis import key_steps, routing_scores
+from mbc_interp.analysis import head_z_use, key_steps
 from mbc_interp.viz import (
     head_heatmaps,
     head_timelines,
+    hidden_progress,
     logit_lens_heatmap,
     loss_curve,
     patching_grid,
@@ -23,7 +24,7 @@ EVENT_KEYS = [key for key, _, _ in EVENTS]
 @pytest.fixture(scope="module")
 def data(analysed):
     run, table, summary = analysed
-    scores = head_rows(routing_scores(table))
+    scores = head_rows(head_z_use(table))
     return run, table, summary, scores
 
 
@@ -36,24 +37,34 @@ def _vlines(fig) -> list[float]:
 
 
 def test_loss_curve_draws_loss_log_k_and_the_summary_times(data):
-    run, _, summary, scores = data
-    fig = loss_curve(run.metrics, summary, scores)
+    run, _, summary, _ = data
+    fig = loss_curve(run.metrics, summary)
     by_name = {t.name: t for t in fig.data}
     np.testing.assert_allclose(by_name["eval loss"].y, run.metrics["loss"])
+    np.testing.assert_allclose(by_name["candidate-normalised loss"].y, run.metrics["cand_loss"])
     log_k = next(t for t in fig.data if t.name.startswith("log K"))
     assert list(log_k.y) == [pytest.approx(run.log_k)] * 2
     assert (log_k.x[0], log_k.x[1]) == (0, run.metrics["step"].max())
+    present = [k for k in EVENT_KEYS if summary.get(k) is not None]
+    assert {"t_plateau_start", "t_loss"} <= set(present)
     markers = {t.meta: t.x[0] for t in fig.data if t.meta in EVENT_KEYS}
-    assert markers == {k: pytest.approx(summary[k]) for k in EVENT_KEYS}
-    assert _vlines(fig) == pytest.approx(sorted(summary[k] for k in EVENT_KEYS))
-    heads = [t for t in fig.data if t.yaxis == "y2"]
-    assert len(heads) == _n_heads(run)
-    routing = [t for t in heads if "routing head" in t.name]
-    assert [t.name.split()[0] for t in routing] == [summary["routing_head"]]
-    assert routing[0].line.width > max(t.line.width for t in heads if t is not routing[0])
-    curve = scores[scores.component == summary["routing_head"]]
-    np.testing.assert_allclose(routing[0].y, curve["attn_to_z"])
-    assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
+    assert markers == {k: pytest.approx(summary[k]) for k in present}
+    assert _vlines(fig) == pytest.approx(sorted(summary[k] for k in present))
+
+
+def test_hidden_progress_draws_dz_its_floor_and_the_routing_heads(data):
+    run, _, summary, scores = data
+    fig = hidden_progress(run.metrics, summary, scores)
+    by_name = {t.name: t for t in fig.data}
+    dz = run.metrics["dz"].to_numpy(float)
+    drawn = np.array(by_name["Δz (nats / example)"].y, dtype=float)
+    np.testing.assert_allclose(drawn[dz > 0], dz[dz > 0])
+    assert np.isnan(drawn[dz <= 0]).all()  # a log axis: values <= 0 are not drawn
+    floor = np.array(by_name["Δz noise floor (3 SE)"].y, dtype=float)
+    np.testing.assert_allclose(floor, 3 * run.metrics["dz_se"].to_numpy(float))
+    assert fig.layout.yaxis.type == "log"
+    heads = {t.legendgroup for t in fig.data if t.legendgroup}
+    assert heads == set(summary["routing_heads"])
 
 
 def test_loss_curve_in_tokens_and_log_scale(data):
@@ -61,8 +72,8 @@ def test_loss_curve_in_tokens_and_log_scale(data):
     fig = loss_curve(run.metrics, summary, x="tokens", log_x=True, log_y=True)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     markers = {t.meta: t.x[0] for t in fig.data if t.meta in EVENT_KEYS}
-    assert markers == {k: pytest.approx(summary["tokens"][k]) for k in EVENT_KEYS}
-    assert not [t for t in fig.data if t.yaxis == "y2"]  # no scores, no second axis
+    present = [k for k in EVENT_KEYS if summary["tokens"].get(k) is not None]
+    assert markers == {k: pytest.approx(summary["tokens"][k]) for k in present}
 
 
 def test_loss_curve_without_times_marks_nothing(data):
@@ -75,12 +86,12 @@ def test_loss_curve_without_times_marks_nothing(data):
 def test_head_timelines_one_line_per_head_per_panel(data):
     run, _, summary, scores = data
     fig = head_timelines(scores, summary)
-    assert len(fig.data) == 2 * _n_heads(run)
+    assert len(fig.data) == 4 * _n_heads(run)
     routing = [t for t in fig.data if t.legendgroup == summary["routing_head"]]
-    assert len(routing) == 2 and all(t.line.width == 4 for t in routing)
+    assert len(routing) == 4 and all(t.line.width == 4 for t in routing)
     curve = scores[scores.component == summary["routing_head"]]
-    np.testing.assert_allclose(routing[0].y, curve["attn_to_z"])
-    np.testing.assert_allclose(routing[1].y, curve["patch_raw"])
+    for trace, metric in zip(routing, ("total", "direct", "attn_to_z", "attn_prev"), strict=True):
+        np.testing.assert_allclose(trace.y, curve[metric])
     assert sum(t.showlegend for t in fig.data) == _n_heads(run)
 
 
@@ -92,15 +103,15 @@ def test_head_heatmaps_slider_has_a_step_per_analysed_checkpoint(data):
     assert [s.label for s in slider.steps] == [str(s) for s in steps]
     assert slider.active == len(steps) - 1
     n_layers, n_heads = run.config.model.n_layers, run.config.model.n_heads
-    assert len(fig.data) == 2
+    assert len(fig.data) == 4
     for trace in fig.data:
         assert np.array(trace.z, dtype=float).shape == (n_layers, n_heads)
     middle = slider.steps[len(steps) // 2]
-    attn, effect = (np.array(z, dtype=float) for z in middle.args[0]["z"])
+    total, _, attn, _ = (np.array(z, dtype=float) for z in middle.args[0]["z"])
     at = scores[scores.step == steps[len(steps) // 2]].set_index("component")
     assert attn[1, 0] == pytest.approx(at.loc["L1H0", "attn_to_z"])
-    assert effect[0, 1] == pytest.approx(at.loc["L0H1", "patch_raw"])
-    assert fig.data[0].zmin == 0 and fig.data[0].zmax == 1  # fixed across the slider
+    assert total[0, 1] == pytest.approx(at.loc["L0H1", "total"])
+    assert fig.data[2].zmin == 0 and fig.data[2].zmax == 1  # fixed across the slider
 
 
 def test_patching_heatmaps_at_three_moments(data):
@@ -108,14 +119,14 @@ def test_patching_heatmaps_at_three_moments(data):
     moments = key_steps(summary, table["step"].unique())
     fig = patching_heatmaps(table, moments)
     assert len(fig.data) == 3
-    n_pos = run.config.task.sep_pos + 1
+    n_pos = run.task.answer_pos + 1
     for trace, step in zip(fig.data, moments.values(), strict=True):
         z = np.array(trace.z, dtype=float)
         assert z.shape == (run.config.model.n_layers, n_pos)
         rows = table[(table.step == step) & (table.kind == "resid_pre")]
         rows = rows[(rows.metric == "patch_raw") & (rows.layer == 1)].sort_values("pos")
         np.testing.assert_allclose(z[1], rows["value"], atol=1e-12)
-    assert list(fig.data[0].x)[run.config.task.selector_pos].endswith(":z")
+    assert list(fig.data[0].x)[run.task.selector_positions[0]].endswith(":z")
     assert {t.zmax for t in fig.data} == {fig.data[0].zmax}  # one colour scale
 
 
@@ -148,5 +159,5 @@ def test_site_timelines_one_line_per_site(data):
     assert len(fig.data) == _n_heads(run)
     resid = table[table.kind == "resid_pre"]
     fig = site_timelines(resid)
-    assert len(fig.data) == run.config.model.n_layers * (run.config.task.sep_pos + 1)
+    assert len(fig.data) == run.config.model.n_layers * (run.task.answer_pos + 1)
     assert "L0@z" in {t.name for t in fig.data}

@@ -63,7 +63,7 @@ def test_mbc_report_analyses_the_rest_and_prints_its_path(transitioned_run, tmp_
     html = (run.path / "report.html").read_text()
     assert html.count(PLOTLY) == 1 and html.count(BUNDLE) == 1
     assert not re.search(r"<script[^>]*src=[\"']?https?:", html) and not external_scripts(html)
-    assert html.count('class="plotly-graph-div"') == 5
+    assert html.count('class="plotly-graph-div"') == 6
     assert html.count('class="mbc-attention-cell"') == 3
     assert "Not available" not in html
     for moment in ("before plateau", "on plateau", "after transition"):
@@ -84,7 +84,7 @@ def test_a_part_without_data_becomes_a_note(transitioned_run, tmp_path):
             stop=40, progress=False)  # fmt: skip
     sections = {s.heading: s for s in run_report(run)}
     assert sections["Residual-stream patching"].text.startswith("Not available")
-    assert sections["Loss and routing"].figures
+    assert sections["Loss"].figures and sections["Hidden progress"].figures
 
 
 def test_forward_run_report_shows_the_loss(tmp_path):
