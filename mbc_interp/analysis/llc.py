@@ -41,8 +41,8 @@ from mbc_interp.analysis.gradients import example_loss
 class LLCConfig:
     """SGLD settings (defaults from examples/calibrate_llc.py on the default run)."""
 
-    step_size: float = 1e-4
-    """eps: SGLD step size."""
+    step_size: float = 1e-3
+    """eps: SGLD step size (1e-4 had not settled on the plateau within 150 steps)."""
     nbeta: float = 100.0
     """n x inverse temperature, multiplying the mean per-example loss."""
     localization: float = 100.0
