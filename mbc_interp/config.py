@@ -92,12 +92,20 @@ class TrainConfig:
     """Optimiser, data order, evaluation and stopping."""
 
     lr: float = 3e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW only."""
+    eps: float = 1e-8
+    """AdamW's denominator term: ``sqrt(v_hat) + eps``."""
+    momentum: float = 0.0
+    """SGD only (heavy ball; 0 is plain SGD)."""
     weight_decay: float = 0.0
     batch_size: int = 128
     steps: int = 8000
     warmup_steps: int = 0
-    """Linear warm-up from 0 to ``lr``; constant afterwards."""
+    """Linear warm-up from 0 to ``lr``; then ``schedule``."""
+    schedule: Literal["constant", "cosine", "linear_decay"] = "constant"
+    """After warm-up: constant ``lr``, or a cosine / linear decay to 0 at ``steps``."""
     seed: int = 0
     """Initialisation and batch-order seed (independent of the data seed)."""
     eval_every: int | None = None
@@ -131,6 +139,14 @@ class TrainConfig:
             "betas",
             "must be two numbers in [0, 1)",
         )
+        need(self.optimizer in ("adamw", "sgd"), "optimizer", "must be 'adamw' or 'sgd'")
+        need(math.isfinite(self.eps) and self.eps > 0, "eps", "must be a finite number > 0")
+        need(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        need(
+            self.schedule in ("constant", "cosine", "linear_decay"),
+            "schedule",
+            "must be 'constant', 'cosine' or 'linear_decay'",
+        )
         need(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         need(self.batch_size >= 1, "batch_size", "must be >= 1")
         need(self.steps >= 1, "steps", "must be >= 1")
@@ -156,7 +172,13 @@ class TrainConfig:
         """Learning rate used for the update that produces ``step`` (1-based)."""
         if self.warmup_steps and step <= self.warmup_steps:
             return self.lr * step / self.warmup_steps
-        return self.lr
+        if self.schedule == "constant":
+            return self.lr
+        span = max(self.steps - self.warmup_steps, 1)
+        frac = min(max(step - self.warmup_steps, 0) / span, 1.0)
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1 + math.cos(math.pi * frac))
+        return self.lr * (1 - frac)
 
 
 def read_mapping(path: str | Path, what: str) -> dict[str, Any]:

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,21 @@ from .task import WindTunnelTask
 if TYPE_CHECKING:
     import pandas as pd
     from transformer_lens import HookedTransformer
+
+
+@dataclass(frozen=True)
+class OptimizerState:
+    """A checkpoint's saved optimiser state, by parameter name (see :meth:`Run.optimizer_state`)."""
+
+    optimizer: str
+    """``train.optimizer`` of the run: ``"adamw"`` or ``"sgd"``."""
+    step: int
+    """Optimiser steps taken (Adam's bias-correction count)."""
+    hyper: dict[str, Any]
+    """The saved parameter group: lr, betas, eps, weight_decay, momentum, ..."""
+    buffers: dict[str, dict[str, torch.Tensor]]
+    """Per-parameter state by kind: ``exp_avg``/``exp_avg_sq`` (AdamW), ``momentum_buffer``
+    (SGD with momentum), each ``{parameter name: tensor}``."""
 
 
 class Run:
@@ -132,6 +149,52 @@ class Run:
         """``(step, model)`` pairs, lazily: one model in memory at a time."""
         for step in self.steps if steps is None else steps:
             yield step, self.model(step, device=device)
+
+    def optimizer_state(self, step: int) -> OptimizerState | None:
+        """The optimiser state saved with checkpoint ``step``; ``None`` when that checkpoint
+        kept no trainer state (``train.keep_optimizer = "latest"`` prunes all but the last)."""
+        entry = self._entry(step)
+        if entry.trainer_file is None:
+            return None
+        tensors, meta = self.store.load_tensors(entry.trainer_file, entry.trainer_sha256)
+        file = self.path / entry.trainer_file
+        try:
+            info = json.loads(meta["trainer"])
+            hyper = dict(info["param_groups"][0])
+            names = [n for n, _ in self.model_skeleton().named_parameters()]
+            buffers: dict[str, dict[str, torch.Tensor]] = {}
+            steps = []
+            for key, value in tensors.items():
+                if not key.startswith("optim."):
+                    continue
+                _, pid, kind = key.split(".", 2)
+                if kind == "step":
+                    steps.append(int(value.item()))
+                else:
+                    buffers.setdefault(kind, {})[names[int(pid)]] = value
+            for scalars in info["scalars"].values():
+                if "step" in scalars:
+                    steps.append(int(scalars["step"]))
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{file}: optimiser state is malformed ({e})") from None
+        hyper.pop("params", None)
+        order = {n: i for i, n in enumerate(names)}
+        buffers = {
+            kind: dict(sorted(b.items(), key=lambda kv: order[kv[0]]))
+            for kind, b in buffers.items()
+        }
+        return OptimizerState(
+            optimizer=getattr(self.config.train, "optimizer", "adamw"),
+            step=max(steps, default=int(info.get("progress", {}).get("step", 0))),
+            hyper=hyper,
+            buffers=buffers,
+        )
+
+    def model_skeleton(self) -> HookedTransformer:
+        """An untrained model of the run's architecture on CPU (for parameter names/shapes)."""
+        return build_model(
+            self.config.model, self.config.task.d_vocab, self.config.task.seq_len, device="cpu"
+        )
 
     def _entry(self, step: int) -> CheckpointEntry:
         try:

@@ -289,11 +289,16 @@ class _Loop:
 
 
 # -- optimiser state <-> flat tensors -------------------------------------------------------------
-def make_optimizer(model: HookedTransformer, config: RunConfig) -> torch.optim.AdamW:
-    """The training loop's AdamW (also the benchmark's, so both compare like with like)."""
+def make_optimizer(model: HookedTransformer, config: RunConfig) -> torch.optim.Optimizer:
+    """The training loop's optimiser, AdamW or SGD by ``train.optimizer`` (also the benchmark's,
+    so both compare like with like)."""
     tc = config.train
     params = list(model.parameters())
-    kwargs = {"lr": tc.lr, "betas": tc.betas, "weight_decay": tc.weight_decay}
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay, foreach=True
+        )
+    kwargs = {"lr": tc.lr, "betas": tc.betas, "eps": tc.eps, "weight_decay": tc.weight_decay}
     try:  # one fused kernel per step: ~1 ms saved at this size (CPU support needs torch >= 2.4)
         return torch.optim.AdamW(params, fused=True, **kwargs)
     except RuntimeError:  # recorded in config.json ("optimizer"): the numerics differ slightly
@@ -346,7 +351,8 @@ def _restore_optimizer(optimizer, tensors: dict[str, Tensor], meta: dict, file: 
             state.setdefault(int(pid), {}).update(scalars)
         groups = info["param_groups"]
         for g in groups:
-            g["betas"] = tuple(g["betas"])
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
         optimizer.load_state_dict({"state": state, "param_groups": groups})
         torch.set_rng_state(tensors["torch_rng"])
         return _Progress(**info["progress"])

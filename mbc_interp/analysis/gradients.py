@@ -1,0 +1,387 @@
+"""Gradient and noise diagnostics of one checkpoint: |G|, B_simple, coherence, within-B split.
+
+The loss is the training loss: per example, the cross-entropy summed over the positions whose
+next token carries the loss (``task.loss_mask``), i.e. nats per example; averaged over examples.
+``G`` is its gradient over all examples (or a fixed seeded subsample when there are more than
+``full_batch_cap``), exact, by full-batch autograd. Per-example gradients ``g_i`` come from
+``torch.func`` (``vmap`` over ``grad`` of a ``functional_call``) on a seeded sample of whole
+B-groups, so the within-B decomposition is defined for every sampled example. With
+``eps_i = g_i - G`` (the exact G, not the sample mean: on the plateau |G|^2 is a few percent of
+mean |g_i|^2 and the sample estimate of it is mostly noise):
+
+- ``b_simple = mean_i |eps_i|^2 / |G|^2`` (tr Sigma / |G|^2, the simple noise scale);
+- ``coherence = |mean_i g_i|^2 / mean_i |g_i|^2``; for n independent zero-mean vectors it is
+  ``1/n`` (``coherence_null``), for identical vectors 1;
+- ``group_ratio = rms_b |m_b| / rms_i |eps_i - m_b(i)|`` where ``m_b`` is the mean of ``eps_i``
+  over B-group b (the part shared by the K targets of one B: the marginal) and the deviations
+  are the part that differs with z (the conditional). The first rms is over groups, the second
+  over examples. For independent vectors with E|eps|^2 = s^2 in groups of n_b,
+  E|m_b|^2 = s^2/n_b and E|dev|^2 = s^2 (n_b-1)/n_b, so the null is
+  ``sqrt(mean_b(1/n_b) / mean_i((n_b-1)/n_b))``, i.e. ``1/sqrt(K-1)`` for whole groups of K
+  (``group_ratio_null``). Above it, the K gradients of one B pull together.
+
+Every metric is reported per parameter group (:func:`param_group`) and for ``"all"``. The Adam
+and Hessian parts are in :mod:`mbc_interp.analysis.hessian` and :func:`adam_update_stats`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
+from mbc_interp.run import OptimizerState
+
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class GradientConfig:
+    """Sample sizes and switches for :func:`gradient_diagnostics`."""
+
+    sample_size: int = 512
+    """Examples (whole B-groups, at most this many) for the per-example gradients."""
+    seed: int = 0
+    """Seed of the example sample and the full-batch subsample."""
+    full_batch_cap: int | None = 4096
+    """|G| over all examples up to this many, else over a seeded subsample of this size."""
+    chunk_size: int = 128
+    """Examples per vmap call (memory: chunk x parameters floats)."""
+    adam_quantiles: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
+    """Quantiles of |m_hat| / (sqrt(v_hat) + eps) reported from an Adam state."""
+    hessian: bool = False
+    """Lanczos on Hessian-vector products for the extreme eigenvalues (slower)."""
+    lanczos_iters: int = 30
+    hessian_examples: int = 1024
+    """Examples in the loss whose Hessian is probed (seeded subsample)."""
+
+    def __post_init__(self) -> None:
+        def need(cond: bool, name: str, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"gradients.{name} = {getattr(self, name)!r}: {msg}")
+
+        need(self.sample_size >= 2, "sample_size", "must be >= 2")
+        need(self.seed >= 0, "seed", "must be >= 0")
+        need(self.full_batch_cap is None or self.full_batch_cap >= 1, "full_batch_cap", ">= 1")
+        need(self.chunk_size >= 1, "chunk_size", "must be >= 1")
+        need(all(0 <= q <= 1 for q in self.adam_quantiles), "adam_quantiles", "each in [0, 1]")
+        need(self.lanczos_iters >= 2, "lanczos_iters", "must be >= 2")
+        need(self.hessian_examples >= 1, "hessian_examples", "must be >= 1")
+
+
+# -- parameter groups ---------------------------------------------------------------------------
+def param_group(name: str) -> tuple[str, int | None]:
+    """``(component, layer)`` of a HookedTransformer parameter: ``embed`` (W_E, W_pos),
+    ``L{l}.attn`` (with ln1), ``L{l}.mlp`` (with ln2), ``unembed`` (W_U, b_U, ln_final)."""
+    parts = name.split(".")
+    if parts[0] in ("embed", "pos_embed"):
+        return "embed", None
+    if parts[0] in ("unembed", "ln_final"):
+        return "unembed", None
+    if parts[0] == "blocks" and len(parts) >= 3:
+        layer = int(parts[1])
+        if parts[2] in ("attn", "ln1"):
+            return f"L{layer}.attn", layer
+        if parts[2] in ("mlp", "ln2"):
+            return f"L{layer}.mlp", layer
+    raise ValueError(f"parameter {name!r}: no gradient group for it (see param_group)")
+
+
+def _columns(model: nn.Module) -> tuple[list[str], list[int | None], Int[Tensor, " p"]]:
+    """Component names (in first-seen order), their layers, and each flat column's component."""
+    names: list[str] = []
+    layers: list[int | None] = []
+    cols = []
+    for pname, p in model.named_parameters():
+        comp, layer = param_group(pname)
+        if comp not in names:
+            names.append(comp)
+            layers.append(layer)
+        cols.append(torch.full((p.numel(),), names.index(comp), dtype=torch.long))
+    return names, layers, torch.cat(cols)
+
+
+# -- the core estimators, on a per-example gradient matrix ---------------------------------------
+class NoiseSums:
+    """Running sums over chunks of per-example gradients (each chunk holding whole B-groups).
+
+    Only column sums of squares are taken over the big [chunk, P] matrix (no per-example
+    copies): |eps_i|^2 and the within-group deviations follow from the identities
+    sum_i |g_i - G|^2 = sum_i |g_i|^2 - 2 G.sum_i g_i + n |G|^2 and
+    sum_i |g_i - gbar_b|^2 = sum_i |g_i|^2 - sum_b n_b |gbar_b|^2 (float64 totals)."""
+
+    def __init__(self, full_grad: Float[Tensor, " p"], columns: Int[Tensor, " p"], n_comp: int):
+        self.G = full_grad.double()
+        self.onehot = F.one_hot(columns, n_comp).double()
+        zero = torch.zeros(n_comp, dtype=torch.float64)
+        self.sum_g = torch.zeros_like(self.G)
+        self.sq, self.between, self.mean_sq = zero.clone(), zero.clone(), zero.clone()
+        self.n = 0
+        self.inv_sizes: list[float] = []
+
+    def _per_comp(self, col_sums: Float[Tensor, " p"]) -> Float[Tensor, " c"]:
+        return col_sums.double() @ self.onehot
+
+    def add(self, g: Float[Tensor, "n p"], groups: Int[Tensor, " n"]) -> None:
+        """Add a chunk; no B-group may be split across chunks."""
+        uniq, inv, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        sums = torch.zeros(len(uniq), g.shape[1], dtype=g.dtype).index_add_(0, inv, g)
+        means = sums / counts[:, None].to(g.dtype)
+        self.sum_g += sums.double().sum(0)
+        self.sq += self._per_comp(torch.einsum("np,np->p", g, g))
+        self.between += self._per_comp(torch.einsum("bp,bp->p", sums, means))
+        centred = means.double() - self.G
+        self.mean_sq += self._per_comp(torch.einsum("bp,bp->p", centred, centred))
+        self.n += g.shape[0]
+        self.inv_sizes.extend((1.0 / counts.double()).tolist())
+
+    def result(self) -> dict[str, Any]:
+        """Per component (then ``"all"`` last): ``b_simple``, ``coherence``, ``group_ratio``,
+        ``grad_sq`` (|G|^2); and the nulls."""
+        n, n_groups = self.n, len(self.inv_sizes)
+
+        def with_all(x: Tensor) -> Tensor:
+            return torch.cat([x, x.sum()[None]])
+
+        grad_sq = with_all(self._per_comp(self.G * self.G))
+        mean_g = self.sum_g / n
+        mean_g_sq = with_all(self._per_comp(mean_g * mean_g))
+        sq = with_all(self.sq)
+        eps_sq = sq - 2 * n * with_all(self._per_comp(mean_g * self.G)) + n * grad_sq
+        dev_sq = (sq - with_all(self.between)).clamp_min(0)
+        rms_mean = (with_all(self.mean_sq) / n_groups).sqrt()
+        rms_dev = (dev_sq / n).sqrt()
+        dev_frac = (n - n_groups) / n  # mean_i (n_b - 1) / n_b
+        null = math.sqrt(np.mean(self.inv_sizes) / dev_frac) if dev_frac > 0 else math.inf
+        return {
+            "grad_sq": grad_sq.tolist(),
+            "b_simple": (eps_sq / n / grad_sq).tolist(),
+            "coherence": (mean_g_sq / (sq / n)).tolist(),
+            "group_ratio": (rms_mean / rms_dev).tolist(),
+            "coherence_null": 1.0 / n,
+            "group_ratio_null": null,
+            "n": n,
+        }
+
+
+def noise_statistics(
+    per_example: Float[Tensor, "n p"],
+    full_grad: Float[Tensor, " p"],
+    groups: Int[Tensor, " n"],
+    columns: Int[Tensor, " p"] | None = None,
+) -> dict[str, Any]:
+    """The estimators of the module docstring on a gradient matrix (``columns`` assigns each
+    column a component id 0..C-1; default: one component). Lists end with ``"all"``."""
+    if columns is None:
+        columns = torch.zeros(per_example.shape[1], dtype=torch.long)
+    sums = NoiseSums(full_grad, columns, int(columns.max()) + 1)
+    sums.add(per_example, groups)
+    return sums.result()
+
+
+# -- losses and gradients of the model ------------------------------------------------------------
+def example_loss(
+    logits: Float[Tensor, "*b seq_1 vocab"],
+    tokens: Int[Tensor, "*b seq"],
+    loss_mask: Bool[Tensor, "*b seq"],
+) -> Float[Tensor, "*b"]:
+    """Nats per example: cross-entropy summed over positions whose next token carries loss."""
+    ce = F.cross_entropy(logits.flatten(0, -2), tokens[..., 1:].flatten(), reduction="none")
+    return (ce.view(tokens[..., 1:].shape) * loss_mask[..., :-1]).sum(-1)
+
+
+def full_gradient(
+    model: nn.Module,
+    tokens: Int[Tensor, "n seq"],
+    loss_mask: Bool[Tensor, "n seq"],
+    chunk_size: int = 2048,
+) -> Float[Tensor, " p"]:
+    """Gradient of the mean per-example loss, flattened in ``named_parameters`` order."""
+    params = [p for _, p in model.named_parameters()]
+    total = [torch.zeros_like(p) for p in params]
+    n = tokens.shape[0]
+    for lo in range(0, n, chunk_size):
+        t, m = tokens[lo : lo + chunk_size], loss_mask[lo : lo + chunk_size]
+        loss = example_loss(model(t[:, :-1]), t, m).sum() / n
+        for acc, g in zip(total, torch.autograd.grad(loss, params), strict=True):
+            acc += g
+    return torch.cat([g.flatten() for g in total])
+
+
+def per_example_gradients(
+    model: nn.Module, tokens: Int[Tensor, "n seq"], loss_mask: Bool[Tensor, "n seq"]
+) -> Float[Tensor, "n p"]:
+    """Each example's loss gradient, one ``vmap(grad(...))`` call, flattened like
+    :func:`full_gradient`."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def loss_one(p: dict[str, Tensor], t: Tensor, m: Tensor) -> Tensor:
+        logits = functional_call(model, (p, buffers), (t[None, :-1],))
+        return example_loss(logits, t[None], m[None])[0]
+
+    grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, tokens, loss_mask)
+    return torch.cat([grads[k].flatten(1) for k in params], dim=1)
+
+
+def group_sample(base_index: Int[Tensor, " n"], size: int, seed: int) -> Int[Tensor, " m"]:
+    """Rows of whole B-groups in a seeded random order of groups, at most ``size`` rows (at
+    least one group), each group's rows contiguous."""
+    uniq, inv = torch.unique(base_index, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    members = [[] for _ in range(len(uniq))]
+    for row, g in enumerate(inv.tolist()):
+        members[g].append(row)
+    rows: list[int] = []
+    for g in order:
+        if rows and len(rows) + len(members[g]) > size:
+            break
+        rows.extend(members[g])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def _chunks(groups: Int[Tensor, " m"], chunk_size: int) -> list[slice]:
+    """Slices of at most ``chunk_size`` rows (or one whole group) that never split a group."""
+    bounds = [0, *(torch.nonzero(groups[1:] != groups[:-1]).flatten() + 1).tolist(), len(groups)]
+    out, start = [], 0
+    for lo, hi in itertools.pairwise(bounds):
+        if hi - start > chunk_size and lo > start:
+            out.append(slice(start, lo))
+            start = lo
+    out.append(slice(start, len(groups)))
+    return out
+
+
+# -- Adam ---------------------------------------------------------------------------------------
+def adam_update_stats(
+    state: OptimizerState, model: nn.Module, quantiles: tuple[float, ...]
+) -> list[dict[str, Any]]:
+    """From an AdamW state: quantiles of ``|m_hat| / (sqrt(v_hat) + eps)`` (the per-parameter
+    update size in units of lr) and ``eps_dominated_frac``, the fraction of parameters with
+    ``eps > sqrt(v_hat)``; per component and ``"all"``. Rows with kind ``"adam"``."""
+    beta1, beta2 = state.hyper["betas"]
+    eps, t = float(state.hyper["eps"]), state.step
+    names, layers, columns = _columns(model)
+    m = torch.cat([state.buffers["exp_avg"][k].flatten() for k, _ in model.named_parameters()])
+    v = torch.cat([state.buffers["exp_avg_sq"][k].flatten() for k, _ in model.named_parameters()])
+    m_hat, v_root = m.double() / (1 - beta1**t), (v.double() / (1 - beta2**t)).sqrt()
+    ratio, dominated = m_hat.abs() / (v_root + eps), (v_root < eps).double()
+    rows = []
+    for c, (comp, layer) in enumerate([*zip(names, layers, strict=True), (ALL, None)]):
+        sel = columns == c if comp != ALL else slice(None)
+        qs = torch.quantile(ratio[sel].float(), torch.tensor(quantiles)).tolist()
+        metrics = {
+            f"adam_ratio_q{round(q * 100):02d}": v for q, v in zip(quantiles, qs, strict=True)
+        }
+        metrics["eps_dominated_frac"] = float(dominated[sel].mean())
+        rows += [_row("adam", comp, layer, k, v) for k, v in metrics.items()]
+    return rows
+
+
+# -- the checkpoint diagnostics ---------------------------------------------------------------
+def _row(kind: str, component: str, layer: int | None, metric: str, value: float | int) -> dict:
+    return {
+        "analysis": "gradients", "kind": kind, "component": component, "layer": layer,
+        "head": None, "pos": None, "position": "", "metric": metric, "value": float(value),
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GradientDiagnostics:
+    """One checkpoint's gradient measurements; ``to_records()`` gives the timeline rows."""
+
+    components: tuple[str, ...]
+    """Parameter groups, then ``"all"``."""
+    layers: tuple[int | None, ...]
+    grad_norm: tuple[float, ...]
+    b_simple: tuple[float, ...]
+    coherence: tuple[float, ...]
+    group_ratio: tuple[float, ...]
+    coherence_null: float
+    group_ratio_null: float
+    n_full: int
+    """Examples behind G."""
+    n_sample: int
+    """Examples behind the per-example statistics."""
+    adam: tuple[dict[str, Any], ...] = ()
+    """Rows of :func:`adam_update_stats` (empty without an AdamW state)."""
+    hessian: HessianResult | None = None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        rows = []
+        for i, (comp, layer) in enumerate(zip(self.components, self.layers, strict=True)):
+            for metric in ("grad_norm", "b_simple", "coherence", "group_ratio"):
+                rows.append(_row("", comp, layer, metric, getattr(self, metric)[i]))
+        for metric in ("coherence_null", "group_ratio_null", "n_full", "n_sample"):
+            rows.append(_row("", ALL, None, metric, getattr(self, metric)))
+        rows.extend(self.adam)
+        if self.hessian is not None:
+            rows += [_row("hessian", ALL, None, k, v) for k, v in self.hessian.metrics().items()]
+        return rows
+
+
+def gradient_diagnostics(
+    model: nn.Module,
+    task: Any,
+    config: GradientConfig = GradientConfig(),
+    optimizer_state: OptimizerState | None = None,
+) -> GradientDiagnostics:
+    """Measure one checkpoint. ``task`` needs ``tokens``, ``loss_mask``, ``base_index`` only;
+    ``optimizer_state`` (see :meth:`mbc_interp.run.Run.optimizer_state`) adds the Adam rows."""
+    device = next(model.parameters()).device
+    tokens, mask = task.tokens.to(device), task.loss_mask.to(device)
+    if mask[:, -1].any():
+        raise ValueError("task.loss_mask: the last position has no next token to carry loss")
+    full_rows = _subsample(len(tokens), config.full_batch_cap, config.seed)
+    G = full_gradient(model, tokens[full_rows], mask[full_rows]).cpu()
+    names, layers, columns = _columns(model)
+    sums = NoiseSums(G, columns, len(names))
+    rows = group_sample(task.base_index, config.sample_size, config.seed)
+    groups = task.base_index[rows]
+    for part in _chunks(groups, config.chunk_size):
+        r = rows[part].to(device)
+        sums.add(per_example_gradients(model, tokens[r], mask[r]).cpu(), groups[part])
+    stats = sums.result()
+    adam: list[dict[str, Any]] = []
+    if optimizer_state is not None and "exp_avg_sq" in optimizer_state.buffers:
+        adam = adam_update_stats(optimizer_state, model, config.adam_quantiles)
+    hessian = None
+    if config.hessian:
+        h_rows = _subsample(len(tokens), config.hessian_examples, config.seed + 1)
+        hessian = hessian_extremes(
+            lambda: example_loss(model(tokens[h_rows, :-1]), tokens[h_rows], mask[h_rows]).mean(),
+            [p for _, p in model.named_parameters()],
+            G.to(device),
+            config.lanczos_iters,
+            seed=config.seed,
+        )
+    return GradientDiagnostics(
+        components=(*names, ALL),
+        layers=(*layers, None),
+        grad_norm=tuple(math.sqrt(x) for x in stats["grad_sq"]),
+        b_simple=tuple(stats["b_simple"]),
+        coherence=tuple(stats["coherence"]),
+        group_ratio=tuple(stats["group_ratio"]),
+        coherence_null=stats["coherence_null"],
+        group_ratio_null=stats["group_ratio_null"],
+        n_full=len(full_rows) if isinstance(full_rows, Tensor) else len(tokens),
+        n_sample=stats["n"],
+        adam=tuple(adam),
+        hessian=hessian,
+    )
+
+
+def _subsample(n: int, cap: int | None, seed: int) -> Tensor | slice:
+    if cap is None or n <= cap:
+        return slice(None)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:cap].sort().values
