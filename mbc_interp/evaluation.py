@@ -28,8 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
-from torch import Tensor
-from transformer_lens import HookedTransformer
+from torch import Tensor, nn
 
 from .task import WindTunnelTask
 
@@ -40,7 +39,7 @@ METRICS = ("loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand
 
 
 def target_losses(
-    model: HookedTransformer, tokens: Int[Tensor, "batch seq"], answer_pos: int
+    model: nn.Module, tokens: Int[Tensor, "batch seq"], answer_pos: int
 ) -> Float[Tensor, "batch n_target"]:
     """Per-example, per-target-position loss in nats (predictions from ``answer_pos`` on)."""
     logits = model(tokens[:, :-1])[:, answer_pos:]
@@ -48,7 +47,7 @@ def target_losses(
 
 
 def _forward(
-    model: HookedTransformer, tokens: Int[Tensor, "n seq"], answer_pos: int
+    model: nn.Module, tokens: Int[Tensor, "n seq"], answer_pos: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-position loss, hits (argmax = target) and the answer position's log-probs."""
     device = next(model.parameters()).device
@@ -72,7 +71,7 @@ def eval_rows(task: WindTunnelTask, n_max: int | None, seed: int = 0) -> Int[Ten
 
 
 def candidate_scores(
-    model: HookedTransformer, task: WindTunnelTask, rows: Int[Tensor, " n"], tokens: Tensor
+    model: nn.Module, task: WindTunnelTask, rows: Int[Tensor, " n"], tokens: Tensor
 ) -> Float[Tensor, "n K"]:
     """log p(candidate k | the context of ``tokens``) for the K candidates of each row's B,
     summed over every target token (A and EOS): whole candidate sequences teacher-forced
@@ -93,7 +92,7 @@ def _mean_se(x: Tensor) -> tuple[float, float]:
 
 @torch.inference_mode()
 def evaluate(
-    model: HookedTransformer,
+    model: nn.Module,
     task: WindTunnelTask,
     rows: Int[Tensor, " n"] | None = None,
     *,

@@ -33,9 +33,9 @@ from mbc_interp.analysis.patterns import AttentionPatterns, attention_patterns
 from mbc_interp.analysis.summary import (
     CIRCUIT_FRAC,
     format_summary,
-    head_z_use,
     routing_scores,
     summarize,
+    z_use_table,
 )
 from mbc_interp.analysis.timeline import (
     AnalysisConfig,
@@ -57,7 +57,7 @@ from mbc_interp.analysis.transition import (
     phase_of,
     steps_to_tokens,
 )
-from mbc_interp.analysis.zuse import HeadZUse
+from mbc_interp.analysis.zuse import HeadZUse, head_z_use
 
 __all__ = [
     "ATTN_OUT",
@@ -109,4 +109,5 @@ __all__ = [
     "select_steps",
     "steps_to_tokens",
     "summarize",
+    "z_use_table",
 ]

@@ -64,7 +64,7 @@ ROUTE_SUSTAIN = 2
 Z_SUSTAIN = 3
 
 
-def head_z_use(table: pd.DataFrame) -> pd.DataFrame:
+def z_use_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (step, head): ``total`` / ``total_se`` (raw head patching effect, logits),
     ``direct`` / ``direct_se`` (direct z-effect), ``attn_to_z`` and ``attn_prev``."""
     heads = table[table["head"].notna()]
@@ -134,7 +134,7 @@ def _hidden_progress(run: Run, out: dict[str, Any]) -> None:
 
 
 def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
-    z_use = head_z_use(table)
+    z_use = z_use_table(table)
     scores = routing_scores(z_use, out["t_plateau_start"], out["t_loss"])
     last = z_use[z_use.step == z_use.step.max()].set_index("component")
     out["routing_scores"] = {h: float(v) for h, v in scores.items()}

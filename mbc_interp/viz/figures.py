@@ -3,7 +3,7 @@
 Inputs are the tables of :mod:`mbc_interp.analysis` and nothing else: ``run.metrics`` (the eval
 loss), the summary dict (``summary.json``: log K and the transition times), the tidy timeline
 (:func:`~mbc_interp.analysis.load_timeline`) and the per-head z-use derived from it
-(:func:`~mbc_interp.analysis.head_z_use`). Nothing here runs a model, so a figure can be
+(:func:`~mbc_interp.analysis.z_use_table`). Nothing here runs a model, so a figure can be
 redrawn from the files in ``RUN/analysis/`` alone.
 
 Every time axis takes ``x="step"`` or ``x="tokens"`` (tokens seen); the summary's times are drawn
@@ -140,7 +140,7 @@ def head_timelines(
     metrics: Sequence[str] = ("total", "direct", "attn_to_z", "attn_prev"),
     log_x: bool = False,
 ) -> go.Figure:
-    """Per head over checkpoints (one panel per metric of :func:`head_z_use`): its z-use
+    """Per head over checkpoints (one panel per column of ``z_use_table``): its z-use
     (total and direct effect, logits), attention from the answer position to z, and attention to
     the previous position elsewhere (a generic previous-token head has it high); one line per
     head, the routing head highlighted."""

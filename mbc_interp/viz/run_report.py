@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mbc_interp.analysis.moments import key_steps
-from mbc_interp.analysis.summary import head_z_use, summarize
+from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
 from mbc_interp.run import Run
 from mbc_interp.viz.attention import attention_views
@@ -54,7 +54,7 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
     if table.empty:
         raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
     summary = summarize(run, table)
-    scores = head_rows(head_z_use(table))
+    scores = head_rows(z_use_table(table))
     moments = key_steps(summary, sorted(int(s) for s in table["step"].unique()))
     heads = _heads_routing_first(scores, summary)
     return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbc_interp.analysis import head_z_use, key_steps
+from mbc_interp.analysis import key_steps, z_use_table
 from mbc_interp.viz import (
     head_heatmaps,
     head_timelines,
@@ -24,7 +24,7 @@ EVENT_KEYS = [key for key, _, _ in EVENTS]
 @pytest.fixture(scope="module")
 def data(analysed):
     run, table, summary = analysed
-    scores = head_rows(head_z_use(table))
+    scores = head_rows(z_use_table(table))
     return run, table, summary, scores
 
 
