@@ -143,6 +143,11 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
         "--patch-kinds", nargs="+", choices=[k.name for k in SITE_KINDS], default=d.patch_kinds,
         help="activation-patching site kinds (default: all)",
     )  # fmt: skip
+    p.add_argument(
+        "--kinds", nargs="+", choices=["gradients", "llc"], default=list(d.kinds),
+        help="extra analyses per checkpoint: gradients (|G|, noise scale, coherence, group "
+        "ratio, Adam statistics), llc (local learning coefficient, ~20 s per checkpoint)",
+    )  # fmt: skip
     p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
     p.add_argument("--no-progress", action="store_true")
 
@@ -153,7 +158,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     config = AnalysisConfig(
         n_pairs=args.n_pairs, pair_seed=args.pair_seed, n_examples=args.n_examples,
-        patch_kinds=tuple(args.patch_kinds),
+        patch_kinds=tuple(args.patch_kinds), kinds=tuple(args.kinds),
     )  # fmt: skip
     table, summary = analyze(
         args.run, config, every=args.every, start=args.start, stop=args.stop, force=args.force,

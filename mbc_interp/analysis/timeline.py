@@ -23,13 +23,15 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from mbc_interp.analysis.attribution import head_attribution
+from mbc_interp.analysis.gradients import GradientConfig, gradient_diagnostics
+from mbc_interp.analysis.llc import LLCConfig, estimate_llc
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
 from mbc_interp.progress import progress_interval
-from mbc_interp.run import Run, load_run
+from mbc_interp.run import OptimizerState, Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
 from mbc_interp.task import WindTunnelTask
 
@@ -42,6 +44,9 @@ COLUMNS = (
 )  # fmt: skip
 _KINDS = {k.name: k for k in SITE_KINDS}
 _STEP_FILE = re.compile(r"step(\d{8})\.json")
+EXTRA_KINDS = ("gradients", "llc")
+ANALYSIS_VERSION = 2
+"""2: z-use rows, patching standard errors, attention to the previous position."""
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
 
@@ -57,12 +62,22 @@ class AnalysisConfig:
     """Examples for attribution and the logit lens (``None``: all of them)."""
     patch_kinds: tuple[str, ...] = tuple(_KINDS)
     """Site kinds to patch; see ``mbc_interp.analysis.patching.SITE_KINDS``."""
+    kinds: tuple[str, ...] = ()
+    """Extra per-checkpoint analyses beyond the core ones (attribution, z-use, patching, logit
+    lens): ``"gradients"`` (|G|, B_simple, coherence, group ratio, Adam update statistics;
+    :mod:`mbc_interp.analysis.gradients`) and ``"llc"`` (local learning coefficient by SGLD;
+    :mod:`mbc_interp.analysis.llc`)."""
+    version: int = ANALYSIS_VERSION
+    """Analysis format; files written by an older one are recomputed (never mixed)."""
 
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
             raise ValueError(f"analysis.n_pairs = {self.n_pairs}: must be >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise ValueError(f"analysis.n_examples = {self.n_examples}: must be >= 1 or None")
+        extra = [k for k in self.kinds if k not in EXTRA_KINDS]
+        if extra:
+            raise ValueError(f"analysis.kinds: unknown kind {extra[0]!r} (known: {EXTRA_KINDS})")
         unknown = [k for k in self.patch_kinds if k not in _KINDS]
         if unknown:
             raise ValueError(
@@ -72,6 +87,7 @@ class AnalysisConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["patch_kinds"] = list(self.patch_kinds)
+        d["kinds"] = list(self.kinds)
         return d
 
     @classmethod
@@ -88,11 +104,14 @@ class AnalysisConfig:
             if not (type(v) is int or (name == "n_examples" and v is None)):
                 raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
         data = dict(data)
-        if "patch_kinds" in data:
-            kinds = data["patch_kinds"]
+        for name in ("patch_kinds", "kinds"):
+            if name not in data:
+                continue
+            kinds = data[name]
             if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
-                raise ConfigError(f"{source}: patch_kinds = {kinds!r}: must be a list of names")
-            data["patch_kinds"] = tuple(kinds)
+                raise ConfigError(f"{source}: {name} = {kinds!r}: must be a list of names")
+            data[name] = tuple(kinds)
+        data.setdefault("version", 1)  # files from before the field existed
         try:
             return cls(**data)
         except ValueError as e:
@@ -100,9 +119,13 @@ class AnalysisConfig:
 
 
 def analyze_checkpoint(
-    model: HookedTransformer, task: WindTunnelTask, config: AnalysisConfig = AnalysisConfig()
+    model: HookedTransformer,
+    task: WindTunnelTask,
+    config: AnalysisConfig = AnalysisConfig(),
+    optimizer_state: OptimizerState | None = None,
 ) -> list[dict[str, Any]]:
-    """All analyses of one model as tidy rows (without step/tokens)."""
+    """All analyses of one model as tidy rows (without step/tokens); ``optimizer_state`` (the
+    checkpoint's, when saved) feeds the Adam statistics of the ``gradients`` kind."""
     examples = _example_rows(task, config)
     rows: list[dict[str, Any]] = []
     for r in head_attribution(model, task, examples).to_records():
@@ -122,6 +145,11 @@ def analyze_checkpoint(
         )  # fmt: skip
     for r in logit_lens(model, task, examples).to_records():
         rows.append({"analysis": "logit_lens", "kind": "", "head": None, "pos": None, **r})
+    if "gradients" in config.kinds:
+        rows.extend(gradient_diagnostics(model, task, GradientConfig(), optimizer_state)
+                    .to_records())  # fmt: skip
+    if "llc" in config.kinds:
+        rows.extend(estimate_llc(model, task, LLCConfig()).to_records())
     return rows
 
 
@@ -170,7 +198,8 @@ def analyze_run(
     )
     for step in bar:
         model = run.model(step, device=device)
-        rows = analyze_checkpoint(model, task, config)
+        state = run.optimizer_state(step) if "gradients" in config.kinds else None
+        rows = analyze_checkpoint(model, task, config, state)
         tokens = run.tokens_at(step)
         record = [{"step": step, "tokens": tokens, **r} for r in rows]
         data = {"settings": config.to_dict(), "rows": record}

@@ -30,6 +30,7 @@ from mbc_interp.viz.figures import (
     loss_curve,
     patching_heatmaps,
 )
+from mbc_interp.viz.noise import llc_curve, noise_timelines
 from mbc_interp.viz.report import Section, write_html_report
 
 REPORT_FILE = "report.html"
@@ -106,8 +107,30 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
             "it; the routing head comes first.",
             blocks=[attention_views(run, moments, example=example, heads=heads)],
         )),
+        *_noise_sections(run, table, summary),
         Section("Run", table=run_table(run, table)),
     ]  # fmt: skip
+
+
+def _noise_sections(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> list[Section]:
+    """Gradient noise and the LLC, when ``mbc analyze --kinds gradients llc`` computed them."""
+    out, t_loss = [], summary.get("t_loss")
+    if (table.analysis == "gradients").any():
+        out.append(_guarded("Gradient noise", lambda: Section(
+            "Gradient noise",
+            text="Full-batch gradient norm |G|, simple noise scale B_simple = tr(Σ)/|G|² (the "
+            "batch size as a line), coherence of per-example gradients (1/n null) and the "
+            "within-B group ratio (its independent-vectors null), on the loss's time axis.",
+            figures=[noise_timelines(table, run.metrics, t_loss=t_loss,
+                                     batch_size=run.config.train.batch_size)],
+        )))  # fmt: skip
+    if (table.analysis == "llc").any():
+        out.append(_guarded("Local learning coefficient", lambda: Section(
+            "Local learning coefficient",
+            text="LLC per checkpoint by localised SGLD on the answer-token loss.",
+            figures=[llc_curve(table, run.metrics, t_loss=t_loss)],
+        )))  # fmt: skip
+    return out
 
 
 def write_run_report(
