@@ -30,9 +30,9 @@ from mbc_interp.analysis.gradients import (
 )
 from mbc_interp.analysis.llc import estimate_llc
 from mbc_interp.config import RunConfig
+from mbc_interp.evaluation import target_losses as example_losses
 from mbc_interp.model import build_model
 from mbc_interp.task import WindTunnelTask
-from mbc_interp.train import example_losses
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -57,7 +57,7 @@ def main() -> None:
     task = WindTunnelTask(cfg.task)
     model = build_model(cfg.model, cfg.task.d_vocab, cfg.task.seq_len, seed=0)
     batch = task.tokens[:512]
-    first = task.config.sep_pos
+    first = task.answer_pos
 
     def train_step() -> None:
         model.zero_grad(set_to_none=True)

@@ -50,9 +50,11 @@ from transformer_lens.components import LayerNorm as TLLayerNorm
 from transformer_lens.hook_points import HookPoint
 
 from mbc_interp.config import RunConfig
+from mbc_interp.evaluation import eval_rows, evaluate
+from mbc_interp.evaluation import target_losses as example_losses
 from mbc_interp.model import FastLayerNorm, build_model
 from mbc_interp.task import WindTunnelTask
-from mbc_interp.train import batch_indices, example_losses, make_optimizer
+from mbc_interp.train import batch_indices, make_optimizer
 
 BASELINE = "plain PyTorch"
 OURS = "ours (train.py as is)"
@@ -185,7 +187,7 @@ def check_equivalence(task: WindTunnelTask, config: RunConfig) -> dict[str, floa
     plain = PlainTransformer.like(tl)
     copy_weights(plain, tl)
     tokens = task.tokens[:512]
-    fp = task.config.sep_pos
+    fp = task.answer_pos
     with torch.no_grad():
         ref = tl(tokens[:, :-1])
         logit_diff = (ref - plain(tokens[:, :-1])).abs().max().item()
@@ -260,7 +262,7 @@ warnings.filterwarnings(  # train.py's `float(loss)`, torch >= 2.13; mirrored he
 def make_runner(model, optimizer, task: WindTunnelTask, config: RunConfig, ctx=None):
     """Times ``n`` updates exactly as ``_Loop._update`` does them."""
     tc = config.train
-    tokens, fp, n_rows = task.tokens, task.config.sep_pos, len(task)
+    tokens, fp, n_rows = task.tokens, task.answer_pos, len(task)
     state = {"step": 0}
 
     def update() -> float:
@@ -416,7 +418,42 @@ def main(argv: list[str] | None = None) -> int:
         )
     ratio = base / statistics.median(wall[OURS])
     print(f"ours / plain PyTorch: {ratio:.2f}x throughput (target >= 0.8x)")
+    step_ms = statistics.median(wall[OURS])  # ms per step
+    eval_overhead(config, step_ms, args.repeats)
+    paper_preset(args.steps, args.repeats)
     return 0
+
+
+def eval_overhead(config: RunConfig, step_ms: float, repeats: int) -> None:
+    """What one evaluation (loss, candidate loss, Δz: two forward passes over the evaluation
+    rows) costs against the training steps between two evaluations, at default settings."""
+    task = WindTunnelTask(config.task)
+    model = build_model(config.model, task.config.d_vocab, task.config.seq_len, seed=0)
+    rows = eval_rows(task, config.train.eval_examples)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        evaluate(model, task, rows, cand_examples=config.train.cand_examples)
+        times.append(time.perf_counter() - t0)
+    ms = statistics.median(times) * 1e3
+    every = config.eval_interval
+    print(
+        f"evaluation (loss + cand_loss + Δz on {len(rows)} examples): {ms:.1f} ms every {every} "
+        f"steps = {ms / (every * step_ms):.0%} of training wall time (target <= 30%); the loss "
+        f"alone (one forward pass) is about half of it"
+    )
+
+
+def paper_preset(steps: int, repeats: int) -> None:
+    """Training steps/s of ``--preset paper`` (4 layers, d_model 128, 36 + 3 tokens)."""
+    config = RunConfig.from_dict({"preset": "paper"})
+    task = WindTunnelTask(config.task)
+    model = build_model(config.model, task.config.d_vocab, task.config.seq_len, seed=0)
+    run = make_runner(model, make_optimizer(model, config), task, config)
+    run(2)
+    med = statistics.median(run(max(steps // 4, 3))[0] for _ in range(repeats))  # ms per step
+    print(f"--preset paper: {1e3 / med:.1f} steps/s at batch {config.train.batch_size} "
+          f"({med:.0f} ms/step, one thread)")
 
 
 if __name__ == "__main__":
