@@ -22,10 +22,9 @@ def slice_of(table: pd.DataFrame, vary: str, reference: dict[str, Any]) -> pd.Da
         if col not in free:
             keep &= table[col] == value
     rows = table[keep]
-    if vary == "K":
-        fixed = [c for c in SIZES if c in rows and c in reference and rows[c].nunique() == 1]
-        unit = fixed[-1] if fixed else None
-        rows = rows[rows[unit] == reference[unit]] if unit else rows.iloc[:0]
+    if vary == "K":  # the size unit held fixed is the one that leaves the most K values
+        slices = [rows[rows[c] == reference[c]] for c in SIZES if c in rows and c in reference]
+        rows = max(slices, key=lambda r: r["K"].nunique(), default=rows.iloc[:0])
     elif vary in SIZES:
         rows = rows[rows["K"] == reference["K"]]
     return rows

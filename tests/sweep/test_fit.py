@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp.cli import main
-from mbc_interp.reproduction import BEGIN, END, claims_table
+from mbc_interp.reproduction import END, begin_marker, claims_table
 from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
 from mbc_interp.sweep.results import collect
 
@@ -41,7 +41,7 @@ def synthetic(exp_d=1.19, exp_k=0.0, lr_ratio=3.6, batch_ratio=1.5, lead=0.5, no
                          "t_loss_tokens": dur + 100 * p["batch"] * 7,
                          "plateau_loss": np.log(p["K"]) * (1 + 0.005 * rng.standard_normal()),
                          "lead_fraction": lead + 0.1 * (-1) ** len(rows),
-                         "lead_fraction_patch": lead - 0.3, "routing_head": "L0H1",
+                         "lead_fraction_z": lead + 0.2, "routing_head": "L0H1",
                          "t_plateau_start": 100.0, "t_solved": 2000.0,
                          "status": "transitioned"})  # fmt: skip
     table = pd.DataFrame(rows)
@@ -103,8 +103,9 @@ def test_censored_runs_are_left_out_and_counted():
 
 def test_mbc_fit_on_a_real_sweep_writes_tables_figures_and_the_doc(local_sweep, tmp_path, capsys):
     doc = tmp_path / "REPRO.md"
-    doc.write_text(f"# Results\nprose before\n{BEGIN}\nold numbers\n{END}\nprose after\n")
     out = tmp_path / "results"
+    begin = begin_marker(out)
+    doc.write_text(f"# Results\nprose before\n{begin}\nold numbers\n{END}\nprose after\n")
     assert main(["fit", str(local_sweep), "--results", str(out), "--doc", str(doc),
                  "--n-boot", "200"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
