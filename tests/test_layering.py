@@ -12,9 +12,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mbc_interp"
 
 # lowest first; a module may import its own layer or lower ones only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("store", "progress", "runtable"),
-    ("model", "task", "construction", "config", "flags"),
-    ("run",),
+    ("store", "progress", "runtable", "jsonsafe"),
+    ("model", "task", "task_config", "construction", "config", "flags"),
+    ("run", "evaluation"),
     ("train", "analysis"),
     ("sweep", "viz"),
     ("reproduction", "sweep.commands", "viz.commands", "cli", "__init__"),

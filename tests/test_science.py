@@ -48,10 +48,13 @@ def test_routing_head_forms_before_the_loss_drops(default_run):
     assert s["status"] == "transitioned"
     assert abs(s["plateau_loss"] - s["log_k"]) < 0.02 * s["log_k"]
     assert s["routing_head"] in s["routing_heads"]
-    # the claim: the head forms before the loss drops. Its attention onset against the plateau's
-    # start is confounded (attention can move early for other reasons) and not asserted.
-    assert s["t_route"] < s["t_loss"]
-    assert s["t_plateau_start"] < s["t_loss"] < s["t_solved"]
+    # hidden progress: Δz leaves its noise floor on the plateau, well before the drop, and
+    # grows exponentially (its doubling time is a small fraction of the plateau)
+    assert s["z_phase"] == "plateau" and s["t_plateau_start"] < s["t_z"] < s["t_loss"]
+    assert 0 < s["z_doubling_steps"] < (s["t_loss"] - s["t_plateau_start"]) / 4
+    assert 0 < s["lead_fraction_z"] < 1
+    # the routing head's z-use leaves its own floor before the drop, after Δz does (the whole
+    # model depends on z before one head's patching effect is distinguishable from zero)
+    assert s["route_phase"] == "plateau" and s["t_z"] < s["t_route"] < s["t_loss"]
     assert 0 < s["lead_fraction"] < 1
-    # the head's causal effect on the answer comes with the drop, not before the plateau
-    assert s["t_route_patch"] > s["t_plateau_start"]
+    assert s["t_plateau_start"] < s["t_loss"] < s["t_solved"]
