@@ -19,6 +19,7 @@ Rows: row ``b * K + k`` holds base string ``b`` with its target ``A_{k+1}`` (pic
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -249,18 +250,18 @@ class WindTunnelTask:
 
     def derangement(self, rows: Int[Tensor, " n"], seed: int = 0) -> Int[Tensor, " n"]:
         """For each row, a row of the same B with another selector: a random cyclic
-        derangement within each B group (seeded by ``seed`` and the group; needs K >= 2)."""
+        derangement within each B group (one per ``seed``, fixed; needs K >= 2)."""
         self._need_pairs()
-        rows = torch.as_tensor(rows)
-        groups = (rows // self.K).numpy()
-        out = np.empty(len(rows), dtype=np.int64)
-        for g in np.unique(groups):
-            perm = np.random.default_rng([self.config.seed, seed, int(g), 2]).permutation(self.K)
-            nxt = np.empty(self.K, dtype=np.int64)
-            nxt[perm] = np.roll(perm, -1)  # perm[i] -> perm[i + 1]: no fixed point
-            where = groups == g
-            out[where] = g * self.K + nxt[rows.numpy()[where] % self.K]
-        return torch.from_numpy(out)
+        return self._derangement(seed)[torch.as_tensor(rows)]
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019  (a few seeds per task, for its lifetime)
+    def _derangement(self, seed: int) -> Int[Tensor, " n"]:
+        k, groups = self.K, len(self) // self.K
+        rng = np.random.default_rng([self.config.seed, seed, 2])
+        perm = np.argsort(rng.random((groups, k)), axis=1)  # a random order within each group
+        nxt = np.empty_like(perm)
+        np.put_along_axis(nxt, perm, np.roll(perm, -1, axis=1), axis=1)  # perm[i] -> perm[i+1]
+        return torch.from_numpy((np.arange(groups)[:, None] * k + nxt).reshape(-1))
 
     def with_selector_of(
         self, rows: Int[Tensor, " n"], donors: Int[Tensor, " n"]
