@@ -101,6 +101,7 @@ def test_censored_runs_are_left_out_and_counted():
     assert list(claims_table(fits).verdict)[:2] == ["reproduced", "reproduced"]
 
 
+@pytest.mark.slow  # a real sweep of 4 tiny runs (~30 s)
 def test_mbc_fit_on_a_real_sweep_writes_tables_figures_and_the_doc(local_sweep, tmp_path, capsys):
     doc = tmp_path / "REPRO.md"
     out = tmp_path / "results"
@@ -152,6 +153,7 @@ def test_reproduction_md_matches_the_committed_results():
     assert {"duration_vs_D.svg", "duration_vs_examples.svg", "plateau_height.svg"} <= on_disk
 
 
+@pytest.mark.slow  # a real sweep of 4 tiny runs (~30 s)
 def test_mbc_report_on_a_sweep_directory_writes_the_sweep_report(local_sweep, tmp_path, capsys):
     out = tmp_path / "r" / "report.html"
     assert main(["report", str(local_sweep), "--out", str(out)]) == 0

@@ -26,6 +26,7 @@ def test_cli_grid_over_eps_and_optimizer(capsys):
     assert "invalid choice: 'adam'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a real 3-point sweep (~20 s)
 def test_a_tiny_sweep_with_an_eps_axis_and_an_sgd_point_runs(tmp_path):
     base = build_cfg(steps=60).to_dict()
     grids = (
