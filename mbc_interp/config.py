@@ -111,7 +111,7 @@ class TrainConfig:
     eval_every: int | None = None
     """Steps between evaluations; ``None``: about one per epoch, clamped to 5..25 steps
     (:attr:`RunConfig.eval_interval`), so a short plateau still gets >= 20 evaluations."""
-    eval_examples: int | None = 1024
+    eval_examples: int | None = 2048
     """Evaluate on a fixed seeded subsample of this many examples (``None``: all); the metrics
     record ``eval_n``."""
     cand_examples: int = 256

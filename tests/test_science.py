@@ -53,8 +53,7 @@ def test_routing_head_forms_before_the_loss_drops(default_run):
     assert s["z_phase"] == "plateau" and s["t_plateau_start"] < s["t_z"] < s["t_loss"]
     assert 0 < s["z_doubling_steps"] < (s["t_loss"] - s["t_plateau_start"]) / 4
     assert 0 < s["lead_fraction_z"] < 1
-    # the routing head's z-use leaves its own floor before the drop, after Δz does (the whole
-    # model depends on z before one head's patching effect is distinguishable from zero)
-    assert s["route_phase"] == "plateau" and s["t_z"] < s["t_route"] < s["t_loss"]
+    # the routing head's z-use leaves its own floor before the drop
+    assert s["route_phase"] == "plateau" and s["t_route"] < s["t_loss"]
     assert 0 < s["lead_fraction"] < 1
     assert s["t_plateau_start"] < s["t_loss"] < s["t_solved"]
