@@ -100,6 +100,18 @@ class HeadAttribution:
         )
 
 
+def head_outputs(
+    model: HookedTransformer, cache: ActivationCache, pos: int
+) -> Float[Tensor, "layer head batch d_model"]:
+    """Each head's output (``hook_z`` through ``W_O``) written to the residual at ``pos``."""
+    return torch.stack(
+        [
+            torch.einsum("bhd,hdm->hbm", cache[f"blocks.{l}.attn.hook_z"][:, pos], model.W_O[l])
+            for l in range(model.cfg.n_layers)
+        ]
+    )
+
+
 def final_norm_linear(
     model: HookedTransformer,
     stack: Float[Tensor, "... batch d_model"],
@@ -159,15 +171,8 @@ def head_attribution(
             correct = task.tokens[chunk, sep + 1].to(device)
             direction = _logit_direction(model, correct, cands)  # [batch, d_model]
             scale = cache["ln_final.hook_scale"][:, sep] if "ln_final.hook_scale" in names else None
-            heads = torch.stack(
-                [
-                    torch.einsum(
-                        "bhd,hdm->hbm", cache[f"blocks.{l}.attn.hook_z"][:, sep], model.W_O[l]
-                    )
-                    for l in range(n_layers)
-                ]
-            )  # [layer, head, batch, d_model]
-            head_dla = (final_norm_linear(model, heads, scale) * direction).sum(-1)
+            head_dla = (final_norm_linear(model, head_outputs(model, cache, sep), scale)
+                        * direction).sum(-1)  # fmt: skip
             sums[4] += head_dla.sum(-1).double().cpu()
             others = _other_components(model, cache, sep, tokens.shape[0])
             other_dla = (final_norm_linear(model, others, scale) * direction).sum(-1)

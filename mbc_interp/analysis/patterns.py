@@ -15,6 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from mbc_interp.analysis.heads import head_labels
 from mbc_interp.task import WindTunnelTask
 
 
@@ -32,8 +33,7 @@ class AttentionPatterns:
 
     @property
     def head_labels(self) -> list[str]:
-        n_layers, n_heads = self.pattern.shape[:2]
-        return [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)]
+        return head_labels(*self.pattern.shape[:2])
 
     def heads(
         self, names: Sequence[str] | None = None

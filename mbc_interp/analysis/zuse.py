@@ -25,7 +25,7 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from mbc_interp.analysis.attribution import final_norm_linear
+from mbc_interp.analysis.attribution import final_norm_linear, head_outputs
 from mbc_interp.analysis.heads import head_records
 from mbc_interp.task import PatchingPairs
 
@@ -53,13 +53,7 @@ def _head_dla(
     names = {f"blocks.{l}.attn.hook_z" for l in range(n_layers)} | {"ln_final.hook_scale"}
     logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
     scale = cache["ln_final.hook_scale"][:, pos] if "ln_final.hook_scale" in cache else None
-    heads = torch.stack(
-        [
-            torch.einsum("bhd,hdm->hbm", cache[f"blocks.{l}.attn.hook_z"][:, pos], model.W_O[l])
-            for l in range(n_layers)
-        ]
-    )  # [layer, head, batch, d_model]
-    dla = (final_norm_linear(model, heads, scale) * direction).sum(-1)
+    dla = (final_norm_linear(model, head_outputs(model, cache, pos), scale) * direction).sum(-1)
     return dla, logits[:, pos]
 
 

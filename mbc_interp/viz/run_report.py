@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
@@ -235,7 +236,7 @@ def run_table(run: Run, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _heads_routing_first(scores: pd.DataFrame, summary: dict[str, Any]) -> list[str]:
-    heads = sorted(scores["component"].unique(), key=lambda h: tuple(map(int, h[1:].split("H"))))
+    heads = sorted(scores["component"].unique(), key=parse_head_label)
     first = [h for h in [summary.get("routing_head"), *(summary.get("routing_heads") or [])] if h]
     return list(dict.fromkeys([*first, *heads]))
 
