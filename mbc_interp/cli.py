@@ -4,6 +4,7 @@ Usage:
     mbc train [--config FILE] [--out DIR] [config flags...]
     mbc train --resume RUN [--steps N]
     mbc info RUN
+    mbc forecast RUN [--json]
 
 Examples:
     mbc train --out checkpoints/demo             # the default run, through its transition
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from . import forecast_commands as _forecast
 from .config import ConfigError, RunConfig
 from .flags import (
     _parse_optional,
@@ -64,14 +66,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "--resume continues a run with its saved config; only --steps may change"
             )
-        run = resume(args.resume, steps=overrides.get("train", {}).get("steps"), progress=progress)
+        monitor = _monitor(args.resume, progress)
+        run = resume(args.resume, steps=overrides.get("train", {}).get("steps"),
+                     progress=progress, monitor=monitor)  # fmt: skip
     else:
         config = resolve_config(args)
         out = args.out or Path("checkpoints") / run_name(config)
         if args.exist_ok and RunStore(out).exists():
             run = _existing(out, config, progress)
         else:
-            run = train(config, out, progress=progress)
+            monitor = _monitor(out, progress, config.task.log_k)
+            run = train(config, out, progress=progress, monitor=monitor)
     _print_info(run)
     return 0
 
@@ -85,9 +90,20 @@ def _existing(out: Path, config: RunConfig, progress: bool):
         raise ConfigError(f"{out}: holds a run with a different config; choose another --out")
     if run.status == "running":
         print(f"{out}: unfinished run found; resuming it")
-        return resume(out, progress=progress)
+        return resume(out, progress=progress, monitor=_monitor(out, progress))
     print(f"{out}: already trained ({run.status}); nothing to do")
     return run
+
+
+def _monitor(out: Path, progress: bool, log_k: float | None = None):
+    """The live drop forecast on the progress line (none without a progress line)."""
+    if not progress:
+        return None
+    if log_k is None:
+        from .run import load_run
+
+        log_k = load_run(out).log_k
+    return _forecast.live_monitor(out, log_k)
 
 
 def _add_info(p: argparse.ArgumentParser) -> None:
@@ -188,6 +204,16 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         _sweep.cmd_fit,
     ),
     "report": ("write a run's self-contained HTML report", add_report_args, cmd_report),
+    "forecast": (
+        "forecast a run's loss drop from its hidden progress (also while it trains)",
+        _forecast.add_forecast,
+        _forecast.cmd_forecast,
+    ),
+    "backtest": (
+        "backtest the drop forecast over sweeps, against naive baselines",
+        _forecast.add_backtest,
+        _forecast.cmd_backtest,
+    ),
 }
 
 

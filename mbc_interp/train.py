@@ -13,6 +13,7 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -65,11 +66,17 @@ class _Progress:
     """log10 Δz level at the last checkpoint (see :func:`mbc_interp.config.dz_level`)."""
 
 
+Monitor = Callable[[list[dict[str, Any]]], str | None]
+"""Called after each evaluation with every metrics row so far; its text (if any) joins the
+progress line (``mbc train`` shows the live drop forecast this way)."""
+
+
 def train(
     config: RunConfig | None = None,
     out: str | Path = "checkpoints/default",
     *,
     progress: bool = True,
+    monitor: Monitor | None = None,
 ) -> Run:
     """Train a new run into ``out`` and return it (see :class:`mbc_interp.run.Run`)."""
     config = config or RunConfig()
@@ -90,11 +97,17 @@ def train(
         record = store.read_config()
         record["optimizer"] = optimizer_record(optimizer)
         store.write_config(record)
-        _Loop(config, store, task, model, optimizer, _Progress(), progress).run()
+        _Loop(config, store, task, model, optimizer, _Progress(), progress, monitor).run()
     return load_run(out)
 
 
-def resume(path: str | Path, *, steps: int | None = None, progress: bool = True) -> Run:
+def resume(
+    path: str | Path,
+    *,
+    steps: int | None = None,
+    progress: bool = True,
+    monitor: Monitor | None = None,
+) -> Run:
     """Continue a stopped run from its latest resumable checkpoint (optionally to more steps).
 
     Nothing in the run directory changes until the checkpoint and its trainer state have loaded
@@ -134,15 +147,20 @@ def resume(path: str | Path, *, steps: int | None = None, progress: bool = True)
         store.write_config(record)
         store.truncate_metrics(entry.step)
         store.set_status("running", None)
-        _Loop(config, store, run.task, model, optimizer, counters, progress).run()
+        _Loop(config, store, run.task, model, optimizer, counters, progress, monitor).run()
     return load_run(path)
 
 
 class _Loop:
-    def __init__(self, config, store, task, model, optimizer, counters: _Progress, progress: bool):
+    def __init__(
+        self, config, store, task, model, optimizer, counters: _Progress, progress: bool,
+        monitor: Monitor | None = None,
+    ):  # fmt: skip
         self.config, self.store, self.task = config, store, task
         self.model, self.optimizer, self.p = model, optimizer, counters
         self.show_progress = progress
+        self.monitor = monitor if progress else None
+        self.history = store.read_metrics() if self.monitor and counters.step else []
         self.device = next(model.parameters()).device
         self.tokens = task.tokens.to(self.device)
         self.answer_pos = task.answer_pos
@@ -262,7 +280,12 @@ class _Loop:
             self.p.wall_offset = row["wall_time"]
             self.p.last_ckpt_dz = level
             self._checkpoint(step, ev["loss"])
-        bar.set_postfix_str(train_postfix(ev["loss"], log_k, ev["acc"], tc.solved_frac), False)
+        postfix = train_postfix(ev["loss"], log_k, ev["acc"], tc.solved_frac)
+        if self.monitor is not None:
+            self.history.append(row)
+            extra = self.monitor(self.history)
+            postfix += f" | {extra}" if extra else ""
+        bar.set_postfix_str(postfix, False)
         return row
 
     def _checkpoint(self, step: int, loss: float) -> None:

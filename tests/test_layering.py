@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("run", "evaluation"),
     ("train", "analysis"),
     ("sweep", "viz"),
-    ("reproduction", "sweep.commands", "viz.commands", "cli", "__init__"),
+    ("reproduction", "forecast_commands", "sweep.commands", "viz.commands", "cli", "__init__"),
 )
 APART = (("sweep", "viz"), ("analysis", "train"))
 """Packages of one layer that must not import each other (the command layer composes them)."""

@@ -100,12 +100,16 @@ def routing_scores(z_use: pd.DataFrame, start: float | None, stop: float | None)
     return pd.Series(out, dtype=float)
 
 
-def _transition(run: Run) -> tuple[dict[str, Any], str]:
-    m = run.metrics
+def transition_of(metrics: pd.DataFrame, log_k: float) -> tuple[dict[str, Any], str]:
+    """The loss times of a metrics table and the curve they were read from (``"loss"``, or
+    ``"cand_loss"`` when the raw loss never rests at log K; see the module docstring)."""
+    m = metrics
+    if m.empty:
+        raise ValueError("no evaluation in the metrics yet")
     steps = m["step"].to_numpy(float)
-    lt = detect_loss_transition(steps, m["loss"].to_numpy(float), run.log_k)
+    lt = detect_loss_transition(steps, m["loss"].to_numpy(float), log_k)
     if lt.status == "no_plateau" and "cand_loss" in m and m["cand_loss"].notna().any():
-        cand = detect_loss_transition(steps, m["cand_loss"].to_numpy(float), run.log_k)
+        cand = detect_loss_transition(steps, m["cand_loss"].to_numpy(float), log_k)
         out = cand.to_dict()
         out["raw_loss_reason"] = lt.reason
         return out, "cand_loss"
@@ -165,7 +169,7 @@ def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
 
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     """The transition summary of a run from its metrics and analysis timeline."""
-    transition, signal = _transition(run)
+    transition, signal = transition_of(run.metrics, run.log_k)
     out: dict[str, Any] = {"log_k": run.log_k, "transition_signal": signal, **transition}
     out.update(
         t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,

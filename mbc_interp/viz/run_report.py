@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbc_interp.analysis.forecast import forecast, forecast_path, sweep_references
 from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.summary import summarize, z_use_table
@@ -31,6 +32,7 @@ from mbc_interp.viz.figures import (
     loss_curve,
     patching_heatmaps,
 )
+from mbc_interp.viz.forecast import forecast_path_figure
 from mbc_interp.viz.noise import llc_curve, noise_timelines
 from mbc_interp.viz.report import Section, write_html_report
 
@@ -75,6 +77,7 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
             "both grow on the plateau, long before the loss moves.",
             figures=[hidden_progress(run.metrics, summary, scores, x=x)],
         )),
+        _guarded("Forecast of the drop", lambda: forecast_section(run, summary)),
         _guarded("Heads over training", lambda: Section(
             "Heads over training",
             text="Per head: its z-use (the raw effect of patching its clean output into the "
@@ -111,6 +114,25 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
         *_noise_sections(run, table, summary),
         Section("Run", table=run_table(run, table)),
     ]  # fmt: skip
+
+
+def forecast_section(run: Run, summary: dict[str, Any]) -> Section:
+    """The forecast ``mbc forecast`` gives now, and the one it would have given at every
+    evaluation (calibrated on the other runs of the run's sweep, if any)."""
+    refs, _ = sweep_references(run.path, None)
+    m = run.metrics
+    now = forecast(m, run.log_k, references=refs)
+    path = forecast_path(m, run.log_k, references=refs)
+    calib = (f"calibrated on {len(refs)} other runs of its sweep" if refs
+             else "no reference runs: the extrapolation of Δz alone")  # fmt: skip
+    return Section(
+        "Forecast of the drop",
+        text=f"Now: {now.describe()}. Each point is the forecast of t_loss that `mbc forecast` "
+        f"(and the progress line of `mbc train`) would have shown at that step, from the "
+        f"evaluations up to it only ({calib}); the band is its 80% interval.",
+        figures=[forecast_path_figure(path, t_loss=summary.get("t_loss"),
+                                      t_plateau_start=summary.get("t_plateau_start"))],
+    )  # fmt: skip
 
 
 def _noise_sections(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> list[Section]:

@@ -1,0 +1,347 @@
+"""Early warning: forecast the loss drop from hidden progress while the run is on the plateau.
+
+The signal is Δz (the loss with z deranged within each B group minus the clean loss; its
+candidate-normalised version ``dz_cand`` when the loss times are read from ``cand_loss``),
+which grows from zero on the plateau while the loss stays at log K. Rules (fixed before the
+backtest was run):
+
+- **Data**: only the evaluations at or before the forecast time ``as_of`` are read; the loss
+  times on them come from :func:`~mbc_interp.analysis.summary.transition_of`, the summary's own
+  rule. Status ``already_dropped`` when that finds the drop, ``no_plateau`` when it finds no
+  plateau (yet), else a forecast or ``not_enough_signal``.
+- **Fit**: from the later of the plateau start and Δz's onset (above 3 SE for 3 evaluations,
+  :func:`~mbc_interp.analysis.transition.growth_onset`) to ``as_of``, the evaluations with
+  Δz > 2 SE; ln Δz against step by weighted least squares (weights (Δz / SE)², the inverse
+  variance of ln Δz), the parameter covariance scaled up by the reduced chi-square when it
+  exceeds 1. ``not_enough_signal`` without an onset, with fewer than ``min_points`` points, or
+  with a slope under ``min_slope_t`` standard errors.
+- **Target**: the loss crosses log K / 2 when Δz reaches ``level`` x log K. The level is a
+  property of how a model that reads z partly spreads its error, measured on finished runs
+  (:func:`drop_level`): 1.3-1.7 log K on the proxy (K = 4) and the paper's task (K = 20), so
+  the default is 1.5 with a log-normal spread of ``level_sd``; the backtest recalibrates it
+  from the other runs of a sweep. A factor 2 in the level moves the forecast by one doubling
+  time only.
+- **Forecast**: the step at which the fitted line reaches ln(level x log K) (never before
+  ``as_of``); the interval is the central ``coverage`` quantile range of the same crossing over
+  draws of the fit's parameters and the level. ``high`` is ``None`` when more than the upper
+  tail of the draws never cross (slope <= 0): no upper bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mbc_interp.analysis.summary import transition_of
+from mbc_interp.analysis.transition import growth_onset
+from mbc_interp.run import load_run
+from mbc_interp.store import RunStoreError
+
+ForecastStatus = Literal["forecast", "not_enough_signal", "already_dropped", "no_plateau"]
+SIGNAL = ("dz", "dz_se")
+"""The hidden-progress signal (value column, SE column): Δz on whole target sequences, measured
+on every evaluation example (``dz_cand``, on the candidate subsample, is ~3x noisier)."""
+MIN_REFERENCES = 3
+"""Reference runs needed for an analog forecast (else the extrapolation alone)."""
+DEFAULT_LEVEL = 1.5
+"""Δz at the drop in units of log K (see the module docstring and :func:`drop_level`)."""
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """How a forecast is made (see the module docstring)."""
+
+    level: float = DEFAULT_LEVEL
+    level_sd: float = 0.25
+    min_points: int = 4
+    min_slope_t: float = 3.0
+    coverage: float = 0.8
+    draws: int = 4000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.level) and self.level > 0):
+            raise ValueError(f"level must be > 0 (units of log K), got {self.level}")
+        if not self.level_sd >= 0:
+            raise ValueError(f"level_sd must be >= 0, got {self.level_sd}")
+        if self.min_points < 3:
+            raise ValueError(f"min_points must be >= 3, got {self.min_points}")
+        if not 0 < self.coverage < 1:
+            raise ValueError(f"coverage must be in (0, 1), got {self.coverage}")
+        if self.draws < 100:
+            raise ValueError(f"draws must be >= 100, got {self.draws}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A finished run's hidden-progress curve, to calibrate forecasts of others by."""
+
+    steps: np.ndarray
+    dz: np.ndarray
+    dz_se: np.ndarray
+    log_k: float
+    t_plateau_start: float
+    t_loss: float
+
+    @classmethod
+    def from_metrics(cls, metrics: pd.DataFrame, log_k: float) -> Reference | None:
+        """The reference of a finished run (``None`` without a plateau, a drop or Δz)."""
+        times, _ = transition_of(metrics, log_k)
+        if times["t_loss"] is None or times["t_plateau_start"] is None or log_k <= 0:
+            return None
+        if SIGNAL[0] not in metrics:
+            return None
+        steps, v, se = (metrics[c].to_numpy(float) for c in ("step", *SIGNAL))
+        return cls(steps, v, se, log_k, times["t_plateau_start"], times["t_loss"])
+
+    def pace_at(self, level: float, config: ForecastConfig) -> float | None:
+        """(t_loss - t) / doubling time, where t is when Δz first reached ``level`` (log K
+        units, held 2 evaluations) and the doubling time is the forecast's own fit on the
+        evaluations up to t: how many of its then doubling times the drop was still away."""
+        t = _time_at(self.steps, self.dz / self.log_k, level)
+        if t is None or t > self.t_loss:
+            return None
+        keep = self.steps <= t
+        fit = _fit(self.steps[keep], self.dz[keep], self.dz_se[keep], self.t_plateau_start,
+                   config)  # fmt: skip
+        if isinstance(fit, str):
+            return None
+        return (self.t_loss - t) / fit["doubling"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A forecast of ``t_loss`` (steps) made from the evaluations up to ``as_of_step``."""
+
+    status: ForecastStatus
+    t_loss_forecast: float | None
+    low: float | None
+    high: float | None
+    signal: str | None
+    as_of_step: float | None
+    reason: str
+    method: str | None = None
+    """``analog`` (calibrated on reference runs) or ``extrapolation`` (the fit alone)."""
+    t_plateau_start: float | None = None
+    t_loss: float | None = None
+    """The observed drop (``already_dropped`` only)."""
+    doubling_steps: float | None = None
+    level: float | None = None
+    """The Δz value (nats) the extrapolation aims at."""
+    n_points: int = 0
+    n_references: int = 0
+
+    def to_dict(self, tokens_per_step: int | None = None) -> dict[str, Any]:
+        out = asdict(self)
+        if tokens_per_step is not None:
+            for key in ("t_loss_forecast", "low", "high", "as_of_step", "t_loss"):
+                v = out[key]
+                out[f"{key}_tokens"] = None if v is None else float(v * tokens_per_step)
+        return out
+
+    def describe(self) -> str:
+        """One line for people: the forecast with its interval, or why there is none."""
+        if self.status == "forecast":
+            hi = "no upper bound" if self.high is None else f"{self.high:,.0f}"
+            how = (f"{self.n_references} reference runs" if self.method == "analog"
+                   else "extrapolation")  # fmt: skip
+            return (f"loss drop forecast at step {self.t_loss_forecast:,.0f} "
+                    f"[{self.low:,.0f} - {hi}] from {self.signal} (doubling every "
+                    f"{self.doubling_steps:,.0f} steps; {how}), as of step "
+                    f"{self.as_of_step:,.0f}")  # fmt: skip
+        return f"{self.status.replace('_', ' ')}: {self.reason}"
+
+
+def forecast(
+    metrics: pd.DataFrame,
+    log_k: float,
+    *,
+    as_of: float | None = None,
+    references: Sequence[Reference] = (),
+    config: ForecastConfig | None = None,
+) -> Forecast:
+    """Forecast the loss drop from ``metrics`` rows at or before ``as_of`` (default: all);
+    with ``references`` (finished runs of the same task), by analogy with them."""
+    config = config or ForecastConfig()
+    m = metrics if as_of is None else metrics[metrics["step"] <= as_of]
+    if m.empty:
+        return Forecast("no_plateau", None, None, None, None, None, "no evaluation yet")
+    m = m.reset_index(drop=True)
+    now = float(m["step"].iloc[-1])
+    times, _ = transition_of(m, log_k)
+    col, se_col = SIGNAL
+    base: dict[str, Any] = {"signal": None, "as_of_step": now,
+                            "t_plateau_start": times["t_plateau_start"]}  # fmt: skip
+    if times["t_loss"] is not None:
+        return Forecast("already_dropped", None, None, None, **base, t_loss=times["t_loss"],
+                        reason=f"the loss dropped at step {times['t_loss']:,.0f}")  # fmt: skip
+    if times["status"] == "no_plateau":
+        return Forecast("no_plateau", None, None, None, **base, reason=times["reason"])
+    base["signal"] = col
+    if col not in m or m[col].isna().all():
+        return Forecast("not_enough_signal", None, None, None, **base,
+                        reason=f"the run logged no {col}")  # fmt: skip
+    steps, v, se = (m[c].to_numpy(float) for c in ("step", col, se_col))
+    fit = _fit(steps, v, se, times["t_plateau_start"], config)
+    if isinstance(fit, str):
+        return Forecast("not_enough_signal", None, None, None, **base, reason=fit)
+    base.update(n_points=fit["n"], doubling_steps=fit["doubling"])
+    x_now = _value_at(fit, now) / log_k
+    paces = [p for r in references if (p := r.pace_at(x_now, config)) is not None]
+    if len(paces) >= MIN_REFERENCES:
+        tail = (1 - config.coverage) / 2
+        lo, mid, hi = now + fit["doubling"] * np.quantile(paces, [tail, 0.5, 1 - tail])
+        return Forecast("forecast", float(mid), float(lo), float(hi), **base, method="analog",
+                        n_references=len(paces),
+                        reason=f"{col} at {x_now:.3g} log K, doubling every "
+                        f"{fit['doubling']:,.0f} steps; the drop came "
+                        f"{np.median(paces):.2f} doubling times after that level in "
+                        f"{len(paces)} reference runs")  # fmt: skip
+    level = config.level * log_k
+    t_hat = max(now, float(_crossing(fit, np.log(level), fit["coef"])))
+    low, high = _interval(fit, np.log(level), now, config)
+    return Forecast(
+        "forecast", t_hat, low, high, **base, method="extrapolation", level=level,
+        reason=f"ln {col} fitted over {fit['n']} evaluations from step {fit['start']:,.0f}, "
+        f"extrapolated to {config.level:g} log K",
+    )  # fmt: skip
+
+
+def _fit(
+    steps: np.ndarray, v: np.ndarray, se: np.ndarray, plateau_start: float, config: ForecastConfig
+) -> dict[str, Any] | str:
+    """The growth fit of the module docstring on these evaluations, or why there is none."""
+    z = growth_onset(steps, v, se, sustain=3)
+    if z.t is None:
+        return f"{SIGNAL[0]} has no onset yet ({z.reason})"
+    start = max(z.t, plateau_start)
+    use = (steps >= start) & np.isfinite(v) & np.isfinite(se) & (se > 0) & (v > 2 * se)
+    n = int(use.sum())
+    if n < config.min_points:
+        return (f"{n} evaluations of {SIGNAL[0]} above 2 SE since its onset (step {z.t:,.0f}); "
+                f"need {config.min_points}")  # fmt: skip
+    fit = _log_linear_fit(steps[use], v[use], se[use])
+    slope, slope_se = fit["coef"][1], float(np.sqrt(fit["cov"][1, 1]))
+    if not slope > config.min_slope_t * slope_se:
+        return (f"{SIGNAL[0]} is not growing clearly: slope {slope:.3g} +- {slope_se:.2g} per "
+                f"step over {n} evaluations")  # fmt: skip
+    return {**fit, "n": n, "start": start, "doubling": float(np.log(2) / slope)}
+
+
+def _value_at(fit: dict[str, Any], t: float) -> float:
+    a, b = fit["coef"]
+    return float(np.exp(a + b * (t - fit["x0"])))
+
+
+def _time_at(steps: np.ndarray, v: np.ndarray, level: float, sustain: int = 2) -> float | None:
+    above = v >= level
+    for i in range(len(v) - sustain + 1):
+        if above[i : i + sustain].all():
+            if i == 0:  # above from the first evaluation: not timed
+                return None
+            if not v[i - 1] > 0:
+                return float(steps[i])
+            a, b = np.log(v[i - 1]), np.log(v[i])
+            frac = 1.0 if b == a else float(np.clip((np.log(level) - a) / (b - a), 0, 1))
+            return float(steps[i - 1] + frac * (steps[i] - steps[i - 1]))
+    return None
+
+
+def _log_linear_fit(x: np.ndarray, v: np.ndarray, se: np.ndarray) -> dict[str, Any]:
+    """Weighted least squares of ln v on x (centred); covariance scaled by max(1, chi2/dof)."""
+    y, w = np.log(v), (v / se) ** 2
+    x0 = float(np.average(x, weights=w))
+    design = np.stack([np.ones_like(x), x - x0], axis=1)
+    gram = design.T @ (design * w[:, None])
+    coef = np.linalg.solve(gram, design.T @ (w * y))
+    resid = y - design @ coef
+    dof = max(len(x) - 2, 1)
+    scale = max(1.0, float(np.sum(w * resid**2)) / dof)
+    return {"coef": coef, "cov": np.linalg.inv(gram) * scale, "x0": x0}
+
+
+def _crossing(fit: dict[str, Any], target: float | np.ndarray, coef: np.ndarray) -> Any:
+    """Step where intercept + slope (x - x0) reaches ``target`` (inf where slope <= 0)."""
+    a, b = coef[..., 0], coef[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = fit["x0"] + (target - a) / b
+    return np.where(b > 0, t, np.inf)
+
+
+def _interval(
+    fit: dict[str, Any], target: float, now: float, config: ForecastConfig
+) -> tuple[float, float | None]:
+    rng = np.random.default_rng(config.seed)
+    coef = rng.multivariate_normal(fit["coef"], fit["cov"], size=config.draws)
+    targets = target + config.level_sd * rng.standard_normal(config.draws)
+    t = np.maximum(_crossing(fit, targets, coef), now)
+    tail = (1 - config.coverage) / 2
+    low, high = np.quantile(t, [tail, 1 - tail])
+    return float(low), (float(high) if np.isfinite(high) else None)
+
+
+def forecast_path(
+    metrics: pd.DataFrame,
+    log_k: float,
+    *,
+    references: Sequence[Reference] = (),
+    config: ForecastConfig | None = None,
+) -> pd.DataFrame:
+    """The forecast made at every evaluation (as it would have been shown live): one row per
+    ``as_of_step`` with the :class:`Forecast` fields."""
+    config = config or ForecastConfig()
+    rows = [forecast(metrics, log_k, as_of=s, references=references, config=config).to_dict()
+            for s in metrics["step"].to_numpy(float)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def drop_level(metrics: pd.DataFrame, log_k: float) -> float | None:
+    """Δz at the observed drop in units of log K (ln-interpolated between the evaluations
+    around ``t_loss``); ``None`` without a drop or a positive Δz on both sides."""
+    times, _ = transition_of(metrics, log_k)
+    t = times["t_loss"]
+    col = SIGNAL[0]
+    if t is None or col not in metrics or log_k <= 0:
+        return None
+    s, v = metrics["step"].to_numpy(float), metrics[col].to_numpy(float)
+    i = int(np.searchsorted(s, t))
+    if i == 0 or i >= len(s) or not (v[i - 1] > 0 and v[i] > 0):
+        return None
+    frac = (t - s[i - 1]) / (s[i] - s[i - 1])
+    return float(np.exp((1 - frac) * np.log(v[i - 1]) + frac * np.log(v[i])) / log_k)
+
+
+def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Reference], list[Path]]:
+    """The references of a forecast of ``run`` and their directories (never ``run`` itself):
+    the finished runs in ``given`` (run or sweep directories), or by default the other runs of
+    the sweep ``run`` belongs to (``SWEEP/runs/NAME``; none for a run outside a sweep)."""
+    if given is None:
+        sweep = run.resolve().parent.parent
+        dirs = sorted(run.resolve().parent.iterdir()) if (sweep / "sweep.json").is_file() else []
+    else:
+        dirs = []
+        for d in given:
+            if (d / "sweep.json").is_file():
+                dirs += sorted((d / "runs").iterdir()) if (d / "runs").is_dir() else []
+            elif (d / "config.json").is_file():
+                dirs.append(d)
+            else:
+                raise ValueError(f"--references {d}: neither a run nor a sweep directory")
+    refs, used = [], []
+    for d in dirs:
+        if d.resolve() == run.resolve() or not (d / "config.json").is_file():
+            continue
+        try:
+            r = load_run(d)
+        except RunStoreError:
+            continue
+        ref = Reference.from_metrics(r.metrics, r.log_k) if r.config.task.has_selector else None
+        if ref is not None:
+            refs.append(ref)
+            used.append(d)
+    return refs, used

@@ -1,0 +1,218 @@
+"""Backtest of the drop forecast over the runs of sweep directories, against naive baselines.
+
+Rules (fixed before the backtest was first run):
+
+- Runs: every finished backward run of the sweep with a plateau and a drop (the transition
+  signal's ``t_plateau_start`` and ``t_loss``, from the whole run); runs with no plateau or no
+  drop cannot be scored and are counted apart.
+- Forecast times: ``as_of = t_plateau_start + f (t_loss - t_plateau_start)`` for f in
+  ``FRACTIONS``; the forecast reads only the evaluations up to ``as_of``
+  (:func:`mbc_interp.analysis.forecast.forecast`). Its Δz level is the median
+  :func:`~mbc_interp.analysis.forecast.drop_level` of the *other* scored runs of the sweep
+  (leave-one-out; the default level when fewer than 2 others have one).
+- Baselines, leave-one-out over the other scored runs, given the one fact known at ``as_of``
+  (the drop has not happened: a prediction before ``as_of`` is moved to ``as_of``):
+  ``epochs``: the median escape time of the others in epochs (passes over the run's examples),
+  interval their 10-90% quantiles; ``power_law``: ln(t_loss in tokens) on ln(number of
+  examples) fitted by least squares on the others (needs 2 distinct sizes), interval the fit's
+  residual SD x 1.28 (80%) on the log scale.
+- Scores: relative error ``(prediction - t_loss) / t_loss`` (the issue's measure), the same over
+  the time still to wait ``(prediction - t_loss) / (t_loss - as_of)`` (harder: it does not
+  shrink as as_of nears the drop), and coverage of the interval (low <= t_loss <= high; an
+  open upper end covers anything above low). A method is compared with another on the runs
+  where both gave a prediction.
+- Target (the issue's): at 50% of the plateau a median absolute relative error <= 25%, and
+  lower than both baselines'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mbc_interp.analysis.forecast import ForecastConfig, Reference, drop_level, forecast
+from mbc_interp.analysis.summary import transition_of
+from mbc_interp.run import Run, load_run
+from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
+
+FRACTIONS = (0.25, 0.5, 0.75)
+METHODS = ("forecast", "extrapolation", "epochs", "power_law")
+"""``forecast``: what ``mbc forecast`` gives with the sweep's other runs as references (analog,
+else extrapolation); ``extrapolation``: the fit alone, no reference; then the baselines."""
+BASELINES = ("epochs", "power_law")
+TARGET_ERROR = 0.25
+Z80 = 1.2816
+
+
+def scored_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(scored, skipped): one record per finished backward run of the sweep, with its metrics
+    and loss times; skipped runs carry why."""
+    scored, skipped = [], []
+    for point, run_dir in iter_points(sweep):
+        outcome = read_outcome(Path(sweep) / POINTS_DIR / f"{point['name']}.json") or {}
+        if outcome.get("status") != "done" or not run_dir.exists():
+            continue
+        run = load_run(run_dir)
+        if not run.config.task.has_selector:
+            continue
+        rec = _record(run)
+        (scored if rec["t_loss"] is not None else skipped).append(rec)
+    return scored, skipped
+
+
+def _record(run: Run) -> dict[str, Any]:
+    m, c = run.metrics, run.config
+    times, signal = transition_of(m, run.log_k)
+    ok = times["t_plateau_start"] is not None and times["t_loss"] is not None
+    return {
+        "run": run.path.name, "metrics": m, "log_k": run.log_k, "signal": signal,
+        "K": c.task.K, "n_examples": c.task.n_total, "batch": c.train.batch_size,
+        "lr": c.train.lr, "seed": c.train.seed, "tokens_per_step": c.tokens_per_step,
+        "t_plateau_start": times["t_plateau_start"], "t_loss": times["t_loss"] if ok else None,
+        "status": times["status"], "reason": times["reason"],
+        "level": drop_level(m, run.log_k) if ok else None,
+        "reference": Reference.from_metrics(m, run.log_k) if ok else None,
+    }  # fmt: skip
+
+
+def backtest(
+    records: list[dict[str, Any]],
+    fractions: tuple[float, ...] = FRACTIONS,
+    config: ForecastConfig | None = None,
+) -> pd.DataFrame:
+    """One row per (run, fraction, method): the prediction, its interval and its errors."""
+    config = config or ForecastConfig()
+    rows = []
+    for i, rec in enumerate(records):
+        others = records[:i] + records[i + 1 :]
+        levels = [o["level"] for o in others if o["level"] is not None]
+        cfg = config
+        if len(levels) >= 2:
+            cfg = ForecastConfig(**{**config.__dict__, "level": float(np.median(levels))})
+        refs = [o["reference"] for o in others if o["reference"] is not None]
+        base = _baselines(rec, others)
+        t0, t1 = rec["t_plateau_start"], rec["t_loss"]
+        for f in fractions:
+            as_of = t0 + f * (t1 - t0)
+            preds = {}
+            for method, use in (("forecast", refs), ("extrapolation", ())):
+                fc = forecast(rec["metrics"], rec["log_k"], as_of=as_of, references=use,
+                              config=cfg)  # fmt: skip
+                preds[method] = (fc.status, fc.method, fc.t_loss_forecast, fc.low, fc.high)
+            now = fc.as_of_step if fc.as_of_step is not None else as_of
+            for name, (pred, low, high) in base.items():
+                preds[name] = ("baseline", None, *_not_before(now, pred, low, high))
+            for method, (status, via, pred, low, high) in preds.items():
+                rows.append({
+                    "run": rec["run"], "signal": rec["signal"], "K": rec["K"],
+                    "n_examples": rec["n_examples"], "batch": rec["batch"], "lr": rec["lr"],
+                    "seed": rec["seed"], "fraction": f, "as_of": now,
+                    "t_plateau_start": t0, "t_loss": t1, "method": method, "status": status,
+                    "via": via, "prediction": pred, "low": low, "high": high,
+                    "level": cfg.level if method == "extrapolation" else None,
+                    **_scores(pred, low, high, t1, now),
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _baselines(rec: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, tuple]:
+    """Leave-one-out baseline predictions of ``rec``'s t_loss (steps): (pred, low, high)."""
+    out: dict[str, tuple] = {}
+    epochs = np.array([o["t_loss"] * o["batch"] / o["n_examples"] for o in others])
+    per_epoch = rec["n_examples"] / rec["batch"]
+    if len(epochs) >= 1:
+        lo, hi = np.quantile(epochs, [0.1, 0.9])
+        out["epochs"] = (float(np.median(epochs)) * per_epoch, lo * per_epoch, hi * per_epoch)
+    sizes = np.log([o["n_examples"] for o in others])
+    if len(np.unique(sizes)) >= 2:
+        y = np.log([o["t_loss"] * o["tokens_per_step"] for o in others])
+        slope, intercept = np.polyfit(sizes, y, 1)
+        resid = y - (intercept + slope * sizes)
+        sd = float(np.sqrt(np.sum(resid**2) / max(len(y) - 2, 1)))
+        centre = intercept + slope * np.log(rec["n_examples"])
+        to_steps = 1.0 / rec["tokens_per_step"]
+        out["power_law"] = tuple(float(np.exp(centre + k * Z80 * sd) * to_steps)
+                                 for k in (0, -1, 1))  # fmt: skip
+    return out
+
+
+def _not_before(now: float, pred: float, low: float, high: float) -> tuple[float, float, float]:
+    return max(pred, now), max(low, now), max(high, now)
+
+
+def _scores(pred, low, high, t_loss, as_of) -> dict[str, Any]:
+    if pred is None:
+        return {"rel_err": None, "rel_err_remaining": None, "covered": None}
+    wait = t_loss - as_of
+    return {
+        "rel_err": (pred - t_loss) / t_loss,
+        "rel_err_remaining": (pred - t_loss) / wait if wait > 0 else None,
+        "covered": bool(low <= t_loss and (high is None or t_loss <= high)),
+    }
+
+
+def summarize_backtest(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, fraction, method): runs, predictions, median |relative error| (of t_loss and
+    of the wait), median signed error and interval coverage, on the runs where the forecast gave
+    a prediction (``*_all`` columns: every run the method predicted)."""
+    group = ["sweep", "fraction"] if "sweep" in table else ["fraction"]
+    rows = []
+    for key, t in table.groupby(group):
+        key = key if isinstance(key, tuple) else (key,)
+        made = t[(t.method == "forecast") & t.prediction.notna()].run
+        for method in METHODS:
+            mt = t[t.method == method]
+            if mt.empty:
+                continue
+            both = mt[mt.run.isin(made) & mt.prediction.notna()]
+            every = mt[mt.prediction.notna()]
+            rows.append({
+                **dict(zip(group, key, strict=True)), "method": method, "runs": len(mt),
+                "predicted": len(every), "compared": len(both),
+                "median_abs_rel_err": _med(both.rel_err.abs()),
+                "median_rel_err": _med(both.rel_err),
+                "median_abs_rel_err_wait": _med(both.rel_err_remaining.abs()),
+                "coverage": _mean(both.covered),
+                "median_abs_rel_err_all": _med(every.rel_err.abs()),
+                "coverage_all": _mean(every.covered),
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _med(s: pd.Series) -> float | None:
+    s = pd.to_numeric(s, errors="coerce").dropna()
+    return float(s.median()) if len(s) else None
+
+
+def _mean(s: pd.Series) -> float | None:
+    s = s.dropna()
+    return float(s.astype(float).mean()) if len(s) else None
+
+
+def verdict(summary: pd.DataFrame, fraction: float = 0.5) -> list[str]:
+    """One sentence per sweep on the issue's target at ``fraction`` of the plateau."""
+    lines = []
+    group = summary.groupby("sweep") if "sweep" in summary else [("", summary)]
+    for sweep, s in group:
+        at = s[s.fraction == fraction].set_index("method")
+        if "forecast" not in at.index or at.loc["forecast", "compared"] == 0:
+            lines.append(f"{sweep}: no forecast at {fraction:.0%} of the plateau")
+            continue
+        ours = at.loc["forecast", "median_abs_rel_err"]
+        beats = {m: ours < at.loc[m, "median_abs_rel_err"] for m in BASELINES if m in at.index}
+        met = ours <= TARGET_ERROR and all(beats.values()) and len(beats) == 2
+        vs = ", ".join(f"{m} {at.loc[m, 'median_abs_rel_err']:.0%}" for m in beats)
+        if "extrapolation" in at.index:
+            vs += f" (extrapolation alone: {at.loc['extrapolation', 'median_abs_rel_err']:.0%})"
+        lines.append(
+            f"{sweep}: at {fraction:.0%} of the plateau the forecast's median |error| is "
+            f"{ours:.0%} over {int(at.loc['forecast', 'compared'])} of "
+            f"{int(at.loc['forecast', 'runs'])} runs (coverage "
+            f"{at.loc['forecast', 'coverage']:.0%}); baselines on the same runs: {vs or 'none'}. "
+            f"Target (<= {TARGET_ERROR:.0%} and better than both): "
+            f"{'met' if met else 'not met'}."
+        )
+    return lines
