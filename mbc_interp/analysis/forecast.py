@@ -1,30 +1,35 @@
 """Early warning: forecast the loss drop from hidden progress while the run is on the plateau.
 
-The signal is Δz (the loss with z deranged within each B group minus the clean loss; its
-candidate-normalised version ``dz_cand`` when the loss times are read from ``cand_loss``),
-which grows from zero on the plateau while the loss stays at log K. Rules (fixed before the
-backtest was run):
+The signal is Δz (``dz``: the loss with z deranged within each B group minus the clean loss,
+on every evaluation example), which grows from zero on the plateau while the loss stays at
+log K. Rules (the first version, extrapolation alone, was fixed before the backtest; the analog
+was added after it, see REPRODUCTION.md):
 
 - **Data**: only the evaluations at or before the forecast time ``as_of`` are read; the loss
   times on them come from :func:`~mbc_interp.analysis.summary.transition_of`, the summary's own
   rule. Status ``already_dropped`` when that finds the drop, ``no_plateau`` when it finds no
   plateau (yet), else a forecast or ``not_enough_signal``.
-- **Fit**: from the later of the plateau start and Δz's onset (above 3 SE for 3 evaluations,
-  :func:`~mbc_interp.analysis.transition.growth_onset`) to ``as_of``, the evaluations with
-  Δz > 2 SE; ln Δz against step by weighted least squares (weights (Δz / SE)², the inverse
-  variance of ln Δz), the parameter covariance scaled up by the reduced chi-square when it
-  exceeds 1. ``not_enough_signal`` without an onset, with fewer than ``min_points`` points, or
-  with a slope under ``min_slope_t`` standard errors.
-- **Target**: the loss crosses log K / 2 when Δz reaches ``level`` x log K. The level is a
-  property of how a model that reads z partly spreads its error, measured on finished runs
-  (:func:`drop_level`): 1.3-1.7 log K on the proxy (K = 4) and the paper's task (K = 20), so
-  the default is 1.5 with a log-normal spread of ``level_sd``; the backtest recalibrates it
-  from the other runs of a sweep. A factor 2 in the level moves the forecast by one doubling
-  time only.
-- **Forecast**: the step at which the fitted line reaches ln(level x log K) (never before
-  ``as_of``); the interval is the central ``coverage`` quantile range of the same crossing over
-  draws of the fit's parameters and the level. ``high`` is ``None`` when more than the upper
-  tail of the draws never cross (slope <= 0): no upper bound.
+- **Fit**: once Δz has an onset (above 3 SE for 3 evaluations,
+  :func:`~mbc_interp.analysis.transition.growth_onset`) and ``min_points`` evaluations above
+  2 SE after it, Δz = exp(a + b t) is fitted to every evaluation from the plateau start to
+  ``as_of`` by weighted least squares on the linear scale (weights 1/SE²: a fit of ln Δz on
+  the evaluations above a threshold would keep the early ones only when their noise is upward,
+  and flatten the slope), the covariance of (a, b) scaled up by the reduced chi-square when it
+  exceeds 1; the doubling time is ln 2 / b. ``not_enough_signal`` without an onset, with too
+  few points, or with a slope under ``min_slope_t`` standard errors.
+- **Analog** (with at least ``MIN_REFERENCES`` finished reference runs that reached the run's
+  current Δz level x, in units of log K): in each reference, the time from reaching x to its
+  drop, in units of the doubling time the same fit gave on its evaluations up to then; the
+  forecast is now + the median of those ratios x the run's own doubling time, the interval
+  their central ``coverage`` quantile range. Δz does not grow at one rate: slowly after its
+  onset, fastest in the middle of the plateau, slower again near the drop; runs of one task
+  share that shape, which the ratio carries over.
+- **Extrapolation** (fewer references): the step at which the fitted line reaches
+  ``level`` x log K, the Δz at which earlier runs' loss crossed log K / 2 (:func:`drop_level`:
+  1.1-1.6 log K on the proxy and the paper's task; default 1.5), never before ``as_of``; the
+  interval is the central ``coverage`` range of the same crossing over draws of the fit's
+  parameters and of the level (log-normal, ``level_sd``). ``high`` is ``None`` when the upper
+  tail of the draws never crosses (slope <= 0): no upper bound.
 """
 
 from __future__ import annotations
@@ -161,7 +166,7 @@ def forecast(
     metrics: pd.DataFrame,
     log_k: float,
     *,
-    as_of: float | None = None,
+    as_of: float | int | None = None,
     references: Sequence[Reference] = (),
     config: ForecastConfig | None = None,
 ) -> Forecast:
@@ -219,18 +224,17 @@ def _fit(
     z = growth_onset(steps, v, se, sustain=3)
     if z.t is None:
         return f"{SIGNAL[0]} has no onset yet ({z.reason})"
-    start = max(z.t, plateau_start)
-    use = (steps >= start) & np.isfinite(v) & np.isfinite(se) & (se > 0) & (v > 2 * se)
-    n = int(use.sum())
+    window = (steps >= plateau_start) & np.isfinite(v) & np.isfinite(se) & (se > 0)
+    n = int((window & (steps >= z.t) & (v > 2 * se)).sum())
     if n < config.min_points:
         return (f"{n} evaluations of {SIGNAL[0]} above 2 SE since its onset (step {z.t:,.0f}); "
                 f"need {config.min_points}")  # fmt: skip
-    fit = _log_linear_fit(steps[use], v[use], se[use])
+    fit = _exp_fit(steps[window], v[window], se[window])
     slope, slope_se = fit["coef"][1], float(np.sqrt(fit["cov"][1, 1]))
     if not slope > config.min_slope_t * slope_se:
         return (f"{SIGNAL[0]} is not growing clearly: slope {slope:.3g} +- {slope_se:.2g} per "
                 f"step over {n} evaluations")  # fmt: skip
-    return {**fit, "n": n, "start": start, "doubling": float(np.log(2) / slope)}
+    return {**fit, "n": n, "start": plateau_start, "doubling": float(np.log(2) / slope)}
 
 
 def _value_at(fit: dict[str, Any], t: float) -> float:
@@ -252,17 +256,30 @@ def _time_at(steps: np.ndarray, v: np.ndarray, level: float, sustain: int = 2) -
     return None
 
 
-def _log_linear_fit(x: np.ndarray, v: np.ndarray, se: np.ndarray) -> dict[str, Any]:
-    """Weighted least squares of ln v on x (centred); covariance scaled by max(1, chi2/dof)."""
-    y, w = np.log(v), (v / se) ** 2
-    x0 = float(np.average(x, weights=w))
-    design = np.stack([np.ones_like(x), x - x0], axis=1)
-    gram = design.T @ (design * w[:, None])
-    coef = np.linalg.solve(gram, design.T @ (w * y))
-    resid = y - design @ coef
-    dof = max(len(x) - 2, 1)
-    scale = max(1.0, float(np.sum(w * resid**2)) / dof)
-    return {"coef": coef, "cov": np.linalg.inv(gram) * scale, "x0": x0}
+def _exp_fit(x: np.ndarray, v: np.ndarray, se: np.ndarray) -> dict[str, Any]:
+    """v ~ exp(a + b (x - x0)) by weighted least squares on the linear scale (weights 1/SE²,
+    so no evaluation is dropped for being small or negative: no selection bias), by
+    Gauss-Newton from the log-linear fit of the evaluations above 2 SE; the covariance of
+    (a, b) scaled up by the reduced chi-square when it exceeds 1."""
+    up = v > 2 * se
+    y, w = np.log(v[up]), (v[up] / se[up]) ** 2
+    x0 = float(np.average(x[up], weights=w))
+    design = np.stack([np.ones(up.sum()), x[up] - x0], axis=1)
+    coef = np.linalg.solve(design.T @ (design * w[:, None]), design.T @ (w * y))
+    dx = x - x0
+    for _ in range(50):
+        f = np.exp(np.clip(coef[0] + coef[1] * dx, -50, 50))
+        jac = np.stack([f, f * dx], axis=1) / se[:, None]
+        r = (v - f) / se
+        step, *_ = np.linalg.lstsq(jac, r, rcond=None)
+        coef = coef + step
+        if np.all(np.abs(step) <= 1e-10 + 1e-8 * np.abs(coef)):
+            break
+    f = np.exp(np.clip(coef[0] + coef[1] * dx, -50, 50))
+    jac = np.stack([f, f * dx], axis=1) / se[:, None]
+    chi2 = float(np.sum(((v - f) / se) ** 2))
+    scale = max(1.0, chi2 / max(len(x) - 2, 1))
+    return {"coef": coef, "cov": np.linalg.pinv(jac.T @ jac) * scale, "x0": x0}
 
 
 def _crossing(fit: dict[str, Any], target: float | np.ndarray, coef: np.ndarray) -> Any:
