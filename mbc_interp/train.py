@@ -97,7 +97,7 @@ def train(
         record = store.read_config()
         record["optimizer"] = optimizer_record(optimizer)
         store.write_config(record)
-        _Loop(config, store, task, model, optimizer, _Progress(), progress, monitor).run()
+        _Loop(config, store, task, model, optimizer, _Progress(), progress, monitor).run(fresh=True)
     return load_run(out)
 
 
@@ -167,7 +167,9 @@ class _Loop:
         self.eval_rows = eval_rows(task, config.train.eval_examples)
         self.eval_every = config.eval_interval
 
-    def run(self) -> None:
+    def run(self, fresh: bool = False) -> None:
+        """Train to the step cap or until solved; ``fresh``: a new run, whose step 0 is
+        evaluated and checkpointed first (a resumed one, even from step 0, has them already)."""
         tc = self.config.train
         log_k = self.task.log_k
         t0 = time.perf_counter() - self.p.wall_offset
@@ -184,7 +186,7 @@ class _Loop:
         losses: list[Tensor] = []  # this window's step losses, left on the device (no sync)
         stop_reason = "max_steps"
         status = "finished"
-        if self.p.step == 0:
+        if fresh:
             self._eval_and_checkpoint(0, None, t0, bar, force_ckpt=True)
         with contextlib.closing(bar):
             while self.p.step < tc.steps:

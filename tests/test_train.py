@@ -88,6 +88,26 @@ def test_resume_with_more_steps_equals_a_longer_run(tmp_path):
     assert resumed.config.train.steps == 100
 
 
+def test_a_crash_right_after_step_0_resumes_without_logging_step_0_twice(tmp_path, monkeypatch):
+    import importlib
+
+    train_module = importlib.import_module("mbc_interp.train")
+
+    def crash(self, step):
+        raise KeyboardInterrupt  # killed before the first update finished
+
+    monkeypatch.setattr(train_module._Loop, "_update", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(build_cfg(steps=30), tmp_path / "r", progress=False)
+    monkeypatch.undo()
+    assert load_run(tmp_path / "r").status == "running"
+    resumed = resume(tmp_path / "r", progress=False)
+    reference = train(build_cfg(steps=30), tmp_path / "ref", progress=False)
+    steps = list(resumed.metrics["step"])
+    assert steps == sorted(set(steps)) and steps[:2] == [0, 1]
+    assert _rows(resumed) == _rows(reference)
+
+
 def test_stops_after_solved(tmp_path):
     run = train(
         build_cfg(steps=400, solved_frac=0.99, stop_after_solved=2), tmp_path / "r", progress=False
