@@ -176,6 +176,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         n_pairs=args.n_pairs, pair_seed=args.pair_seed, n_examples=args.n_examples,
         patch_kinds=tuple(args.patch_kinds), kinds=tuple(args.kinds),
     )  # fmt: skip
+    print(_analysis_plan(args, config))
     table, summary = analyze(
         args.run, config, every=args.every, start=args.start, stop=args.stop, force=args.force,
         progress=not args.no_progress,
@@ -183,6 +184,23 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
     print(format_summary(summary))
     return 0
+
+
+def _analysis_plan(args: argparse.Namespace, config) -> str:
+    """What ``mbc analyze`` is about to compute, said before it starts."""
+    from .analysis.timeline import select_steps
+    from .run import load_run
+
+    run = load_run(args.run)
+    steps = select_steps(run.steps, args.every, args.start, args.stop)
+    examples = "all" if config.n_examples is None else f"{config.n_examples:,}"
+    return (
+        f"{args.run}: {len(steps)} of {len(run.steps)} checkpoints (every {args.every}); "
+        f"{config.n_pairs} clean/corrupt pairs (seed {config.pair_seed}) for patching "
+        f"({', '.join(config.patch_kinds)}) and z-use; {examples} of {run.task.config.n_total:,} "
+        f"examples for attribution and the logit lens; extra kinds: "
+        f"{', '.join(config.kinds) or 'none'}"
+    )
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
