@@ -63,7 +63,8 @@ def test_mbc_report_analyses_the_rest_and_prints_its_path(transitioned_run, tmp_
     html = (run.path / "report.html").read_text()
     assert html.count(PLOTLY) == 1 and html.count(BUNDLE) == 1
     assert not re.search(r"<script[^>]*src=[\"']?https?:", html) and not external_scripts(html)
-    assert html.count('class="plotly-graph-div"') == 6
+    assert html.count('class="plotly-graph-div"') == 7  # six figures and the drop forecast
+    assert "Forecast of the drop" in html and "Now: " in html
     assert html.count('class="mbc-attention-cell"') == 3
     assert "Not available" not in html
     for moment in ("before plateau", "on plateau", "after transition"):
