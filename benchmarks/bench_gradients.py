@@ -69,12 +69,12 @@ def main() -> None:
     def per_example() -> None:
         for lo in range(0, len(rows), gc.chunk_size):
             r = rows[lo : lo + gc.chunk_size]
-            per_example_gradients(model, task.tokens[r], task.loss_mask[r])
+            per_example_gradients(model, task.tokens[r], first)
 
     cases: list[tuple[str, Callable[[], object]]] = [
         ("baseline: train fwd+bwd, batch 512", train_step),
         (f"full-batch gradient ({len(task)} examples)", lambda: full_gradient(
-            model, task.tokens, task.loss_mask)),
+            model, task.tokens, first)),
         (f"per-example gradients ({len(rows)}, vmap)", per_example),
         ("gradient_diagnostics (kind 'gradients')", lambda: gradient_diagnostics(model, task)),
         ("  + Hessian (Lanczos 30)", lambda: gradient_diagnostics(

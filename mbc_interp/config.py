@@ -17,9 +17,11 @@ import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from .checks import check_field
 from .model import ModelConfig
 from .task_config import TaskConfig
 
@@ -129,9 +131,7 @@ class TrainConfig:
     """Which checkpoints keep the optimiser state needed to resume."""
 
     def __post_init__(self) -> None:
-        def need(cond: bool, name: str, msg: str) -> None:
-            if not cond:
-                raise ConfigError(f"train.{name} = {getattr(self, name)!r}: {msg}")
+        need = partial(check_field, obj=self, section="train", error=ConfigError)
 
         need(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0")
         need(

@@ -23,6 +23,7 @@ large), :func:`evaluate` reports:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,9 +40,13 @@ METRICS = ("loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand
 
 
 def target_losses(
-    model: nn.Module, tokens: Int[Tensor, "batch seq"], answer_pos: int
+    model: Callable[[Tensor], Tensor], tokens: Int[Tensor, "batch seq"], answer_pos: int
 ) -> Float[Tensor, "batch n_target"]:
-    """Per-example, per-target-position loss in nats (predictions from ``answer_pos`` on)."""
+    """Per-example, per-target-position loss in nats (predictions from ``answer_pos`` on):
+    the example loss, once for training, evaluation and the gradient and LLC analyses.
+
+    ``model`` maps tokens to logits: the model, or under ``torch.func`` (``vmap`` of ``grad``)
+    a ``functional_call`` of it on the parameters being differentiated."""
     logits = model(tokens[:, :-1])[:, answer_pos:]
     return F.cross_entropy(logits.transpose(1, 2), tokens[:, answer_pos + 1 :], reduction="none")
 

@@ -69,6 +69,7 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
         help="start from named settings (paper: the paper's task, model and optimiser); "
         "a config file and flags override it",
     )
+    defaults = RunConfig()
     for section, path, tp in _flag_specs():
         # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
         kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
@@ -94,13 +95,13 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
             kwargs["nargs"] = "+"
         if "choices" not in kwargs:
             kwargs.setdefault("metavar", path.rsplit(".", 1)[-1].upper())
-        default = _default_of(section, path)
+        default = _default_of(defaults, section, path)
         help_ = f"{section}.{path} (default: {default})" + (" or 'none'" if optional else "")
         groups[section].add_argument(f"--{_flag_name(section, path)}", help=help_, **kwargs)
 
 
-def _default_of(section: str, path: str) -> Any:
-    node: Any = getattr(RunConfig(), section)
+def _default_of(defaults: RunConfig, section: str, path: str) -> Any:
+    node: Any = getattr(defaults, section)
     for part in path.split("."):
         node = getattr(node, part)
     return node

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.components import LayerNorm as _TLLayerNorm
+
+from .checks import check_field
 
 Normalization = Literal["LN", "LNPre", "RMS", "RMSPre", "none"]
 PositionalEmbedding = Literal["standard", "rotary", "shortformer"]
@@ -44,9 +47,7 @@ class ModelConfig:
     positional_embedding: PositionalEmbedding = "standard"
 
     def __post_init__(self) -> None:
-        def need(cond: bool, field: str, msg: str) -> None:
-            if not cond:
-                raise ModelConfigError(f"model.{field} = {getattr(self, field)!r}: {msg}")
+        need = partial(check_field, obj=self, section="model", error=ModelConfigError)
 
         for name in ("n_layers", "d_model", "n_heads"):
             value = getattr(self, name)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbc_interp.jsonsafe import json_safe
 from mbc_interp.run import load_run
 from mbc_interp.store import atomic_write
 from mbc_interp.sweep.fit import PAPER, control_twins, fit_sweep
@@ -105,7 +106,8 @@ def write_results(
     runs_csv = out / "runs.csv"
     atomic_write(runs_csv, table[cols].to_csv(index=False).encode())
     fits_json = out / "fits.json"
-    atomic_write(fits_json, (json.dumps(_plain(fits), indent=1) + "\n").encode())
+    fits_text = json.dumps(json_safe(fits, nonfinite="keep"), indent=1)
+    atomic_write(fits_json, (fits_text + "\n").encode())
     written += [runs_csv, fits_json]
     figs = figures(table, fits, control_curves(table, sweep))
     intro = f"Sweep {sweep}: {fits['n_runs']} finished runs; reference point {fits['reference']}."
@@ -139,16 +141,6 @@ def _write_svgs(figs: dict, folder: Path) -> list[Path]:
     except Exception as e:  # no browser for kaleido: the HTML report still has every figure
         print(f"note: SVG export failed ({type(e).__name__}: {e}); see report.html")
     return paths
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item"):
-        return obj.item()
-    return obj
 
 
 def _ci(ci: tuple[float, float] | list[float], fmt: str = ".2f") -> str:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Literal
+
+from .checks import check_field, is_int
 
 Construction = Literal["shared_pool", "distinct_random", "random_strings"]
 CONSTRUCTIONS: tuple[str, ...] = ("shared_pool", "distinct_random", "random_strings")
@@ -104,12 +106,7 @@ class TaskConfig:
     of every A string being distinct across the dataset)."""
 
     def __post_init__(self) -> None:
-        def need(cond: bool, field: str, msg: str) -> None:
-            if not cond:
-                raise TaskConfigError(f"task.{field} = {getattr(self, field)!r}: {msg}")
-
-        def is_int(v: object) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
+        need = partial(check_field, obj=self, section="task", error=TaskConfigError)
 
         for name in ("K", "base_len", "target_len", "n_base_symbols", "n_target_symbols",
                      "selector_len"):  # fmt: skip

@@ -1,13 +1,24 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from mbc_interp import Run, train
 from mbc_interp.sweep.runner import run_sweep
 
 from .helpers import build_cfg, tiny_spec
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread for the whole session, set before any fixture runs (a session fixture
+    set up before a package's thread fixture used to train on every core: on a shared 2-core
+    machine, 20x the CPU time), and for every process the tests start (CLI runs, sweep workers,
+    notebook kernels)."""
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")

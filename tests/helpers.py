@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-
-import torch
 
 from mbc_interp import CheckpointSchedule, ModelConfig, RunConfig, TaskConfig, TrainConfig
 from mbc_interp.sweep.grid import SweepSpec
@@ -39,13 +35,3 @@ def tiny_spec(grids: tuple[dict, ...] | None = None, analysis: bool = True, **tr
     spec = SweepSpec(grids=grids, base=base)
     return spec if analysis else SweepSpec(grids=grids, base=base, analysis=None)
 
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Tiny models: extra torch threads only add overhead, and stall on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mbc_interp"
 
 # lowest first; a module may import its own layer or lower ones only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("store", "progress", "runtable", "jsonsafe"),
+    ("store", "progress", "runtable", "jsonsafe", "checks"),
     ("model", "task", "task_config", "construction", "config", "flags"),
     ("run", "evaluation"),
     ("train", "analysis"),

@@ -1,7 +1,8 @@
 """Gradient and noise diagnostics of one checkpoint: |G|, B_simple, coherence, within-B split.
 
-The loss is the training loss: per example, the cross-entropy summed over the positions whose
-next token carries the loss (``task.loss_mask``), i.e. nats per example; averaged over examples.
+The loss is the training loss (:func:`mbc_interp.evaluation.target_losses`): per example, the
+cross-entropy summed over the target positions (predicted from ``task.answer_pos`` on), i.e.
+nats per example; averaged over examples.
 ``G`` is its gradient over all examples (or a fixed seeded subsample when there are more than
 ``full_batch_cap``), exact, by full-batch autograd. Per-example gradients ``g_i`` come from
 ``torch.func`` (``vmap`` over ``grad`` of a ``functional_call``) on a seeded sample of whole
@@ -29,16 +30,19 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
+from mbc_interp.checks import check_field
+from mbc_interp.evaluation import target_losses
 from mbc_interp.run import OptimizerState
 
 ALL = "all"
@@ -65,9 +69,7 @@ class GradientConfig:
     """Examples in the loss whose Hessian is probed (seeded subsample)."""
 
     def __post_init__(self) -> None:
-        def need(cond: bool, name: str, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"gradients.{name} = {getattr(self, name)!r}: {msg}")
+        need = partial(check_field, obj=self, section="gradients")
 
         need(self.sample_size >= 2, "sample_size", "must be >= 2")
         need(self.seed >= 0, "seed", "must be >= 0")
@@ -188,48 +190,40 @@ def noise_statistics(
     return sums.result()
 
 
-# -- losses and gradients of the model ------------------------------------------------------------
-def example_loss(
-    logits: Float[Tensor, "*b seq_1 vocab"],
-    tokens: Int[Tensor, "*b seq"],
-    loss_mask: Bool[Tensor, "*b seq"],
-) -> Float[Tensor, "*b"]:
-    """Nats per example: cross-entropy summed over positions whose next token carries loss."""
-    ce = F.cross_entropy(logits.flatten(0, -2), tokens[..., 1:].flatten(), reduction="none")
-    return (ce.view(tokens[..., 1:].shape) * loss_mask[..., :-1]).sum(-1)
-
-
+# -- gradients of the model's loss ---------------------------------------------------------------
 def full_gradient(
     model: nn.Module,
     tokens: Int[Tensor, "n seq"],
-    loss_mask: Bool[Tensor, "n seq"],
+    answer_pos: int,
     chunk_size: int = 2048,
 ) -> Float[Tensor, " p"]:
-    """Gradient of the mean per-example loss, flattened in ``named_parameters`` order."""
+    """Gradient of the mean example loss (:func:`~mbc_interp.evaluation.target_losses` summed
+    over target positions), flattened in ``named_parameters`` order."""
     params = [p for _, p in model.named_parameters()]
     total = [torch.zeros_like(p) for p in params]
     n = tokens.shape[0]
-    for lo in range(0, n, chunk_size):
-        t, m = tokens[lo : lo + chunk_size], loss_mask[lo : lo + chunk_size]
-        loss = example_loss(model(t[:, :-1]), t, m).sum() / n
+    for t in tokens.split(chunk_size):
+        loss = target_losses(model, t, answer_pos).sum() / n
         for acc, g in zip(total, torch.autograd.grad(loss, params), strict=True):
             acc += g
     return torch.cat([g.flatten() for g in total])
 
 
 def per_example_gradients(
-    model: nn.Module, tokens: Int[Tensor, "n seq"], loss_mask: Bool[Tensor, "n seq"]
+    model: nn.Module, tokens: Int[Tensor, "n seq"], answer_pos: int
 ) -> Float[Tensor, "n p"]:
     """Each example's loss gradient, one ``vmap(grad(...))`` call, flattened like
     :func:`full_gradient`."""
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
-    def loss_one(p: dict[str, Tensor], t: Tensor, m: Tensor) -> Tensor:
-        logits = functional_call(model, (p, buffers), (t[None, :-1],))
-        return example_loss(logits, t[None], m[None])[0]
+    def loss_one(p: dict[str, Tensor], t: Tensor) -> Tensor:
+        def logits(x: Tensor) -> Tensor:
+            return functional_call(model, (p, buffers), (x,))
 
-    grads = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, tokens, loss_mask)
+        return target_losses(logits, t[None], answer_pos).sum()
+
+    grads = vmap(grad(loss_one), in_dims=(None, 0))(params, tokens)
     return torch.cat([grads[k].flatten(1) for k in params], dim=1)
 
 
@@ -335,21 +329,22 @@ def gradient_diagnostics(
     config: GradientConfig = GradientConfig(),
     optimizer_state: OptimizerState | None = None,
 ) -> GradientDiagnostics:
-    """Measure one checkpoint. ``task`` needs ``tokens``, ``loss_mask``, ``base_index`` only;
+    """Measure one checkpoint. ``task`` needs ``tokens``, ``answer_pos``, ``base_index`` only;
     ``optimizer_state`` (see :meth:`mbc_interp.run.Run.optimizer_state`) adds the Adam rows."""
     device = next(model.parameters()).device
-    tokens, mask = task.tokens.to(device), task.loss_mask.to(device)
-    if mask[:, -1].any():
-        raise ValueError("task.loss_mask: the last position has no next token to carry loss")
+    tokens, a = task.tokens.to(device), task.answer_pos
+    if not 0 <= a < tokens.shape[1] - 1:
+        raise ValueError(f"task.answer_pos = {a}: no target token after it (sequence length "
+                         f"{tokens.shape[1]})")  # fmt: skip
     full_rows = _subsample(len(tokens), config.full_batch_cap, config.seed)
-    G = full_gradient(model, tokens[full_rows], mask[full_rows]).cpu()
+    G = full_gradient(model, tokens[full_rows], a).cpu()
     names, layers, columns = _columns(model)
     sums = NoiseSums(G, columns, len(names))
     rows = group_sample(task.base_index, config.sample_size, config.seed)
     groups = task.base_index[rows]
     for part in _chunks(groups, config.chunk_size):
         r = rows[part].to(device)
-        sums.add(per_example_gradients(model, tokens[r], mask[r]).cpu(), groups[part])
+        sums.add(per_example_gradients(model, tokens[r], a).cpu(), groups[part])
     stats = sums.result()
     adam: list[dict[str, Any]] = []
     if optimizer_state is not None and "exp_avg_sq" in optimizer_state.buffers:
@@ -358,7 +353,7 @@ def gradient_diagnostics(
     if config.hessian:
         h_rows = _subsample(len(tokens), config.hessian_examples, config.seed + 1)
         hessian = hessian_extremes(
-            lambda: example_loss(model(tokens[h_rows, :-1]), tokens[h_rows], mask[h_rows]).mean(),
+            lambda: target_losses(model, tokens[h_rows], a).sum(-1).mean(),
             [p for _, p in model.named_parameters()],
             G.to(device),
             config.lanczos_iters,

@@ -4,9 +4,10 @@ Chains start at the checkpoint's weights w* and follow
 
     w <- w - (eps/2) (nbeta grad L_m(w) + gamma (w - w*)) + N(0, eps)
 
-with L_m the mean per-example loss (nats per example, as in training: cross-entropy summed
-over the loss positions) on a fresh seeded minibatch each step. After ``burn_in`` steps, the
-minibatch losses of the next ``draws`` steps estimate E_w[L]; the estimate is
+with L_m the mean per-example loss (nats per example, as in training: the cross-entropy of
+:func:`mbc_interp.evaluation.target_losses` summed over the target positions) on a fresh seeded
+minibatch each step. After ``burn_in`` steps, the minibatch losses of the next ``draws`` steps
+estimate E_w[L]; the estimate is
 
     LLC = nbeta (E_w[L] - L_n(w*)),
 
@@ -27,6 +28,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from mbc_interp.analysis.gradients import example_loss
+from mbc_interp.checks import check_field
+from mbc_interp.evaluation import target_losses
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,7 @@ class LLCConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def need(cond: bool, name: str, msg: str) -> None:
-            if not cond:
-                raise ValueError(f"llc.{name} = {getattr(self, name)!r}: {msg}")
+        need = partial(check_field, obj=self, section="llc")
 
         for name in ("step_size", "nbeta"):
             value = getattr(self, name)
@@ -155,19 +156,15 @@ def sgld_llc(
 
 def estimate_llc(model: nn.Module, task: Any, config: LLCConfig = LLCConfig()) -> LLCResult:
     """The LLC of ``model`` on the task's training loss. ``task`` needs ``tokens`` and
-    ``loss_mask`` only; the model itself is left untouched (chains run on a copy)."""
+    ``answer_pos`` only; the model itself is left untouched (chains run on a copy)."""
     work = copy.deepcopy(model)
     device = next(work.parameters()).device
-    tokens, mask = task.tokens.to(device), task.loss_mask.to(device)
+    tokens, a = task.tokens.to(device), task.answer_pos
     params = [p for p in work.parameters() if p.requires_grad]
 
     def batch_loss(rows: Tensor) -> Tensor:
-        t, m = tokens[rows.to(device)], mask[rows.to(device)]
-        return example_loss(work(t[:, :-1]), t, m).mean()
+        return target_losses(work, tokens[rows.to(device)], a).sum(-1).mean()
 
     with torch.no_grad():
-        init = sum(
-            float(example_loss(work(t[:, :-1]), t, m).sum())
-            for t, m in zip(tokens.split(2048), mask.split(2048), strict=True)
-        ) / len(tokens)
-    return sgld_llc(params, batch_loss, len(tokens), init, config)
+        init = sum(float(target_losses(work, t, a).sum()) for t in tokens.split(2048))
+    return sgld_llc(params, batch_loss, len(tokens), init / len(tokens), config)

@@ -9,8 +9,6 @@ from transformer_lens import HookedTransformer
 from mbc_interp.model import ModelConfig, build_model
 from mbc_interp.task import TaskConfig, WindTunnelTask, sequence_nll
 
-from ..helpers import single_thread
-
 TINY = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64)
 
 
@@ -30,12 +28,6 @@ def train(model: HookedTransformer, task: WindTunnelTask, steps: int, lr: float 
         loss.backward()
         opt.step()
     model.eval()
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_thread():
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from mbc_interp.analysis.gradients import (
     GradientConfig,
     NoiseSums,
     adam_update_stats,
-    example_loss,
     full_gradient,
     gradient_diagnostics,
     group_sample,
@@ -21,7 +20,9 @@ from mbc_interp.analysis.gradients import (
     per_example_gradients,
 )
 from mbc_interp.analysis.hessian import hessian_extremes, lanczos
+from mbc_interp.evaluation import target_losses
 from mbc_interp.run import OptimizerState
+from mbc_interp.task import sequence_nll
 
 from .conftest import tiny_model
 
@@ -87,18 +88,28 @@ def test_independent_vectors_sit_at_the_nulls():
 def test_vmap_per_example_gradients_equal_autograd_loop(task):
     torch.manual_seed(0)
     model = tiny_model(task)
-    tokens, mask = task.tokens[:6], task.loss_mask[:6]
-    pe = per_example_gradients(model, tokens, mask)
+    tokens, a = task.tokens[:6], task.answer_pos
+    pe = per_example_gradients(model, tokens, a)
     params = [p for _, p in model.named_parameters()]
     for i in range(len(tokens)):
-        loss = example_loss(model(tokens[i : i + 1, :-1]), tokens[i : i + 1], mask[i : i + 1])
-        ref = torch.cat([g.flatten() for g in torch.autograd.grad(loss.sum(), params)])
+        loss = target_losses(model, tokens[i : i + 1], a).sum()
+        ref = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
         torch.testing.assert_close(pe[i], ref, atol=1e-5, rtol=1e-5)
-    full = full_gradient(model, tokens, mask, chunk_size=4)
+    full = full_gradient(model, tokens, a, chunk_size=4)
     torch.testing.assert_close(pe.mean(0), full, atol=1e-6, rtol=1e-5)
-    # the loss is nats per example: sum over loss positions (2 targets here would double it)
-    per_ex = example_loss(model(tokens[:, :-1]), tokens, mask)
-    assert per_ex.shape == (6,) and (per_ex > 0).all()
+
+
+def test_the_example_loss_is_the_masked_sequence_loss(task):
+    """One example loss for training and the analyses: nats per example, summed over the
+    positions of ``task.loss_mask`` (the same as :func:`sequence_nll` on the model's output)."""
+    model = tiny_model(task)
+    tokens = task.tokens[:6]
+    per_pos = target_losses(model, tokens, task.answer_pos)
+    assert per_pos.shape == (6, task.n_targets) and (per_pos > 0).all()
+    with torch.no_grad():
+        log_probs = model(tokens[:, :-1]).log_softmax(-1)
+    reference = sequence_nll(log_probs, tokens, task.loss_mask[:6])
+    torch.testing.assert_close(per_pos.sum(-1).detach(), reference, atol=1e-5, rtol=1e-5)
 
 
 def test_param_groups_cover_the_model(task):
@@ -142,12 +153,12 @@ def test_diagnostics_records_and_chunk_invariance(task):
     assert all(math.isfinite(r["value"]) for r in rows)
 
 
-def test_rejects_a_loss_mask_on_the_last_position(task):
+def test_rejects_an_answer_position_with_no_target_after_it(task):
     class Bad:
         tokens, base_index = task.tokens, task.base_index
-        loss_mask = torch.ones_like(task.loss_mask)
+        answer_pos = task.tokens.shape[1] - 1
 
-    with pytest.raises(ValueError, match="loss_mask"):
+    with pytest.raises(ValueError, match=rf"answer_pos = {Bad.answer_pos}: no target token"):
         gradient_diagnostics(tiny_model(task), Bad())
 
 

@@ -9,16 +9,10 @@ import pytest
 from mbc_interp import Run, load_run, train
 from mbc_interp.analysis import AnalysisConfig, analyze
 
-from ..helpers import build_cfg, single_thread
+from ..helpers import build_cfg
 
 SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos", "resid_pre"))
 """What the figures need (routing scores, residual patching, logit lens), at a tiny cost."""
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_thread():
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="package")
