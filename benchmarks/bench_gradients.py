@@ -4,12 +4,13 @@
 
 Baseline: one plain training step's forward + backward at batch 512 (``example_losses(...)
 .sum(-1).mean().backward()`` on the default model and task), the unit every other row is
-expressed in. Rows: the full-batch gradient over every example (``full_gradient``), the
-per-example gradients of the default 512-example sample (vmap, in chunks), the whole
-``gradient_diagnostics`` (the ``gradients`` kind: target <= 0.5 s on one core), the same with
-the Lanczos Hessian, and with ``--llc`` one ``estimate_llc`` at the :class:`LLCConfig`
-defaults. Each row is the median of ``--repeats`` timings after one warm-up call (CPU time per
-call is printed beside wall time, since the machine may be shared).
+expressed in. Rows: the full-batch gradient over every example (``full_gradient``; the kind
+itself takes the sampled examples' part from their per-example gradients and runs this over
+the rest), the per-example gradients of the default 512-example sample (vmap, in chunks),
+the whole ``gradient_diagnostics`` (the ``gradients`` kind: target <= 0.5 s on one core),
+the same with the Lanczos Hessian, and with ``--llc`` one ``estimate_llc`` at the
+:class:`LLCConfig` defaults. Each row is the median of ``--repeats`` timings after one warm-up
+call (CPU time per call is printed beside wall time, since the machine may be shared).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mbc_interp.analysis.gradients import (
     full_gradient,
     gradient_diagnostics,
     group_sample,
-    per_example_gradients,
+    per_example_gradient_blocks,
 )
 from mbc_interp.analysis.llc import estimate_llc
 from mbc_interp.config import RunConfig
@@ -69,7 +70,7 @@ def main() -> None:
     def per_example() -> None:
         for lo in range(0, len(rows), gc.chunk_size):
             r = rows[lo : lo + gc.chunk_size]
-            per_example_gradients(model, task.tokens[r], task.loss_mask[r])
+            per_example_gradient_blocks(model, task.tokens[r], task.loss_mask[r])
 
     cases: list[tuple[str, Callable[[], object]]] = [
         ("baseline: train fwd+bwd, batch 512", train_step),
