@@ -10,7 +10,8 @@ the rest), the per-example gradients of the default 512-example sample (vmap, in
 the whole ``gradient_diagnostics`` (the ``gradients`` kind: target <= 0.5 s on one core),
 the same with the Lanczos Hessian, and with ``--llc`` one ``estimate_llc`` at the
 :class:`LLCConfig` defaults. Each row is the median of ``--repeats`` timings after one warm-up
-call (CPU time per call is printed beside wall time, since the machine may be shared).
+call (CPU time per call is printed beside wall time, and the ratio in CPU time beside the one
+in wall time, since the machine may be shared).
 """
 
 from __future__ import annotations
@@ -85,13 +86,13 @@ def main() -> None:
         cases.append(("estimate_llc (LLCConfig defaults)", lambda: estimate_llc(model, task)))
     print(f"default model ({sum(p.numel() for p in model.parameters())} parameters), "
           f"{args.threads} thread(s), median of {args.repeats}")  # fmt: skip
-    print(f"{'':45} {'wall s':>8} {'cpu s':>8} {'x baseline':>11}")
+    print(f"{'':45} {'wall s':>8} {'cpu s':>8} {'x baseline':>11} {'(cpu)':>6}")
     base = None
     for name, fn in cases:
         reps = 1 if "llc" in name or "Hessian" in name else args.repeats
         wall, cpu = timed(fn, reps)
-        base = base or wall
-        print(f"{name:45} {wall:8.3f} {cpu:8.3f} {wall / base:11.1f}")
+        base = base or (wall, cpu)
+        print(f"{name:45} {wall:8.3f} {cpu:8.3f} {wall / base[0]:11.1f} {cpu / base[1]:6.1f}")
 
 
 if __name__ == "__main__":
