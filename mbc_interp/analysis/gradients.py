@@ -4,9 +4,11 @@ The loss is the training loss (:func:`mbc_interp.evaluation.target_losses`): per
 cross-entropy summed over the target positions (predicted from ``task.answer_pos`` on), i.e.
 nats per example; averaged over examples.
 ``G`` is its gradient over all examples (or a fixed seeded subsample when there are more than
-``full_batch_cap``), exact, by full-batch autograd. Per-example gradients ``g_i`` come from
-``torch.func`` (``vmap`` over ``grad`` of a ``functional_call``) on a seeded sample of whole
-B-groups, so the within-B decomposition is defined for every sampled example. With
+``full_batch_cap``), exact. Per-example gradients ``g_i`` come from ``torch.func`` (``vmap``
+over ``grad`` of a ``functional_call``) on a seeded sample of whole B-groups, so the within-B
+decomposition is defined for every sampled example; when G covers every example, the sample's
+share of it is the sum of those g_i and full-batch autograd runs over the other examples only
+(no example goes through the model twice). With
 ``eps_i = g_i - G`` (the exact G, not the sample mean: on the plateau |G|^2 is a few percent of
 mean |g_i|^2 and the sample estimate of it is mostly noise):
 
@@ -35,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
@@ -116,51 +117,102 @@ def _columns(model: nn.Module) -> tuple[list[str], list[int | None], Int[Tensor,
 class NoiseSums:
     """Running sums over chunks of per-example gradients (each chunk holding whole B-groups).
 
-    Only column sums of squares are taken over the big [chunk, P] matrix (no per-example
-    copies): |eps_i|^2 and the within-group deviations follow from the identities
-    sum_i |g_i - G|^2 = sum_i |g_i|^2 - 2 G.sum_i g_i + n |G|^2 and
-    sum_i |g_i - gbar_b|^2 = sum_i |g_i|^2 - sum_b n_b |gbar_b|^2 (float64 totals)."""
+    Only sums over examples and per-component scalars are kept, never per-example copies, and
+    nothing in :meth:`add` needs G, so the per-example gradients can come first and G (which
+    reuses their sum) after. With float64 totals, |eps_i|^2, the within-group deviations and the
+    centred group means follow from sum_i |g_i - G|^2 = sum_i |g_i|^2 - 2 G.sum_i g_i + n |G|^2,
+    sum_i |g_i - gbar_b|^2 = sum_i |g_i|^2 - sum_b n_b |gbar_b|^2 and
+    sum_b |gbar_b - G|^2 = sum_b |gbar_b|^2 - 2 G.sum_b gbar_b + n_groups |G|^2."""
 
-    def __init__(self, full_grad: Float[Tensor, " p"], columns: Int[Tensor, " p"], n_comp: int):
-        self.G = full_grad.double()
-        self.onehot = F.one_hot(columns, n_comp).double()
+    def __init__(
+        self, full_grad: Float[Tensor, " p"] | None, columns: Int[Tensor, " p"], n_comp: int
+    ):
+        self.G = None if full_grad is None else full_grad.double()
+        self.columns, self.n_comp = columns, n_comp
+        change = torch.nonzero(columns[1:] != columns[:-1]).flatten() + 1
+        bounds = [0, *change.tolist(), len(columns)]
+        self.segments = [(lo, hi, int(columns[lo])) for lo, hi in itertools.pairwise(bounds)]
+        """Runs of columns of one component: ``(start, stop, component)``."""
+        self.sum_g = torch.zeros(len(columns), dtype=torch.float64)
+        self.sum_means = torch.zeros_like(self.sum_g)
         zero = torch.zeros(n_comp, dtype=torch.float64)
-        self.sum_g = torch.zeros_like(self.G)
-        self.sq, self.between, self.mean_sq = zero.clone(), zero.clone(), zero.clone()
+        self.sq, self.between, self.means_sq = zero.clone(), zero.clone(), zero.clone()
         self.n = 0
         self.inv_sizes: list[float] = []
 
     def _per_comp(self, col_sums: Float[Tensor, " p"]) -> Float[Tensor, " c"]:
-        return col_sums.double() @ self.onehot
+        out = torch.zeros(self.n_comp, dtype=torch.float64)
+        return out.index_add_(0, self.columns, col_sums.double())
 
-    def add(self, g: Float[Tensor, "n p"], groups: Int[Tensor, " n"]) -> None:
-        """Add a chunk; no B-group may be split across chunks."""
-        uniq, inv, counts = torch.unique(groups, return_inverse=True, return_counts=True)
-        sums = torch.zeros(len(uniq), g.shape[1], dtype=g.dtype).index_add_(0, inv, g)
-        means = sums / counts[:, None].to(g.dtype)
-        self.sum_g += sums.double().sum(0)
-        self.sq += self._per_comp(torch.einsum("np,np->p", g, g))
-        self.between += self._per_comp(torch.einsum("bp,bp->p", sums, means))
-        centred = means.double() - self.G
-        self.mean_sq += self._per_comp(torch.einsum("bp,bp->p", centred, centred))
-        self.n += g.shape[0]
-        self.inv_sizes.extend((1.0 / counts.double()).tolist())
+    def _pieces(self, g: Tensor | list[Tensor]):
+        """``(start, stop, component, [n, ...] view)`` over a [n, P] matrix or over blocks
+        [n, *shape] whose flattened columns concatenate to one (per-parameter gradients, left
+        in their own memory layout: a block inside one component is never copied)."""
+        off = 0
+        for block in [g] if isinstance(g, Tensor) else g:
+            width = block[0].numel()
+            for lo, hi, comp in self.segments:
+                a, z = max(lo, off), min(hi, off + width)
+                if a == off and z == off + width:
+                    yield a, z, comp, block
+                elif a < z:
+                    yield a, z, comp, block.reshape(block.shape[0], -1)[:, a - off : z - off]
+            off += width
+        if off != len(self.columns):
+            raise ValueError(f"gradients have {off} columns, the model {len(self.columns)}")
 
-    def result(self) -> dict[str, Any]:
+    def add(self, g: Float[Tensor, "n p"] | list[Tensor], groups: Int[Tensor, " n"]) -> None:
+        """Add a chunk (a [n, P] matrix or its column blocks); no B-group may be split across
+        chunks."""
+        _, inv, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        n_groups, size = len(counts), int(counts[0])
+        # whole groups of one size, each contiguous (as group_sample orders them): a reshape
+        # (group order is irrelevant to every sum below when the sizes are equal)
+        blocked = bool((counts == size).all()) and bool(
+            (groups.view(n_groups, size) == groups.view(n_groups, size)[:, :1]).all()
+        )
+        sizes = counts.double()
+        ones, inv_sizes = torch.ones(1, n_groups), (1 / sizes).float()[None]
+        for lo, hi, comp, x in self._pieces(g):
+            if blocked:
+                sums = _group_sums(x, n_groups, size)
+            else:
+                flat = x.reshape(len(groups), -1)
+                sums = torch.zeros(n_groups, hi - lo, dtype=x.dtype).index_add_(0, inv, flat)
+            # float32 over the [groups, width] sums, row and matrix-vector reductions (fast and
+            # exact to ~1e-7), totals in float64
+            self.sum_g[lo:hi] += (ones.to(x.dtype) @ sums)[0].double()
+            self.sum_means[lo:hi] += (inv_sizes.to(x.dtype) @ sums)[0].double()
+            row_sq = torch.linalg.vector_norm(sums, dim=1).double().square()
+            self.between[comp] += (row_sq / sizes).sum()
+            self.means_sq[comp] += (row_sq / sizes.square()).sum()
+            row_norms = torch.linalg.vector_norm(x, dim=tuple(range(1, x.dim())))
+            self.sq[comp] += row_norms.double().square().sum()
+        self.n += len(groups)
+        self.inv_sizes.extend((1.0 / sizes).tolist())
+
+    def result(self, full_grad: Float[Tensor, " p"] | None = None) -> dict[str, Any]:
         """Per component (then ``"all"`` last): ``b_simple``, ``coherence``, ``group_ratio``,
-        ``grad_sq`` (|G|^2); and the nulls."""
+        ``grad_sq`` (|G|^2); and the nulls. ``full_grad``: G, unless given at construction."""
+        G = self.G if full_grad is None else full_grad.double()
+        if G is None:
+            raise ValueError("NoiseSums.result: no full-batch gradient given")
         n, n_groups = self.n, len(self.inv_sizes)
 
         def with_all(x: Tensor) -> Tensor:
             return torch.cat([x, x.sum()[None]])
 
-        grad_sq = with_all(self._per_comp(self.G * self.G))
+        grad_sq = with_all(self._per_comp(G * G))
         mean_g = self.sum_g / n
         mean_g_sq = with_all(self._per_comp(mean_g * mean_g))
         sq = with_all(self.sq)
-        eps_sq = sq - 2 * n * with_all(self._per_comp(mean_g * self.G)) + n * grad_sq
+        eps_sq = sq - 2 * with_all(self._per_comp(self.sum_g * G)) + n * grad_sq
         dev_sq = (sq - with_all(self.between)).clamp_min(0)
-        rms_mean = (with_all(self.mean_sq) / n_groups).sqrt()
+        centred_sq = (
+            with_all(self.means_sq) - 2 * with_all(self._per_comp(self.sum_means * G))
+            + n_groups * grad_sq
+        ).clamp_min(0)  # fmt: skip
+        rms_mean = (centred_sq / n_groups).sqrt()
         rms_dev = (dev_sq / n).sqrt()
         dev_frac = (n - n_groups) / n  # mean_i (n_b - 1) / n_b
         null = math.sqrt(np.mean(self.inv_sizes) / dev_frac) if dev_frac > 0 else math.inf
@@ -173,6 +225,20 @@ class NoiseSums:
             "group_ratio_null": null,
             "n": n,
         }
+
+
+def _group_sums(x: Float[Tensor, "n ..."], n_groups: int, size: int) -> Float[Tensor, "g w"]:
+    """Sums of consecutive runs of ``size`` rows, flattened: the reduction runs in ``x``'s own
+    memory order (vmap leaves some gradients transposed), then the small result is put back."""
+    order = sorted(range(1, x.dim()), key=lambda d: -x.stride(d))
+    xp = x.permute(0, *order)
+    if not xp.is_contiguous():
+        xp, order = x.contiguous(), list(range(1, x.dim()))
+    sums = xp.reshape(n_groups, size, -1).sum(1).view(n_groups, *xp.shape[1:])
+    back = [0] * x.dim()
+    for i, d in enumerate(order, start=1):
+        back[d] = i
+    return sums.permute(*back).reshape(n_groups, -1)
 
 
 def noise_statistics(
@@ -196,12 +262,14 @@ def full_gradient(
     tokens: Int[Tensor, "n seq"],
     answer_pos: int,
     chunk_size: int = 2048,
+    n_total: int | None = None,
 ) -> Float[Tensor, " p"]:
     """Gradient of the mean example loss (:func:`~mbc_interp.evaluation.target_losses` summed
-    over target positions), flattened in ``named_parameters`` order."""
+    over target positions), flattened in ``named_parameters`` order (the sum over these
+    examples divided by ``n_total``, when given: part of a larger mean)."""
     params = [p for _, p in model.named_parameters()]
     total = [torch.zeros_like(p) for p in params]
-    n = tokens.shape[0]
+    n = tokens.shape[0] if n_total is None else n_total
     for t in tokens.split(chunk_size):
         loss = target_losses(model, t, answer_pos).sum() / n
         for acc, g in zip(total, torch.autograd.grad(loss, params), strict=True):
@@ -209,11 +277,12 @@ def full_gradient(
     return torch.cat([g.flatten() for g in total])
 
 
-def per_example_gradients(
+def per_example_gradient_blocks(
     model: nn.Module, tokens: Int[Tensor, "n seq"], answer_pos: int
-) -> Float[Tensor, "n p"]:
-    """Each example's loss gradient, one ``vmap(grad(...))`` call, flattened like
-    :func:`full_gradient`."""
+) -> list[Float[Tensor, "n ..."]]:
+    """Each example's loss gradient, one ``vmap(grad(...))`` call: one [n, *shape] block per
+    parameter in ``named_parameters`` order, in vmap's memory layout (not flattened nor
+    concatenated: :class:`NoiseSums` takes the blocks as they are, saving copies)."""
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
@@ -224,7 +293,15 @@ def per_example_gradients(
         return target_losses(logits, t[None], answer_pos).sum()
 
     grads = vmap(grad(loss_one), in_dims=(None, 0))(params, tokens)
-    return torch.cat([grads[k].flatten(1) for k in params], dim=1)
+    return [grads[k] for k in params]
+
+
+def per_example_gradients(
+    model: nn.Module, tokens: Int[Tensor, "n seq"], answer_pos: int
+) -> Float[Tensor, "n p"]:
+    """Each example's loss gradient, flattened like :func:`full_gradient`."""
+    blocks = per_example_gradient_blocks(model, tokens, answer_pos)
+    return torch.cat([b.flatten(1) for b in blocks], dim=1)
 
 
 def group_sample(base_index: Int[Tensor, " n"], size: int, seed: int) -> Int[Tensor, " m"]:
@@ -336,16 +413,24 @@ def gradient_diagnostics(
     if not 0 <= a < tokens.shape[1] - 1:
         raise ValueError(f"task.answer_pos = {a}: no target token after it (sequence length "
                          f"{tokens.shape[1]})")  # fmt: skip
-    full_rows = _subsample(len(tokens), config.full_batch_cap, config.seed)
-    G = full_gradient(model, tokens[full_rows], a).cpu()
     names, layers, columns = _columns(model)
-    sums = NoiseSums(G, columns, len(names))
+    sums = NoiseSums(None, columns, len(names))
     rows = group_sample(task.base_index, config.sample_size, config.seed)
     groups = task.base_index[rows]
     for part in _chunks(groups, config.chunk_size):
         r = rows[part].to(device)
-        sums.add(per_example_gradients(model, tokens[r], a).cpu(), groups[part])
-    stats = sums.result()
+        blocks = per_example_gradient_blocks(model, tokens[r], a)
+        sums.add([b.cpu() for b in blocks], groups[part])
+    full_rows = _subsample(len(tokens), config.full_batch_cap, config.seed)
+    if isinstance(full_rows, slice):  # G over every example: the sample's part is summed already
+        rest = torch.ones(len(tokens), dtype=torch.bool)
+        rest[rows] = False
+        rest_idx = torch.nonzero(rest).flatten().to(device)
+        G = full_gradient(model, tokens[rest_idx], a, n_total=1).cpu().double()
+        G = (G + sums.sum_g) / len(tokens)
+    else:
+        G = full_gradient(model, tokens[full_rows], a).cpu().double()
+    stats = sums.result(G)
     adam: list[dict[str, Any]] = []
     if optimizer_state is not None and "exp_avg_sq" in optimizer_state.buffers:
         adam = adam_update_stats(optimizer_state, model, config.adam_quantiles)
@@ -355,7 +440,7 @@ def gradient_diagnostics(
         hessian = hessian_extremes(
             lambda: target_losses(model, tokens[h_rows], a).sum(-1).mean(),
             [p for _, p in model.named_parameters()],
-            G.to(device),
+            G.float().to(device),
             config.lanczos_iters,
             seed=config.seed,
         )

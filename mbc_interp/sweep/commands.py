@@ -85,6 +85,9 @@ def add_fit(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--doc", type=Path, help="markdown file whose generated section to rewrite "
                    "(e.g. REPRODUCTION.md)")  # fmt: skip
+    p.add_argument("--noise", action="store_true",
+                   help="instead of the scaling claims: issue 11's gradient-noise verdicts (runs "
+                   "analysed with --kinds gradients; REPRODUCTION.md's noise section)")  # fmt: skip
     p.add_argument("--n-boot", type=int, default=4000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
@@ -93,6 +96,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from mbc_interp.reproduction import fit_and_write, format_fits
 
     out = args.results or args.sweep / "fit"
+    if args.noise:
+        from mbc_interp.reproduction import noise_fit_and_write
+        from mbc_interp.sweep.noise_text import format_verdicts
+
+        verdicts, paths = noise_fit_and_write(args.sweep, out, args.doc)
+        print(format_verdicts(verdicts))
+        for p in paths:
+            print(f"wrote {p}")
+        return 0
     fits, paths = fit_and_write(args.sweep, out, args.doc, n_boot=args.n_boot, seed=args.seed)
     print(format_fits(fits))
     for p in paths:

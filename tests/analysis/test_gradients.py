@@ -17,6 +17,7 @@ from mbc_interp.analysis.gradients import (
     group_sample,
     noise_statistics,
     param_group,
+    per_example_gradient_blocks,
     per_example_gradients,
 )
 from mbc_interp.analysis.hessian import hessian_extremes, lanczos
@@ -110,6 +111,62 @@ def test_the_example_loss_is_the_masked_sequence_loss(task):
         log_probs = model(tokens[:, :-1]).log_softmax(-1)
     reference = sequence_nll(log_probs, tokens, task.loss_mask[:6])
     torch.testing.assert_close(per_pos.sum(-1).detach(), reference, atol=1e-5, rtol=1e-5)
+
+
+def _textbook(g: torch.Tensor, G: torch.Tensor, groups: torch.Tensor) -> dict[str, float]:
+    """The definitions of the module docstring, directly on a [n, P] matrix (float64)."""
+    g, G = g.double(), G.double()
+    eps = g - G
+    uniq, inv = torch.unique(groups, return_inverse=True)
+    means = torch.zeros(len(uniq), g.shape[1], dtype=g.dtype).index_add_(0, inv, eps)
+    means /= torch.bincount(inv)[:, None]
+    sq = lambda a: (a * a).sum(-1)  # noqa: E731
+    return {
+        "grad_norm": G.norm().item(),
+        "b_simple": (sq(eps).mean() / sq(G)).item(),
+        "coherence": (sq(g.mean(0)) / sq(g).mean()).item(),
+        "group_ratio": (sq(means).mean().sqrt() / sq(eps - means[inv]).mean().sqrt()).item(),
+    }
+
+
+@pytest.mark.parametrize("cap", [None, 100])
+def test_diagnostics_equal_the_textbook_definitions(trained, task, cap):
+    """The fast path (G reusing the sample's per-example sum, statistics from per-parameter
+    blocks in vmap's layout, group sums by reshape) gives the definitions computed the slow
+    way: the per-example matrix, G by autograd over every example (or the capped subsample)."""
+    config = GradientConfig(sample_size=96, chunk_size=40, full_batch_cap=cap, seed=3)
+    d = gradient_diagnostics(trained, task, config)
+    rows = group_sample(task.base_index, 96, 3)
+    order = torch.randperm(len(task), generator=torch.Generator().manual_seed(3))
+    full = slice(None) if cap is None else order[:cap].sort().values
+    G = full_gradient(trained, task.tokens[full], task.answer_pos)
+    pe = per_example_gradients(trained, task.tokens[rows], task.answer_pos)
+    ref = _textbook(pe, G, task.base_index[rows])
+    for metric, value in ref.items():
+        assert getattr(d, metric)[-1] == pytest.approx(value, rel=1e-5), metric
+    assert d.n_full == (len(task) if cap is None else cap)
+
+
+def test_blocks_in_vmap_layout_equal_the_matrix(trained, task):
+    """Some per-parameter gradients come out of vmap transposed in memory; statistics from the
+    blocks as they are equal those from the flattened matrix, whole equal-size groups (the
+    reshape path) or not (index_add)."""
+    rows = group_sample(task.base_index, 64, 0)
+    blocks = per_example_gradient_blocks(trained, task.tokens[rows], task.answer_pos)
+    assert not all(b.is_contiguous() for b in blocks)  # the case this test is about
+    matrix = torch.cat([b.flatten(1) for b in blocks], dim=1)
+    columns = torch.cat([torch.full((b[0].numel(),), i % 3) for i, b in enumerate(blocks)])
+    G = torch.randn(matrix.shape[1]) * 1e-3
+    for groups in (task.base_index[rows], torch.arange(len(rows)) % 5):  # unequal, scattered
+        a, b = NoiseSums(G, columns, 3), NoiseSums(G, columns, 3)
+        a.add(blocks, groups)
+        b.add(matrix, groups)
+        ra, rb = a.result(), b.result()
+        for key in ("b_simple", "coherence", "group_ratio", "grad_sq"):
+            np.testing.assert_allclose(ra[key], rb[key], rtol=1e-5)
+        ref = _textbook(matrix, G, groups)
+        assert ra["group_ratio"][-1] == pytest.approx(ref["group_ratio"], rel=1e-5)
+        assert ra["b_simple"][-1] == pytest.approx(ref["b_simple"], rel=1e-5)
 
 
 def test_param_groups_cover_the_model(task):
