@@ -161,10 +161,7 @@ def _mark_t_loss(fig: go.Figure, t_loss: float | None, rows: int) -> None:
     if t_loss is None:
         return
     for row in range(1, rows + 1):
+        label = {"annotation_text": "t_loss"} if row == 1 else {}  # None draws "new text"
         fig.add_vline(
-            x=t_loss,
-            line={"dash": "dot", "color": T_LOSS_COLOR},
-            row=row,
-            col=1,
-            annotation_text="t_loss" if row == 1 else None,
+            x=t_loss, line={"dash": "dot", "color": T_LOSS_COLOR}, row=row, col=1, **label
         )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.reproduction import END, noise_marker
+from mbc_interp.reproduction import END, noise_fit_and_write, noise_marker
 from mbc_interp.store import ANALYSIS_DIR
 from mbc_interp.sweep.noise import (
     RUN_COLUMNS,
@@ -228,7 +228,10 @@ def test_noise_table_of_a_real_sweep(tmp_path):
     measured = t[t.n_plateau_ckpts >= 3]
     assert len(measured) >= 1
     assert (measured.b_simple > 0).all() and (measured.grad_norm > 0).all()
-    assert np.allclose(measured.tr_sigma, measured.b_simple * measured.grad_norm**2)
+    assert np.allclose(measured.b_ratio, measured.b_simple / 32)  # the tiny runs' batch
+    assert (measured.t_adam < measured.plateau_lr).all()  # lr times a share below 1
     v = noise_verdicts(t)
     assert v["reference"]["optimizer"] == "adamw" and v["a"]["n_runs"] == len(measured)
-    assert Path(tmp_path / "sw" / "runs").is_dir()
+    _, paths = noise_fit_and_write(tmp_path / "sw", tmp_path / "res")
+    assert {p.name for p in paths} >= {"runs.csv", "verdicts.json"}
+    assert all(Path(p).is_file() for p in paths)  # and one noise figure per D when exportable

@@ -21,6 +21,11 @@ def rows(tiny_run):
     return tiny_run, pd.DataFrame(out)
 
 
+def titles(fig) -> set[str]:
+    """The subplot titles (plotly keeps them as annotations too)."""
+    return {a.text for a in fig.layout.annotations if a.yref == "paper"}
+
+
 def test_noise_timelines_draw_every_measure_with_its_null(rows):
     run, table = rows
     fig = noise_timelines(table, run.metrics, t_loss=40.0, batch_size=32)
@@ -36,6 +41,9 @@ def test_noise_timelines_draw_every_measure_with_its_null(rows):
     null = next(t for t in fig.data if t.name == "null 1/sqrt(K-1)")
     assert list(null.y) == pytest.approx([3**-0.5] * len(steps))
     assert [s.x0 for s in fig.layout.shapes] == [40.0] * 5  # t_loss on each panel
+    # labelled once, on the top panel: no placeholder text on the others
+    labels = [a.text for a in fig.layout.annotations if a.text not in titles(fig)]
+    assert labels == ["t_loss"]
     assert not noise_timelines(table, run.metrics).layout.shapes
     assert "|G| L0.attn" not in [
         t.name for t in noise_timelines(table, run.metrics, components=False).data
