@@ -3,8 +3,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Dependencies first, before mbc_interp: jaxtyping's import hook (pyproject's addopts) gives
+# the modules imported while an instrumented mbc_interp module runs its own bytecode-cache name,
+# so without a written cache (PYTHONDONTWRITEBYTECODE) torch, TransformerLens, pandas... were
+# compiled from source at every session (~3,000 modules, ~6 s of CPU).
+import beartype  # noqa: F401
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
 import pytest
 import torch
+import torch.func
+import transformer_lens  # noqa: F401
 
 from mbc_interp import Run, train
 from mbc_interp.sweep.runner import run_sweep
