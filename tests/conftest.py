@@ -3,8 +3,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Dependencies first, before mbc_interp: jaxtyping's import hook (pyproject's addopts) gives
+# the modules imported while an instrumented mbc_interp module runs its own bytecode-cache name,
+# so without a written cache (PYTHONDONTWRITEBYTECODE) torch, TransformerLens, pandas... were
+# compiled from source at every session (~3,000 modules, ~6 s of CPU).
+import beartype  # noqa: F401
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
 import pytest
 import torch
+import torch.func
+import transformer_lens  # noqa: F401
 
 from mbc_interp import Run, train
 from mbc_interp.sweep.runner import run_sweep
@@ -29,8 +38,19 @@ def tiny_run(tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="session")
 def local_sweep(tmp_path_factory) -> Path:
-    """A finished 4-point tiny sweep on the local backend (2 workers)."""
+    """A finished 4-point tiny sweep on the local backend (2 workers), every run through its
+    transition (what the fits need; ~25 s of CPU: the slow tests)."""
     out = tmp_path_factory.mktemp("sweep") / "local"
     outcomes = run_sweep(tiny_spec(), out, workers=2, progress=False)
+    assert [o["status"] for o in outcomes] == ["done"] * 4, outcomes
+    return out
+
+
+@pytest.fixture(scope="session")
+def short_sweep(tmp_path_factory) -> Path:
+    """The same 4 points, analysed, on the same backend, cut at 40 steps (no transition): for
+    the tests of the runner itself. Most of its cost is two worker processes importing."""
+    out = tmp_path_factory.mktemp("sweep") / "short"
+    outcomes = run_sweep(tiny_spec(steps=40), out, workers=2, progress=False)
     assert [o["status"] for o in outcomes] == ["done"] * 4, outcomes
     return out

@@ -28,26 +28,26 @@ def _metrics(out: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-def test_every_point_is_an_ordinary_analysed_run(local_sweep):
-    runs = sorted(p.name for p in (local_sweep / RUNS_DIR).iterdir())
+def test_every_point_is_an_ordinary_analysed_run(short_sweep):
+    runs = sorted(p.name for p in (short_sweep / RUNS_DIR).iterdir())
     assert runs == sorted(
         f"D{d}_K4_lr0.003_b32_s{s}" for d in (24, 32) for s in (0, 1)
     )
     for name in runs:
-        run = load_run(local_sweep / RUNS_DIR / name)
+        run = load_run(short_sweep / RUNS_DIR / name)
         assert run.status == "finished"
         assert (run.path / "analysis" / "summary.json").exists()
-        outcome = json.loads((local_sweep / POINTS_DIR / f"{name}.json").read_text())
+        outcome = json.loads((short_sweep / POINTS_DIR / f"{name}.json").read_text())
         assert outcome["status"] == "done" and outcome["train_seconds"] > 0
-    spec = json.loads((local_sweep / "sweep.json").read_text())
+    spec = json.loads((short_sweep / "sweep.json").read_text())
     assert len(spec["points"]) == 4 and spec["analysis"]["patch_kinds"] == ["head_out_all_pos"]
 
 
-def test_points_equal_a_plain_run_with_the_same_config(local_sweep, tmp_path):
+def test_points_equal_a_plain_run_with_the_same_config(short_sweep, tmp_path):
     name = "D32_K4_lr0.003_b32_s1"
-    cfg = load_run(local_sweep / RUNS_DIR / name).config
+    cfg = load_run(short_sweep / RUNS_DIR / name).config
     plain = train(cfg, tmp_path / "plain", progress=False)
-    swept = load_run(local_sweep / RUNS_DIR / name)
+    swept = load_run(short_sweep / RUNS_DIR / name)
     cols = ["step", "loss", "acc", "train_loss"]
     pd.testing.assert_frame_equal(plain.metrics[cols], swept.metrics[cols])
 
@@ -172,13 +172,13 @@ def test_ray_backend_matches_the_local_backend(local_sweep, tmp_path):
         assert s_ray == json.loads((local_sweep / summary).read_text())
 
 
-def test_cli_dry_run_status_and_errors(local_sweep, capsys):
+def test_cli_dry_run_status_and_errors(short_sweep, capsys):
     from mbc_interp.cli import main
 
     assert main(["sweep", "--out", "x", "--dry-run", "--D", "100", "200", "--seed", "0", "1"]) == 0
     out = capsys.readouterr().out
     assert "D200_K4_lr0.0003_b128_s1  [grid0]" in out and "4 points" in out
-    assert main(["sweep", "--out", str(local_sweep), "--status"]) == 0
+    assert main(["sweep", "--out", str(short_sweep), "--status"]) == 0
     assert "4 done" in capsys.readouterr().out
     assert main(["sweep", "--out", "x"]) == 2
     assert "give a grid" in capsys.readouterr().err
