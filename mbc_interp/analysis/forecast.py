@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,7 @@ import pandas as pd
 
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.analysis.transition import growth_onset
+from mbc_interp.checks import check_field
 from mbc_interp.run import load_run
 from mbc_interp.store import RunStoreError
 
@@ -70,16 +72,12 @@ class ForecastConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.level) and self.level > 0):
-            raise ValueError(f"level must be > 0 (units of log K), got {self.level}")
-        if not self.level_sd >= 0:
-            raise ValueError(f"level_sd must be >= 0, got {self.level_sd}")
-        if self.min_points < 3:
-            raise ValueError(f"min_points must be >= 3, got {self.min_points}")
-        if not 0 < self.coverage < 1:
-            raise ValueError(f"coverage must be in (0, 1), got {self.coverage}")
-        if self.draws < 100:
-            raise ValueError(f"draws must be >= 100, got {self.draws}")
+        need = partial(check_field, obj=self, section="forecast")
+        need(bool(np.isfinite(self.level)) and self.level > 0, "level", "must be > 0 (log K)")
+        need(self.level_sd >= 0, "level_sd", "must be >= 0")
+        need(self.min_points >= 3, "min_points", "must be >= 3")
+        need(0 < self.coverage < 1, "coverage", "must be in (0, 1)")
+        need(self.draws >= 100, "draws", "must be >= 100")
 
 
 @dataclass(frozen=True)
