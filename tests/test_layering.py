@@ -4,6 +4,7 @@ and no lower layer importing an upper one. Read from the source (AST), nothing i
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,10 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
-    """module -> mbc_interp modules it imports anywhere in its source (also inside functions)."""
+    """module -> mbc_interp modules it imports anywhere in its source (also inside functions);
+    parsed once per session (read-only)."""
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for mod, file in modules.items():

@@ -287,9 +287,7 @@ def per_example_gradient_blocks(
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
     def loss_one(p: dict[str, Tensor], t: Tensor) -> Tensor:
-        def logits(x: Tensor) -> Tensor:
-            return functional_call(model, (p, buffers), (x,))
-
+        logits = partial(functional_call, model, (p, buffers))  # tokens -> logits at p
         return target_losses(logits, t[None], answer_pos).sum()
 
     grads = vmap(grad(loss_one), in_dims=(None, 0))(params, tokens)
