@@ -18,7 +18,7 @@ from mbc_interp.viz import write_run_report
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 REQUIRED = bool(os.environ.get("CI")) or os.environ.get("MBC_REQUIRE_BROWSER") == "1"
-N_FIGURES, N_VIEWS = 6, 3
+N_FIGURES, N_VIEWS = 7, 3  # six figures and the drop forecast; three attention views
 
 DRAWN = """() => {
   const box = (e) => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
