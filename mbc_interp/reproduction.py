@@ -319,10 +319,12 @@ def noise_marker(results: Path) -> str:
 
 
 def _noise_figure_rows(table: pd.DataFrame, ref: dict[str, Any]) -> pd.DataFrame:
+    """The lowest-seed measurable run at each D of the D slice."""
     from mbc_interp.runtable import slice_of
+    from mbc_interp.sweep.noise import MIN_CHECKPOINTS
 
     rows = slice_of(table[table.direction == "backward"], "D", ref).sort_values(["D", "seed"])
-    return rows.drop_duplicates("D")
+    return rows[rows.n_plateau_ckpts >= MIN_CHECKPOINTS].drop_duplicates("D")
 
 
 def noise_figures(sweep: Path, table: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
