@@ -7,9 +7,10 @@ this module implements them as written:
 - **Per run**, every number is the median over the analysed checkpoints inside the summary's
   plateau window (``t_plateau_start`` to ``t_plateau_end``), on the ``"all"`` parameter group;
   a run is *measurable* with at least :data:`MIN_CHECKPOINTS` of them. ``tr_sigma`` =
-  B_simple |G|^2; with nu = B_simple / batch, ``t_adam`` = lr nu / (1 + nu) (the noise that an
-  Adam update carries, per unit of lr) and ``t_sgd`` = lr tr_sigma / batch, lr being the
-  scheduled learning rate of the update taken from that checkpoint (warm-up included).
+  B_simple |G|^2; with nu = B_simple / batch, ``t_adam`` = lr nu / (1 + nu) (the noise that
+  an Adam update carries, per unit of lr; AdamW runs only) and ``t_sgd`` = lr tr_sigma / batch,
+  lr being the scheduled learning rate of the update taken from that checkpoint (warm-up
+  included).
 - **Slices** hold every axis but one (and the seed) at the reference point: the most common
   value of each axis, ``eps``, ``optimizer`` and ``momentum`` included.
 - (a) B_simple / batch > 1 in every measurable run: *yes*; < 1 in every one: *no*; else
@@ -96,7 +97,7 @@ def plateau_measures(run_dir: str | Path) -> dict[str, Any]:
         "b_simple": wide["b_simple"],
         "tr_sigma": wide["b_simple"] * wide["grad_norm"] ** 2,
         "b_ratio": nu,
-        "t_adam": lr * nu / (1 + nu),
+        "t_adam": lr * nu / (1 + nu) if train.optimizer == "adamw" else lr * math.nan,
         "t_sgd": lr * wide["b_simple"] * wide["grad_norm"] ** 2 / train.batch_size,
         "plateau_lr": lr,
     }

@@ -71,12 +71,16 @@ def run_rows(table: pd.DataFrame) -> pd.DataFrame:
             "grids": done["labels"],
             "optimizer": done["optimizer"],
             "lr": done["lr"].map(lambda x: f"{x:g}"),
-            "eps": done["eps"].map(lambda x: f"{x:g}"),
+            "eps": [
+                f"{e:g}" if o == "adamw" else "-"
+                for e, o in zip(done.eps, done.optimizer, strict=True)
+            ],
             "plateau ckpts": done["n_plateau_ckpts"],
             "‖G‖": done["grad_norm"].map(_g),
             "B_simple": done["b_simple"].map(lambda x: _g(x, ".0f")),
-            "B_simple / batch": done["b_ratio"].map(lambda x: _g(x, ".0f")),
+            "B_simple / batch": done["b_ratio"].map(lambda x: _g(x, ".1f")),
             "T_adam": done["t_adam"].map(_g),
+            "T_sgd": done["t_sgd"].map(_g),
             "tr Σ": done["tr_sigma"].map(_g),
             "eps-dominated": done["eps_dominated_frac"].map(lambda x: _g(x, ".1%")),
             "duration (steps)": done["duration_steps"].map(lambda x: _g(x, ".0f")),
