@@ -18,7 +18,7 @@ import pandas as pd
 
 from mbc_interp.analysis.forecast import Forecast, forecast, sweep_references
 from mbc_interp.jsonsafe import json_safe
-from mbc_interp.reproduction import END, _write_svgs
+from mbc_interp.reproduction import _md_table, _write_svgs, replace_section
 from mbc_interp.run import load_run
 from mbc_interp.store import atomic_write
 from mbc_interp.sweep.backtest import backtest, scored_runs, summarize_backtest, verdict
@@ -135,7 +135,7 @@ def write_backtest(
     svgs = _write_svgs({f"backtest_{s}": f for s, f in figs.items()}, out / "figures")
     paths += svgs
     if doc is not None:
-        paths.append(write_doc(doc, markdown(summary, svgs, doc.parent)))
+        paths.append(replace_section(doc, BACKTEST_BEGIN, markdown(summary, svgs, doc.parent)))
     return paths
 
 
@@ -143,34 +143,15 @@ def markdown(summary: pd.DataFrame, svgs: list[Path], base: Path) -> str:
     """The generated section: the verdict per sweep, the table, the figures."""
     cols = ["sweep", "fraction", "method", "runs", "compared", "median_abs_rel_err",
             "median_abs_rel_err_wait", "median_rel_err", "coverage"]  # fmt: skip
-    t = summary[[c for c in cols if c in summary]].copy()
-    lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
-    for row in t.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    table = summary[[c for c in cols if c in summary]].apply(lambda col: col.map(_cell))
     parts = ["**Verdicts (at 50% of the plateau):**", ""]
-    parts += [f"- {v}" for v in verdict(summary)] + ["", *lines]
+    parts += [f"- {v}" for v in verdict(summary)] + ["", _md_table(table)]
     for p in svgs:
-        parts += ["", f"![{p.stem}]({_rel(p, base)})"]
+        parts += ["", f"![{p.stem}]({os.path.relpath(p, base)})"]
     return "\n".join(parts)
-
-
-def write_doc(doc: Path, body: str) -> Path:
-    text = doc.read_text() if doc.exists() else ""
-    if BACKTEST_BEGIN not in text or END not in text.split(BACKTEST_BEGIN, 1)[-1]:
-        raise ValueError(f"{doc}: no backtest section; add the two marker lines:\n"
-                         f"{BACKTEST_BEGIN}\n{END}")  # fmt: skip
-    head, rest = text.split(BACKTEST_BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    atomic_write(doc, f"{head}{BACKTEST_BEGIN}\n{body}\n{END}{tail}".encode())
-    return doc
 
 
 def _cell(v: object) -> str:
     if isinstance(v, float):
         return "" if pd.isna(v) else f"{v:.2f}"
     return str(v)
-
-
-def _rel(p: Path, base: Path) -> str:
-    return os.path.relpath(p, base)
-

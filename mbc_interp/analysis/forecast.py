@@ -102,6 +102,16 @@ class Reference:
         steps, v, se = (metrics[c].to_numpy(float) for c in ("step", *SIGNAL))
         return cls(steps, v, se, log_k, times["t_plateau_start"], times["t_loss"])
 
+    def drop_level(self) -> float | None:
+        """Δz at ``t_loss`` in units of log K, ln-interpolated between the evaluations around
+        it; ``None`` without a positive Δz on both sides."""
+        s, v, t = self.steps, self.dz, self.t_loss
+        i = int(np.searchsorted(s, t))
+        if i == 0 or i >= len(s) or not (v[i - 1] > 0 and v[i] > 0):
+            return None
+        frac = (t - s[i - 1]) / (s[i] - s[i - 1])
+        return float(np.exp((1 - frac) * np.log(v[i - 1]) + frac * np.log(v[i])) / self.log_k)
+
     def pace_at(self, level: float, config: ForecastConfig) -> float | None:
         """(t_loss - t) / doubling time, where t is when Δz first reached ``level`` (log K
         units, held 2 evaluations) and the doubling time is the forecast's own fit on the
@@ -316,19 +326,10 @@ def forecast_path(
 
 
 def drop_level(metrics: pd.DataFrame, log_k: float) -> float | None:
-    """Δz at the observed drop in units of log K (ln-interpolated between the evaluations
-    around ``t_loss``); ``None`` without a drop or a positive Δz on both sides."""
-    times, _ = transition_of(metrics, log_k)
-    t = times["t_loss"]
-    col = SIGNAL[0]
-    if t is None or col not in metrics or log_k <= 0:
-        return None
-    s, v = metrics["step"].to_numpy(float), metrics[col].to_numpy(float)
-    i = int(np.searchsorted(s, t))
-    if i == 0 or i >= len(s) or not (v[i - 1] > 0 and v[i] > 0):
-        return None
-    frac = (t - s[i - 1]) / (s[i] - s[i - 1])
-    return float(np.exp((1 - frac) * np.log(v[i - 1]) + frac * np.log(v[i])) / log_k)
+    """Δz at the observed drop in units of log K (see :meth:`Reference.drop_level`); ``None``
+    without a drop."""
+    ref = Reference.from_metrics(metrics, log_k)
+    return None if ref is None else ref.drop_level()
 
 
 def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Reference], list[Path]]:

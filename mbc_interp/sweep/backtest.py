@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.forecast import ForecastConfig, Reference, drop_level, forecast
+from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.run import Run, load_run
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
@@ -67,14 +67,15 @@ def _record(run: Run) -> dict[str, Any]:
     m, c = run.metrics, run.config
     times, signal = transition_of(m, run.log_k)
     ok = times["t_plateau_start"] is not None and times["t_loss"] is not None
+    ref = Reference.from_metrics(m, run.log_k) if ok else None
     return {
         "run": run.path.name, "metrics": m, "log_k": run.log_k, "signal": signal,
         "K": c.task.K, "n_examples": c.task.n_total, "batch": c.train.batch_size,
         "lr": c.train.lr, "seed": c.train.seed, "tokens_per_step": c.tokens_per_step,
         "t_plateau_start": times["t_plateau_start"], "t_loss": times["t_loss"] if ok else None,
         "status": times["status"], "reason": times["reason"],
-        "level": drop_level(m, run.log_k) if ok else None,
-        "reference": Reference.from_metrics(m, run.log_k) if ok else None,
+        "level": ref.drop_level() if ref is not None else None,
+        "reference": ref,
     }  # fmt: skip
 
 
