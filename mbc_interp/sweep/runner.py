@@ -238,7 +238,8 @@ def run_sweep(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every point of ``spec`` not already done under ``out``; returns this call's outcomes
-    (done points skipped, failures recorded with their error, the rest still run).
+    in grid order, whatever order the workers finished in (done points skipped, failures
+    recorded with their error, the rest still run).
 
     ``gpus_per_point`` (Ray): the GPU share each CUDA run declares; 0.25 packs four of these
     small models on one GPU."""
@@ -277,7 +278,8 @@ def run_sweep(
                 say(f"[sweep] FAILED {outcome['name']}: {outcome['error']}")
             outcomes.append(outcome)
         say(state.line())
-    return outcomes
+    order = {t["name"]: i for i, t in enumerate(pending)}
+    return sorted(outcomes, key=lambda o: order.get(o["name"], len(order)))
 
 
 Event = tuple[Literal["start", "end"], dict[str, Any]]
