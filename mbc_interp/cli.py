@@ -142,6 +142,7 @@ def _print_info(run) -> None:
 
 def _add_analyze(p: argparse.ArgumentParser) -> None:
     from .analysis.patching import SITE_KINDS
+    from .analysis.plan import BUDGET_S
     from .analysis.timeline import AnalysisConfig
 
     d = AnalysisConfig()
@@ -149,58 +150,91 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=1, help="analyse every n-th checkpoint")
     p.add_argument("--start", type=int, help="first step to analyse")
     p.add_argument("--stop", type=int, help="last step to analyse")
-    p.add_argument("--n-pairs", type=int, default=d.n_pairs, help="clean/corrupt pairs")
-    p.add_argument("--pair-seed", type=int, default=d.pair_seed)
+    given = "; not given: chosen to fit --budget (or the run's earlier analysis settings)"
     p.add_argument(
-        "--n-examples", type=_parse_optional(int), default=d.n_examples,
-        help=f"examples for attribution and logit lens (default {d.n_examples}; 'none' = all)",
+        "--n-pairs",
+        type=int,
+        default=argparse.SUPPRESS,
+        help=f"clean/corrupt pairs (default {d.n_pairs}{given})",
+    )
+    p.add_argument(
+        "--pair-seed", type=int, default=argparse.SUPPRESS, help=f"default {d.pair_seed}"
+    )
+    p.add_argument(
+        "--n-examples", type=_parse_optional(int), default=argparse.SUPPRESS,
+        help=f"examples for attribution and logit lens ('none' = all; default {d.n_examples}"
+        f"{given})",
     )  # fmt: skip
     p.add_argument(
-        "--patch-kinds", nargs="+", choices=[k.name for k in SITE_KINDS], default=d.patch_kinds,
+        "--patch-kinds", nargs="+", default=argparse.SUPPRESS, choices=[k.name for k in SITE_KINDS],
         help="activation-patching site kinds (default: all)",
     )  # fmt: skip
     p.add_argument(
-        "--kinds", nargs="+", choices=["gradients", "llc"], default=list(d.kinds),
+        "--detail-every", type=int, default=argparse.SUPPRESS,
+        help="position-resolved patching (resid_pre, attn_out, mlp_out, head_out_by_pos) at "
+        f"every n-th checkpoint and the last (default {d.detail_every}{given})",
+    )  # fmt: skip
+    p.add_argument(
+        "--kinds", nargs="+", default=argparse.SUPPRESS, choices=["gradients", "llc"],
         help="extra analyses per checkpoint: gradients (|G|, noise scale, coherence, group "
-        "ratio, Adam statistics), llc (local learning coefficient, ~20 s per checkpoint)",
+        "ratio, Adam statistics), llc (local learning coefficient, ~10 s per checkpoint)",
+    )  # fmt: skip
+    p.add_argument(
+        "--budget", type=float, default=BUDGET_S, metavar="SECONDS",
+        help="settings not given are chosen so the estimated analysis fits this many seconds of "
+        f"one core (default {BUDGET_S:.0f}); the plan is printed first",
+    )  # fmt: skip
+    p.add_argument(
+        "--full", action="store_true",
+        help="the full default settings whatever they cost (no budget)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
     p.add_argument("--no-progress", action="store_true")
 
 
+_ANALYSIS_FLAGS = ("n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_every", "kinds")
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.summary import format_summary
-    from .analysis.timeline import AnalysisConfig, analyze
+    from .analysis.timeline import analyze
 
-    config = AnalysisConfig(
-        n_pairs=args.n_pairs, pair_seed=args.pair_seed, n_examples=args.n_examples,
-        patch_kinds=tuple(args.patch_kinds), kinds=tuple(args.kinds),
-    )  # fmt: skip
-    print(_analysis_plan(args, config))
+    plan = _analysis_plan(args)
+    print(f"{args.run}: {plan.describe()}")
     table, summary = analyze(
-        args.run, config, every=args.every, start=args.start, stop=args.stop, force=args.force,
-        progress=not args.no_progress,
+        args.run, plan.config, every=args.every, start=args.start, stop=args.stop,
+        force=args.force, progress=not args.no_progress,
     )  # fmt: skip
     print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
     print(format_summary(summary))
     return 0
 
 
-def _analysis_plan(args: argparse.Namespace, config) -> str:
-    """What ``mbc analyze`` is about to compute, said before it starts."""
-    from .analysis.timeline import select_steps
+def _analysis_plan(args: argparse.Namespace):
+    """The settings ``mbc analyze`` will use: the flags given; for the others, those of the run's
+    earlier analysis (unless ``--force``), else the defaults (``--full``) or the budget plan."""
+    from .analysis.plan import fixed_plan, plan_analysis
+    from .analysis.timeline import AnalysisConfig, saved_config, select_steps
     from .run import load_run
 
+    if args.budget <= 0:
+        raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
     run = load_run(args.run)
     steps = select_steps(run.steps, args.every, args.start, args.stop)
-    examples = "all" if config.n_examples is None else f"{config.n_examples:,}"
-    return (
-        f"{args.run}: {len(steps)} of {len(run.steps)} checkpoints (every {args.every}); "
-        f"{config.n_pairs} clean/corrupt pairs (seed {config.pair_seed}) for patching "
-        f"({', '.join(config.patch_kinds)}) and z-use; {examples} of {run.task.config.n_total:,} "
-        f"examples for attribution and the logit lens; extra kinds: "
-        f"{', '.join(config.kinds) or 'none'}"
-    )
+    given = {k: getattr(args, k) for k in _ANALYSIS_FLAGS if hasattr(args, k)}  # flags given
+    try:
+        saved = None if args.force else saved_config(run)
+        if saved is not None:
+            settings = saved.to_dict() | given
+            settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+            source = "of the run's earlier analysis" + (" and given" if given else "")
+            return fixed_plan(run, steps, AnalysisConfig(**settings), source)
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+        if args.full:
+            return fixed_plan(run, steps, AnalysisConfig(**given), "given (--full)")
+        return plan_analysis(run, steps, given=given, budget_s=args.budget)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {

@@ -213,6 +213,15 @@ class TaskConfig:
         return (len(CHARS) if self.strings else self.n_base_symbols) ** self.base_len
 
     @property
+    def format_loss_tok(self) -> float | None:
+        """Per-token loss over the target positions (A and EOS) of a model that knows the layout
+        (where EOS goes) and nothing about which characters: ``target_len log 36 /
+        (target_len + 1)``; ``None`` for the proxy constructions (no EOS)."""
+        if not self.strings:
+            return None
+        return self.target_len * math.log(len(CHARS)) / (self.target_len + 1)
+
+    @property
     def has_selector(self) -> bool:
         return self.direction == "backward"
 

@@ -9,6 +9,17 @@ Rules (also in the README; fixed before the sweeps that report them):
   logged the candidate-normalised loss, they come from ``cand_loss`` instead, whose floor is
   exactly log K while z is ignored (``transition_signal = "cand_loss"``); ``rest_loss_tok``
   then reports where the raw per-token loss rested (median over the last quarter of the plateau).
+- **The marginal stage** (added after the paper sweep had run, to answer what the raw loss rests
+  at): ``flat_loss_tok`` is the raw per-token loss's own resting height, wherever it rests
+  (:func:`~mbc_interp.analysis.transition.flat_stretch`: the longest stretch of >= 3
+  evaluations within 2% of its median, after the loss has fallen 5% from its initial value and
+  before ``t_loss``), from ``t_flat_start`` to ``t_flat_end``, beside ``log_k`` and
+  ``format_loss_tok``, the per-token loss of a model that knows the layout and nothing about
+  which characters (string tasks: ``target_len log 36 / (target_len + 1)``).
+  ``marginal_gap_at_drop`` is ``loss - cand_loss`` at ``t_loss`` (nats per example):
+  ``-log`` of the probability the model puts on B's K candidates when they are scored as whole
+  sequences (an upper bound when only their first tokens are), so ~0 if the marginal P(A|B)
+  was learned before the drop, as the paper's account has it.
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
   (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
@@ -45,6 +56,7 @@ import pandas as pd
 
 from mbc_interp.analysis.transition import (
     detect_loss_transition,
+    flat_stretch,
     growth_onset,
     growth_rate,
     lead_fraction,
@@ -137,6 +149,23 @@ def _hidden_progress(run: Run, out: dict[str, Any]) -> None:
         out["rest_loss_tok"] = float(late["loss_tok"].median()) if "loss_tok" in late else None
 
 
+def _marginal_stage(run: Run, out: dict[str, Any]) -> None:
+    """Where the raw per-token loss rests, and how much the model knows of the marginal
+    P(A|B) when the drop happens (see the module docstring)."""
+    m = run.metrics
+    out["format_loss_tok"] = run.task.config.format_loss_tok
+    if "loss_tok" in m and m["loss_tok"].notna().any():
+        flat = flat_stretch(m["step"], m["loss_tok"], stop=out["t_loss"])
+        out["flat_loss_tok"], out["t_flat_start"], out["t_flat_end"] = (
+            flat.level, flat.start, flat.end
+        )  # fmt: skip
+    t = out["t_loss"]
+    if t is not None and "cand_loss" in m and m["cand_loss"].notna().any():
+        c = m[m["cand_loss"].notna()]
+        gap = np.interp(t, m["step"], m["loss"]) - np.interp(t, c["step"], c["cand_loss"])
+        out["marginal_gap_at_drop"] = float(gap)
+
+
 def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
     z_use = z_use_table(table)
     scores = routing_scores(z_use, out["t_plateau_start"], out["t_loss"])
@@ -175,9 +204,11 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,
         routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
         t_route=None, t_route_direct=None, t_attn_to_z=None, route_phase=None,
-        lead_fraction=None,
+        lead_fraction=None, flat_loss_tok=None, t_flat_start=None, t_flat_end=None,
+        marginal_gap_at_drop=None,
     )  # fmt: skip
     _hidden_progress(run, out)
+    _marginal_stage(run, out)
     if table.empty:
         out["routing_reason"] = "no checkpoint analysed"
     else:

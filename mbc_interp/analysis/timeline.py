@@ -49,6 +49,9 @@ ANALYSIS_VERSION = 2
 """2: z-use rows, patching standard errors, attention to the previous position."""
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
+DETAIL_KINDS = ("resid_pre", "attn_out", "mlp_out", "head_out_by_pos")
+"""Position-resolved patching kinds (layer x position pictures): the costly ones, which
+``detail_every`` can limit to some checkpoints; nothing the summary times comes from them."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class AnalysisConfig:
     """Examples for attribution and the logit lens (``None``: all of them)."""
     patch_kinds: tuple[str, ...] = tuple(_KINDS)
     """Site kinds to patch; see ``mbc_interp.analysis.patching.SITE_KINDS``."""
+    detail_every: int = 1
+    """The position-resolved kinds (:data:`DETAIL_KINDS`) only at every n-th checkpoint of the run
+    (by index in its checkpoint list) and at the last one analysed: see :func:`detail_steps`."""
     kinds: tuple[str, ...] = ()
     """Extra per-checkpoint analyses beyond the core ones (attribution, z-use, patching, logit
     lens): ``"gradients"`` (|G|, B_simple, coherence, group ratio, Adam update statistics;
@@ -73,6 +79,8 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
             raise ValueError(f"analysis.n_pairs = {self.n_pairs}: must be >= 1")
+        if self.detail_every < 1:
+            raise ValueError(f"analysis.detail_every = {self.detail_every}: must be >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise ValueError(f"analysis.n_examples = {self.n_examples}: must be >= 1 or None")
         extra = [k for k in self.kinds if k not in EXTRA_KINDS]
@@ -99,7 +107,7 @@ class AnalysisConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)})")
-        for name in ("n_pairs", "pair_seed", "n_examples"):  # n_examples may be None
+        for name in ("n_pairs", "pair_seed", "n_examples", "detail_every"):  # n_examples: None ok
             v = data.get(name, 0)
             if not (type(v) is int or (name == "n_examples" and v is None)):
                 raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
@@ -112,6 +120,7 @@ class AnalysisConfig:
                 raise ConfigError(f"{source}: {name} = {kinds!r}: must be a list of names")
             data[name] = tuple(kinds)
         data.setdefault("version", 1)  # files from before the field existed
+        data.setdefault("detail_every", 1)
         try:
             return cls(**data)
         except ValueError as e:
@@ -123,9 +132,12 @@ def analyze_checkpoint(
     task: WindTunnelTask,
     config: AnalysisConfig = AnalysisConfig(),
     optimizer_state: OptimizerState | None = None,
+    *,
+    detail: bool = True,
 ) -> list[dict[str, Any]]:
     """All analyses of one model as tidy rows (without step/tokens); ``optimizer_state`` (the
-    checkpoint's, when saved) feeds the Adam statistics of the ``gradients`` kind."""
+    checkpoint's, when saved) feeds the Adam statistics of the ``gradients`` kind; ``detail``
+    False leaves out the position-resolved patching kinds."""
     examples = _example_rows(task, config)
     rows: list[dict[str, Any]] = []
     for r in head_attribution(model, task, examples).to_records():
@@ -134,7 +146,7 @@ def analyze_checkpoint(
     for r in head_z_use(model, pairs).to_records():
         rows.append({"analysis": "zuse", "kind": "", "pos": None, "position": "", **r})
     for name in config.patch_kinds:
-        if name == "mlp_out" and model.cfg.attn_only:
+        if (name == "mlp_out" and model.cfg.attn_only) or (name in DETAIL_KINDS and not detail):
             continue
         result = patch_sites(model, task, _KINDS[name], pairs)
         rows.extend({"analysis": "patching", **r} for r in result.to_records())
@@ -158,6 +170,15 @@ def _example_rows(task: WindTunnelTask, config: AnalysisConfig) -> torch.Tensor 
         return None
     g = torch.Generator().manual_seed(config.pair_seed)
     return torch.randperm(len(task), generator=g)[: config.n_examples].sort().values
+
+
+def detail_steps(run_steps: list[int], steps: Iterable[int], every: int) -> list[int]:
+    """Which of ``steps`` get the position-resolved kinds: those at an index of ``run_steps`` (the
+    run's checkpoints) divisible by ``every``, and the last of ``steps``. By index, so the choice
+    of a checkpoint does not change as a run still training adds later ones."""
+    steps = sorted(steps)
+    index = {s: i for i, s in enumerate(sorted(run_steps))}
+    return [s for s in steps if index.get(s, 0) % every == 0 or s == steps[-1]]
 
 
 def select_steps(
@@ -192,6 +213,7 @@ def analyze_run(
     _check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
     todo = [s for s in wanted if force or s not in done]
+    detailed = set(detail_steps(run.steps, wanted, config.detail_every))
     task = run.task
     bar = tqdm(
         todo, desc="analyze", unit="ckpt", disable=not progress, mininterval=progress_interval()
@@ -199,7 +221,7 @@ def analyze_run(
     for step in bar:
         model = run.model(step, device=device)
         state = run.optimizer_state(step) if "gradients" in config.kinds else None
-        rows = analyze_checkpoint(model, task, config, state)
+        rows = analyze_checkpoint(model, task, config, state, detail=step in detailed)
         tokens = run.tokens_at(step)
         record = [{"step": step, "tokens": tokens, **r} for r in rows]
         data = {"settings": config.to_dict(), "rows": record}
@@ -283,7 +305,10 @@ def _read_step_file(file: Path) -> tuple[dict[str, Any] | None, list[dict[str, A
         return None, data
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise RunStoreError(f"{file}: not an analysis file; delete it to re-analyse")
-    return data.get("settings"), data["rows"]
+    settings = data.get("settings")
+    if isinstance(settings, dict):  # written before detail_every existed: every checkpoint
+        settings = {**settings, "detail_every": settings.get("detail_every", 1)}
+    return settings, data["rows"]
 
 
 def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:

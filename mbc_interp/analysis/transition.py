@@ -284,8 +284,10 @@ def growth_onset(
         raise ValueError(f"sustain must be >= 1, got {sustain}")
     s = np.asarray(steps, dtype=float)
     v = np.asarray(values, dtype=float)
-    f = z * np.asarray(se, dtype=float) if se is not None else np.broadcast_to(
-        np.asarray(floor, dtype=float), v.shape
+    f = (
+        z * np.asarray(se, dtype=float)
+        if se is not None
+        else np.broadcast_to(np.asarray(floor, dtype=float), v.shape)
     )
     if not (s.shape == v.shape == f.shape and s.ndim == 1):
         raise ValueError(f"steps, values, floor differ in shape: {s.shape}, {v.shape}, {f.shape}")
@@ -294,7 +296,7 @@ def growth_onset(
     if len(v) == 0:
         return GrowthOnset(None, "no finite values")
     above = v > f
-    if above[: sustain].all() if len(v) >= sustain else above.all():
+    if above[:sustain].all() if len(v) >= sustain else above.all():
         return GrowthOnset(None, f"above its noise floor from the first evaluation (step {s[0]:g})")
     for i in range(1, len(v) - sustain + 1):
         if above[i] and not above[i - 1] and above[i : i + sustain].all():
@@ -348,3 +350,63 @@ def phase_of(t: Step | None, t_plateau_start: Step | None, t_loss: Step | None) 
     if t_loss is not None and t > t_loss:
         return "after_drop"
     return "plateau"
+
+
+FLAT_TOL = 0.02
+"""A resting stretch: every evaluation within 2% of the stretch's median."""
+FLAT_MIN = 3
+"""... over at least 3 consecutive evaluations."""
+FLAT_FALL = 0.05
+"""It starts only once the curve has fallen 5% below its first value (not at initialisation)."""
+
+
+@dataclass(frozen=True)
+class FlatStretch:
+    """The longest stretch where a curve rests (see :func:`flat_stretch`)."""
+
+    level: float | None
+    """Median over the stretch; ``None`` when the curve never rests."""
+    start: float | None
+    end: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def flat_stretch(
+    steps: Curve,
+    values: Curve,
+    *,
+    stop: Step | None = None,
+    tol: float = FLAT_TOL,
+    min_evals: int = FLAT_MIN,
+) -> FlatStretch:
+    """Where a curve rests, whatever the level: the longest run of at least ``min_evals``
+    consecutive evaluations, all within ``tol`` (relative) of their median, after the curve has
+    fallen :data:`FLAT_FALL` below its first value and before ``stop`` (the drop). Ties go to
+    the earliest. For the height the raw loss rests at when no level is known in advance (the
+    paper's task: log K, or where a model that knows only the layout scores?)."""
+    s, v = _clean(steps, values, "values")
+    if stop is not None:
+        s, v = s[s <= stop], v[s <= stop]
+    fallen = np.flatnonzero(v < (1 - FLAT_FALL) * v[0]) if len(v) else np.array([], int)
+    if not len(fallen):
+        return FlatStretch(None, None, None)
+    s, v = s[fallen[0] :], v[fallen[0] :]
+    best: tuple[int, int] | None = None
+    for i in range(len(v)):
+        j = i + min_evals
+        if j > len(v) or not _within(v[i:j], tol):
+            continue
+        while j < len(v) and _within(v[i : j + 1], tol):
+            j += 1
+        if best is None or j - i > best[1] - best[0]:
+            best = (i, j)
+    if best is None:
+        return FlatStretch(None, None, None)
+    i, j = best
+    return FlatStretch(float(np.median(v[i:j])), float(s[i]), float(s[j - 1]))
+
+
+def _within(w: np.ndarray, tol: float) -> bool:
+    return bool(np.all(np.abs(w / np.median(w) - 1) <= tol))

@@ -47,7 +47,8 @@ TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_rou
          "t_route_direct", "t_attn_to_z")
 SUMMARY_FIELDS = ("transition_signal", "lead_fraction", "lead_fraction_z", "route_phase",
                   "z_phase", "z_doubling_steps", "z_doubling_tokens", "routing_head",
-                  "routing_head_final", "rest_loss_tok")
+                  "routing_head_final", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
+                  "marginal_gap_at_drop")
 
 
 def collect(sweep: str | Path) -> pd.DataFrame:

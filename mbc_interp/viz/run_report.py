@@ -94,7 +94,7 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
             "into the corrupt run, at three moments. While the model ignores z no patch moves "
             "the answer; once it reads z, the heatmap shows where the information about z "
             "travels: from the z position, through the layers, to SEP.",
-            figures=[patching_heatmaps(table, moments)],
+            figures=[patching_heatmaps(table, _detail_moments(table, summary))],
         )),
         _guarded("Logit lens", lambda: Section(
             "Logit lens",
@@ -255,6 +255,15 @@ def run_table(run: Run, table: pd.DataFrame) -> pd.DataFrame:
         "versions": ", ".join(f"{k} {v}" for k, v in run.versions.items() if v),
     }  # fmt: skip
     return pd.DataFrame({"field": list(facts), "value": list(facts.values())})
+
+
+def _detail_moments(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, int]:
+    """The key moments among the checkpoints that have resid_pre patching (``detail_every``
+    can leave it out of some)."""
+    rows = table[(table["analysis"] == "patching") & (table["kind"] == "resid_pre")]
+    if rows.empty:
+        raise ValueError("no resid_pre patching rows (is 'resid_pre' in patch_kinds?)")
+    return key_steps(summary, sorted(int(s) for s in rows["step"].unique()))
 
 
 def _heads_routing_first(scores: pd.DataFrame, summary: dict[str, Any]) -> list[str]:

@@ -85,6 +85,11 @@ def test_run_without_transition_says_so(run):
     assert summary["t_plateau_start"] is not None
     assert summary["plateau_loss"] == pytest.approx(run.log_k, rel=0.05)
     assert summary["tokens"]["t_loss"] is None
+    # the raw per-token loss rests too (the proxy: where the per-example loss rests at log K)
+    m = run.metrics
+    rest = m[(m.step >= summary["t_flat_start"]) & (m.step <= summary["t_flat_end"])]
+    assert len(rest) >= 3 and summary["flat_loss_tok"] == pytest.approx(rest.loss_tok.median())
+    assert summary["format_loss_tok"] is None and summary["marginal_gap_at_drop"] is None
 
 
 def test_cli_analyze(run, capsys):

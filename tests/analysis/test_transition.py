@@ -218,3 +218,36 @@ def test_lead_fraction_and_tokens() -> None:
     assert steps_to_tokens(None, 512) is None
     with pytest.raises(ValueError, match="tokens_per_step"):
         steps_to_tokens(1.0, 0)
+
+
+# -- where a curve rests, whatever the level ----------------------------------------------------
+def test_flat_stretch_finds_the_resting_height_of_a_curve_without_a_known_level() -> None:
+    from mbc_interp.analysis.transition import flat_stretch
+
+    rng = np.random.default_rng(0)
+    level = 2.867  # what a model that knows only where EOS goes scores (paper task)
+    t = STEPS
+    curve = level + (4.2 - level) * np.exp(-t / 40)  # falls to the level...
+    curve = curve * sigmoid(-(t - MID) / WIDTH)  # ...rests, then drops at MID
+    curve = curve * (1 + 0.004 * rng.standard_normal(len(t)))  # 0.4% noise: inside the 2%
+    flat = flat_stretch(t, curve, stop=MID)
+    assert flat.level == pytest.approx(level, rel=0.01)
+    rests = t[(np.abs(curve / level - 1) <= 0.02) & (t <= MID)]
+    assert rests[0] <= flat.start <= rests[0] + 60 and MID - 5 * WIDTH <= flat.end < MID
+    # the first value is not a rest (the curve has not fallen 5% yet), nor a curve that never falls
+    assert flat_stretch([0, 1, 2, 3], [4.0, 4.0, 4.0, 4.0]).level is None
+    # a steady slide rests nowhere; too few evaluations in the band either
+    assert flat_stretch(np.arange(20), np.linspace(4, 0.1, 20)).level is None
+    assert flat_stretch([0, 1, 2, 3, 4], [4, 3, 3, 1, 0]).level is None
+    assert flat_stretch([0, 1, 2, 3, 4], [4, 3, 3, 3, 0]).level == 3.0
+    # nothing after ``stop`` counts
+    assert flat_stretch([0, 1, 2, 3, 4, 5], [4, 2, 3, 3, 3, 3], stop=3).level is None
+
+
+def test_format_loss_tok_is_the_layout_only_loss() -> None:
+    from mbc_interp.task import TaskConfig
+
+    paper = TaskConfig(construction="random_strings", K=20, n_examples=3000, base_len=6,
+                       selector_len=2, target_len=4)  # fmt: skip
+    assert paper.format_loss_tok == pytest.approx(4 * math.log(36) / 5)
+    assert TaskConfig().format_loss_tok is None  # the proxy has no EOS

@@ -194,3 +194,32 @@ def test_diverged_runs_are_not_counted_as_censored():
     for axis in ("D", "K", "lr", "batch"):
         assert fits[axis]["n_censored"] == base[axis]["n_censored"] == 0
         assert fits[axis]["n_runs"] == base[axis]["n_runs"]
+
+
+def test_resting_table_reads_the_rest_and_the_candidate_mass_by_k():
+    from mbc_interp.reproduction import resting_table
+
+    runs = pd.DataFrame({
+        "K": [5, 5, 20, 20, 4],
+        "flat_loss_tok": [2.86, 2.88, 2.85, 2.87, 0.3],
+        "format_loss_tok": [2.867, 2.867, 2.867, 2.867, None],  # the last: a proxy run
+        "marginal_gap_at_drop": [None, None, np.log(500), np.log(1000), None],
+    })  # fmt: skip
+    t = resting_table(runs).set_index("K")
+    assert list(t.index) == [4, 5, 20]
+    assert t.loc[4, "layout-only"] == "- (no EOS)"  # a proxy run
+    assert t.loc[5, "rests at"] == "2.870 [2.860, 2.880]"
+    assert t.loc[5, "log K"] == f"{np.log(5):.3f}" and t.loc[5, "layout-only"] == "2.867"
+    assert t.loc[5, "candidate mass at the drop (runs)"] == "- (no drop timed)"
+    assert t.loc[20, "candidate mass at the drop (runs)"] == "0.0015 (2)"  # median of 1/500, 1/1000
+    assert resting_table(runs.drop(columns="flat_loss_tok")) is None
+
+
+def test_the_paper_sections_resting_table_is_the_committed_runs():
+    from pathlib import Path
+
+    from mbc_interp.reproduction import _md_table, resting_table
+
+    root = Path(__file__).resolve().parents[2]
+    runs = pd.read_csv(root / "results/paper_cpu/runs.csv")
+    assert _md_table(resting_table(runs)) in (root / "REPRODUCTION.md").read_text()

@@ -1,0 +1,191 @@
+"""What an analysis will cost, and a plan that fits a run's analysis into a time budget.
+
+The cost of every analysis is counted in forward passes of the run's model (activation patching:
+one per site and pair; attribution, logit lens and z-use: a few per example or pair; the
+gradient kinds and the LLC: backward passes counted as two forwards), and forward passes in
+floating-point operations from the architecture. Two constants turn them into seconds of one
+CPU core: :data:`GFLOPS` for the arithmetic and :data:`TOKEN_S` per token for the rest, fitted
+to ``benchmarks/bench_analysis.py`` on the development machine, where the estimates land within
+about 30% of the measured time for the proxy model and the paper's 4-layer d_model 128 model
+(the benchmark prints both; rerun it on a new machine).
+
+:func:`plan_analysis` keeps the measurements the summary times the circuit with (attribution,
+z-use, head patching over all positions, the logit lens) at every checkpoint and spends what is
+left of the budget on the position-resolved patching maps (layer x position pictures), every
+``detail_every``-th checkpoint; only when that is not enough does it use fewer pairs and
+examples. The plan is a pure function of the run's size, never of a timing, so the same run
+always gets the same analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mbc_interp.analysis.llc import LLCConfig
+from mbc_interp.analysis.patching import SITE_KINDS
+from mbc_interp.analysis.timeline import DETAIL_KINDS, EXTRA_KINDS, AnalysisConfig, detail_steps
+from mbc_interp.model import ModelConfig
+from mbc_interp.run import Run
+from mbc_interp.task import WindTunnelTask
+
+GFLOPS = 75.0
+"""Floating-point throughput of one CPU core on the analyses' batched forward passes."""
+TOKEN_S = 3.3e-6
+"""Seconds per token of a forward pass on top of its arithmetic (memory traffic and the like,
+which dominates small models). With :data:`GFLOPS`, fitted to the patching rows of
+``benchmarks/bench_analysis.py`` for the default model and the paper preset's."""
+BUDGET_S = 240.0
+"""Default budget of :func:`plan_analysis`: four minutes of one core for the checkpoints (the
+issue's target is five for the whole command, loading and summary included)."""
+LEVELS: tuple[tuple[int, int], ...] = ((256, 1024), (128, 512), (64, 256))
+"""(patching pairs, attribution/logit-lens examples), most precise first."""
+MIN_DETAIL = 8
+"""The plan gives the position-resolved maps to at least this many checkpoints (or all)."""
+
+# forward passes per example or pair, measured against a plain forward (bench_analysis.py)
+_PER_EXAMPLE = {"attribution": 1.6, "logit_lens": 1.8}
+_PER_PAIR_ZUSE = 2.5
+_GRADIENT_PER_EXAMPLE, _GRADIENT_SAMPLE = 3.0, 5 * 512
+_LLC_PER_DRAW = 4.0
+
+
+def flops_per_token(m: ModelConfig, task: WindTunnelTask) -> float:
+    """Forward floating-point operations per token: two per weight of every matrix the token
+    goes through, plus attention over the context."""
+    width = m.n_heads * m.head_dim
+    per_layer = 4 * m.d_model * width + (2 * m.d_model * m.d_mlp if m.d_mlp else 0)
+    seq = task.tokens.shape[1]
+    attention = 2 * seq * width
+    return 2.0 * (m.n_layers * (per_layer + attention) + m.d_model * task.config.d_vocab)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Estimated seconds of one core, split by what pays for them."""
+
+    core_s: float
+    """Per checkpoint: attribution, logit lens, z-use, head patching over all positions."""
+    detail_s: float
+    """Per detail checkpoint: the position-resolved patching kinds."""
+    extra_s: float
+    """Per checkpoint: the extra kinds (gradients, llc) asked for."""
+
+
+def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> dict[str, float]:
+    """Estimated seconds of each analysis ``config`` asks for at one checkpoint of model ``m``
+    on ``task``: ``attribution``, ``logit_lens``, ``zuse``, each patching kind, ``gradients``
+    and ``llc`` (see the module doc; the benchmark checks them against measurements)."""
+    per_tok = flops_per_token(m, task) / (GFLOPS * 1e9) + TOKEN_S
+    prompt, full = task.answer_pos + 1, task.tokens.shape[1]
+    n = len(task)
+    examples = n if config.n_examples is None else min(config.n_examples, n)
+    pairs = min(config.n_pairs, n)
+    sites = {"layer": m.n_layers, "pos": prompt, "head": m.n_heads}
+    axes = {k.name: k.axes for k in SITE_KINDS}
+    parts = {name: per * examples * full * per_tok for name, per in _PER_EXAMPLE.items()}
+    parts["zuse"] = _PER_PAIR_ZUSE * pairs * prompt * per_tok
+    for kind in config.patch_kinds:
+        if not (kind == "mlp_out" and m.d_mlp is None):
+            n_sites = math.prod(sites[a] for a in axes[kind])
+            parts[kind] = (n_sites + 2) * pairs * prompt * per_tok
+    if "gradients" in config.kinds:
+        parts["gradients"] = (_GRADIENT_PER_EXAMPLE * n + _GRADIENT_SAMPLE) * full * per_tok
+    if "llc" in config.kinds:
+        c = LLCConfig()
+        draws = c.chains * (c.draws + c.burn_in) * c.batch_size
+        parts["llc"] = _LLC_PER_DRAW * draws * full * per_tok
+    return parts
+
+
+def estimate_cost(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> Cost:
+    """Seconds per checkpoint of ``config`` for model ``m`` on ``task``, by who pays them."""
+    parts = cost_parts(config, m, task)
+    detail = sum(v for k, v in parts.items() if k in DETAIL_KINDS)
+    extra = sum(v for k, v in parts.items() if k in EXTRA_KINDS)
+    return Cost(float(sum(parts.values()) - detail - extra), float(detail), float(extra))
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """The settings chosen for a run, the checkpoints they apply to and what they should cost."""
+
+    config: AnalysisConfig
+    steps: tuple[int, ...]
+    detail: tuple[int, ...]
+    """The analysed checkpoints that get the position-resolved kinds."""
+    seconds: float
+    """Estimated seconds of one core for all of ``steps``."""
+    budget_s: float | None
+    """``None``: the settings were not chosen (see ``source``)."""
+    source: str = "chosen"
+    """Where the settings come from: chosen for the budget, given, the run's earlier analysis."""
+
+    @property
+    def fits(self) -> bool:
+        return self.budget_s is None or self.seconds <= self.budget_s
+
+    def describe(self) -> str:
+        c = self.config
+        examples = "all" if c.n_examples is None else f"{c.n_examples:,}"
+        detail = [k for k in c.patch_kinds if k in DETAIL_KINDS]
+        core = [k for k in c.patch_kinds if k not in DETAIL_KINDS]
+        how = self.source if self.budget_s is None else f"chosen for a {self.budget_s:.0f} s budget"
+        lines = [
+            f"{len(self.steps)} checkpoints; {c.n_pairs} clean/corrupt pairs (seed {c.pair_seed})"
+            f" for z-use and patching ({', '.join(core) or 'none'}); {examples} examples for "
+            "attribution and the logit lens",
+            f"position-resolved patching ({', '.join(detail) or 'none'}) at {len(self.detail)} "
+            f"of them ({_every(c.detail_every)})",
+            f"extra kinds: {', '.join(c.kinds) or 'none'}",
+            f"settings {how}; estimated {self.seconds / 60:.1f} min of one core"
+            + ("" if self.fits else " (over budget even at the cheapest settings)"),
+        ]
+        return "\n".join(lines)
+
+
+def _every(n: int) -> str:
+    if n == 1:
+        return "every checkpoint"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"every {n}{suffix} checkpoint and the last"
+
+
+def plan_analysis(
+    run: Run,
+    steps: list[int],
+    *,
+    given: dict[str, object] | None = None,
+    budget_s: float | None = BUDGET_S,
+) -> AnalysisPlan:
+    """Settings for analysing ``steps`` of ``run`` within ``budget_s`` seconds of one core.
+
+    Fields in ``given`` are kept as they are; the others are chosen, most precise first (see the
+    module doc). ``budget_s=None`` takes the defaults of :class:`AnalysisConfig` unchanged."""
+    given = dict(given or {})
+    if budget_s is None:
+        return _plan(run, steps, AnalysisConfig(**given), None, "given")
+    candidates = []
+    for pairs, examples in LEVELS:
+        base = {"n_pairs": pairs, "n_examples": examples} | given
+        most = max(1, math.ceil(len(steps) / MIN_DETAIL))
+        every = [given["detail_every"]] if "detail_every" in given else range(1, most + 1)
+        candidates.extend(AnalysisConfig(**(base | {"detail_every": d})) for d in every)
+    plans = [_plan(run, steps, c, budget_s, "chosen") for c in dict.fromkeys(candidates)]
+    return next((p for p in plans if p.fits), min(plans, key=lambda p: p.seconds))
+
+
+def _plan(
+    run: Run, steps: list[int], config: AnalysisConfig, budget_s: float | None, source: str
+) -> AnalysisPlan:
+    cost = estimate_cost(config, run.config.model, run.task)
+    detail = detail_steps(run.steps, steps, config.detail_every)
+    seconds = len(steps) * (cost.core_s + cost.extra_s) + len(detail) * cost.detail_s
+    return AnalysisPlan(config, tuple(steps), tuple(detail), seconds, budget_s, source)
+
+
+def fixed_plan(
+    run: Run, steps: list[int], config: AnalysisConfig, source: str = "given"
+) -> AnalysisPlan:
+    """The plan of settings fixed in full (nothing chosen), with its estimated cost."""
+    return _plan(run, steps, config, None, source)

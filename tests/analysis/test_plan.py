@@ -1,0 +1,122 @@
+"""The analysis plan: the cost model, the budget, the detail checkpoints, and `mbc analyze`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from mbc_interp import load_run
+from mbc_interp.analysis import AnalysisConfig, analyze
+from mbc_interp.analysis.plan import LEVELS, estimate_cost, flops_per_token, plan_analysis
+from mbc_interp.analysis.timeline import DETAIL_KINDS, STEPS_DIR, detail_steps
+from mbc_interp.cli import main
+from mbc_interp.model import ModelConfig
+
+
+@pytest.fixture
+def run(tmp_path, tiny_run):
+    shutil.copytree(tiny_run.path, tmp_path / "run")
+    return load_run(tmp_path / "run")
+
+
+def test_detail_steps_are_chosen_by_index_in_the_run_and_include_the_last():
+    run_steps = [0, 1, 2, 4, 8, 16, 32, 64, 100]
+    assert detail_steps(run_steps, run_steps, 1) == run_steps
+    assert detail_steps(run_steps, run_steps, 3) == [0, 4, 32, 100]
+    # a sub-range keeps the run's indices (16 is index 5: not a detail step), plus its last step
+    assert detail_steps(run_steps, [8, 16, 32, 64], 3) == [32, 64]
+    # a run still training: the earlier choices do not move when checkpoints are added
+    assert set(detail_steps(run_steps[:6], run_steps[:6], 3)) - {16} <= {0, 4, 32, 100}
+
+
+def test_cost_grows_with_the_model_and_the_settings(tiny_run):
+    base = AnalysisConfig()
+    cost = estimate_cost(base, tiny_run.config.model, tiny_run.task)
+    assert cost.core_s > 0 and cost.detail_s > 0 and cost.extra_s == 0
+    fewer = estimate_cost(
+        replace(base, n_pairs=64, n_examples=128), tiny_run.config.model, tiny_run.task
+    )
+    assert fewer.core_s < cost.core_s and fewer.detail_s < cost.detail_s
+    with_extra = estimate_cost(
+        replace(base, kinds=("gradients", "llc")), tiny_run.config.model, tiny_run.task
+    )
+    assert with_extra.extra_s > 0 and with_extra.core_s == pytest.approx(cost.core_s)
+    # two operations per weight of each matrix a token meets, plus attention over the context
+    paper = ModelConfig(n_layers=4, d_model=128, d_mlp=512)
+    seq, vocab = tiny_run.task.tokens.shape[1], tiny_run.task.config.d_vocab
+    by_hand = 2 * (4 * (4 * 128 * 128 + 2 * 128 * 512 + 2 * seq * 128) + 128 * vocab)
+    assert flops_per_token(paper, tiny_run.task) == by_hand
+    assert flops_per_token(paper, tiny_run.task) > 10 * flops_per_token(
+        tiny_run.config.model, tiny_run.task
+    )
+
+
+def test_the_plan_fits_its_budget_by_detail_first_then_pairs(tiny_run):
+    steps = tiny_run.steps
+    generous = plan_analysis(tiny_run, steps, budget_s=1e6)
+    assert generous.fits and generous.config.detail_every == 1
+    assert (generous.config.n_pairs, generous.config.n_examples) == LEVELS[0]
+    assert generous.detail == generous.steps
+    full = generous.seconds
+    # a budget a little below the full cost: fewer detail checkpoints, same precision
+    tight = plan_analysis(tiny_run, steps, budget_s=0.8 * full)
+    assert tight.fits and tight.config.detail_every > 1 and tight.seconds <= 0.8 * full
+    assert (tight.config.n_pairs, tight.config.n_examples) == LEVELS[0]
+    assert len(tight.detail) < len(steps) and tight.detail[-1] == steps[-1]
+    # a budget nothing fits: the cheapest plan, said to be over budget
+    tiny = plan_analysis(tiny_run, steps, budget_s=1e-6)
+    assert not tiny.fits and "over budget" in tiny.describe()
+    assert (tiny.config.n_pairs, tiny.config.n_examples) == LEVELS[-1]
+    # given fields are kept whatever the budget
+    kept = plan_analysis(tiny_run, steps, given={"n_pairs": 200, "detail_every": 1}, budget_s=1e-6)
+    assert kept.config.n_pairs == 200 and kept.config.detail_every == 1
+    # no budget: the defaults unchanged
+    assert plan_analysis(tiny_run, steps, budget_s=None).config == AnalysisConfig()
+
+
+def test_detail_every_limits_the_position_resolved_kinds_to_the_detail_steps(run):
+    config = AnalysisConfig(
+        n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos", "resid_pre"), detail_every=3
+    )
+    table, summary = analyze(run, config, progress=False)
+    patching = table[table["analysis"] == "patching"]
+    with_resid = set(patching.loc[patching["kind"] == "resid_pre", "step"])
+    assert with_resid == set(detail_steps(run.steps, run.steps, 3))
+    assert set(patching.loc[patching["kind"] == "head_out_all_pos", "step"]) == set(run.steps)
+    assert summary["n_checkpoints_analysed"] == len(run.steps)
+    files = list((run.path / "analysis" / STEPS_DIR).iterdir())
+    assert all(json.loads(f.read_text())["settings"]["detail_every"] == 3 for f in files)
+    assert "resid_pre" in DETAIL_KINDS and "head_out_all_pos" not in DETAIL_KINDS
+
+
+def test_step_files_from_before_detail_every_still_load(run):
+    config = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",))
+    analyze(run, config, progress=False)
+    for f in (run.path / "analysis" / STEPS_DIR).iterdir():  # as an older version wrote them
+        data = json.loads(f.read_text())
+        del data["settings"]["detail_every"]
+        f.write_text(json.dumps(data))
+    before = {f.name: f.stat().st_mtime_ns for f in (run.path / "analysis" / STEPS_DIR).iterdir()}
+    analyze(run, config, progress=False)  # nothing recomputed
+    after = {f.name: f.stat().st_mtime_ns for f in (run.path / "analysis" / STEPS_DIR).iterdir()}
+    assert before == after
+
+
+def test_cli_prints_its_plan_and_a_second_call_continues_with_the_same_settings(run, capsys):
+    args = ["analyze", str(run.path), "--n-pairs", "16", "--patch-kinds", "head_out_all_pos",
+            "--n-examples", "32", "--budget", "30", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "16 clean/corrupt pairs" in out and "chosen for a 30 s budget" in out
+    saved = json.loads((run.path / "analysis" / "config.json").read_text())
+    # no flags: the run's earlier settings, not a new plan (which would refuse to mix)
+    assert main(["analyze", str(run.path), "--no-progress"]) == 0
+    assert "settings of the run's earlier analysis" in capsys.readouterr().out
+    assert json.loads((run.path / "analysis" / "config.json").read_text()) == saved
+    assert main(["analyze", str(run.path), "--detail-every", "2", "--no-progress"]) == 2
+    assert "force" in capsys.readouterr().err
+    assert main(["analyze", str(run.path), "--budget", "0"]) == 2
+    assert "--budget 0.0: must be > 0" in capsys.readouterr().err
