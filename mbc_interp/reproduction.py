@@ -36,7 +36,7 @@ def begin_marker(results: Path) -> str:
 RUN_COLUMNS = (
     "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "target_len", "construction",
     "selector_gap", "transition_signal", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
-    "marginal_gap_at_drop",
+    "marginal_gap_at_drop", "t_marginal",
     "data_seed", "n_layers", "d_model", "n_heads", "point_status", "status", "plateau_loss",
     "plateau_ratio", "plateau_acc", "log_k", "censored", "t_plateau_start", "t_z", "t_route",
     "t_route_direct", "t_loss",
@@ -227,14 +227,20 @@ def resting_table(table: pd.DataFrame) -> pd.DataFrame | None:
         flat = g["flat_loss_tok"].dropna()
         gap = g["marginal_gap_at_drop"].dropna()
         layout = g["format_loss_tok"].dropna()
+        both = g[g["t_marginal"].notna() & g["t_loss"].notna()]
+        first = int((both["t_marginal"] < both["t_loss"]).sum())
         rows.append((
             int(k), len(g), f"{np.log(int(k)):.3f}",
             f"{layout.iloc[0]:.3f}" if len(layout) else "- (no EOS)",
             f"{flat.mean():.3f} [{flat.min():.3f}, {flat.max():.3f}]" if len(flat) else "-",
             f"{np.exp(-gap).median():.4f} ({len(gap)})" if len(gap) else "- (no drop timed)",
+            f"{first} of {len(both)}; median {(both['t_marginal'] - both['t_loss']).median():+.0f}"
+            if len(both) else "-",
         ))  # fmt: skip
-    return pd.DataFrame(rows, columns=["K", "runs", "log K", "layout-only", "rests at",
-                                       "candidate mass at the drop (runs)"])  # fmt: skip
+    columns = ["K", "runs", "log K", "layout-only", "rests at",
+               "candidate mass at the drop (runs)",
+               "mass > 0.5 before the drop (t_marginal - t_loss)"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def markdown_section(
@@ -264,9 +270,11 @@ def markdown_section(
     if rest is not None:
         parts += ["", "**Where the raw per-token loss rests, by K** (`flat_loss_tok`: its longest "
                   "stretch within 2% of its median before the drop; mean [min, max] over runs), "
-                  "against log K and the layout-only value; and the probability on B's K "
-                  "candidates at the drop (`exp(-marginal_gap_at_drop)`: ~1 if the marginal "
-                  "P(A|B) is learned first)", "", _md_table(rest)]  # fmt: skip
+                  "against log K and the layout-only value; the probability on B's K "
+                  "candidates at the drop (`exp(-marginal_gap_at_drop)`, median: ~1 if the "
+                  "marginal P(A|B) is learned first); and in how many runs that probability "
+                  "passes 0.5 (`t_marginal`) before the drop (`t_loss`), with the median "
+                  "difference in steps", "", _md_table(rest)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)
         if t is not None:

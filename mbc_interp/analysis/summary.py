@@ -19,7 +19,9 @@ Rules (also in the README; fixed before the sweeps that report them):
   ``marginal_gap_at_drop`` is ``loss - cand_loss`` at ``t_loss`` (nats per example):
   ``-log`` of the probability the model puts on B's K candidates when they are scored as whole
   sequences (an upper bound when only their first tokens are), so ~0 if the marginal P(A|B)
-  was learned before the drop, as the paper's account has it.
+  was learned before the drop, as the paper's account has it. ``t_marginal``: when that mass,
+  ``exp(-(loss - cand_loss))``, first crosses 0.5 and stays above for 2 evaluations: the
+  marginal learned, to set beside ``t_loss``, the conditional.
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
   (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
@@ -159,9 +161,13 @@ def _marginal_stage(run: Run, out: dict[str, Any]) -> None:
         out["flat_loss_tok"], out["t_flat_start"], out["t_flat_end"] = (
             flat.level, flat.start, flat.end
         )  # fmt: skip
+    if "cand_loss" not in m or m["cand_loss"].isna().all():
+        return
+    c = m[m["cand_loss"].notna()]
+    mass = np.exp(-(c["loss"] - c["cand_loss"]).clip(lower=0))
+    out["t_marginal"] = onset(c["step"], mass, baseline=0.0, final=1.0, frac=0.5)
     t = out["t_loss"]
-    if t is not None and "cand_loss" in m and m["cand_loss"].notna().any():
-        c = m[m["cand_loss"].notna()]
+    if t is not None:
         gap = np.interp(t, m["step"], m["loss"]) - np.interp(t, c["step"], c["cand_loss"])
         out["marginal_gap_at_drop"] = float(gap)
 
@@ -205,7 +211,7 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
         t_route=None, t_route_direct=None, t_attn_to_z=None, route_phase=None,
         lead_fraction=None, flat_loss_tok=None, t_flat_start=None, t_flat_end=None,
-        marginal_gap_at_drop=None,
+        marginal_gap_at_drop=None, t_marginal=None,
     )  # fmt: skip
     _hidden_progress(run, out)
     _marginal_stage(run, out)

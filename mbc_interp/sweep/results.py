@@ -44,7 +44,7 @@ AXES = {
 """Config fields copied into the table, under short column names."""
 
 TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_route",
-         "t_route_direct", "t_attn_to_z")
+         "t_route_direct", "t_attn_to_z", "t_marginal")
 SUMMARY_FIELDS = ("transition_signal", "lead_fraction", "lead_fraction_z", "route_phase",
                   "z_phase", "z_doubling_steps", "z_doubling_tokens", "routing_head",
                   "routing_head_final", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",

@@ -204,10 +204,15 @@ def test_resting_table_reads_the_rest_and_the_candidate_mass_by_k():
         "flat_loss_tok": [2.86, 2.88, 2.85, 2.87, 0.3],
         "format_loss_tok": [2.867, 2.867, 2.867, 2.867, None],  # the last: a proxy run
         "marginal_gap_at_drop": [None, None, np.log(500), np.log(1000), None],
+        "t_marginal": [None, None, 600.0, 580.0, 10.0],
+        "t_loss": [None, None, 380.0, 360.0, 1300.0],
     })  # fmt: skip
     t = resting_table(runs).set_index("K")
     assert list(t.index) == [4, 5, 20]
     assert t.loc[4, "layout-only"] == "- (no EOS)"  # a proxy run
+    order = "mass > 0.5 before the drop (t_marginal - t_loss)"
+    assert t.loc[4, order] == "1 of 1; median -1290" and t.loc[20, order] == "0 of 2; median +220"
+    assert t.loc[5, order] == "-"
     assert t.loc[5, "rests at"] == "2.870 [2.860, 2.880]"
     assert t.loc[5, "log K"] == f"{np.log(5):.3f}" and t.loc[5, "layout-only"] == "2.867"
     assert t.loc[5, "candidate mass at the drop (runs)"] == "- (no drop timed)"
