@@ -99,3 +99,20 @@ def test_forward_run_report_shows_the_loss(tmp_path):
     done = load_run(run.path)
     assert done.status == "finished" and done.manifest.stop_reason == "max_steps"
     assert "status finished" in html  # the report says how the run ended
+
+
+def test_patching_heatmaps_use_checkpoints_that_have_the_maps(transitioned_run, tmp_path):
+    """With ``detail_every`` the position-resolved maps exist at some checkpoints only: the
+    report's three moments for them are chosen among those."""
+    from mbc_interp.analysis.timeline import detail_steps
+
+    run = copy_run(transitioned_run, tmp_path / "run")
+    config = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",
+                            "resid_pre"), detail_every=4)  # fmt: skip
+    analyze(run, config, progress=False)
+    sections = {s.heading: s for s in run_report(run)}
+    (fig,) = sections["Residual-stream patching"].figures
+    shown = [int(re.search(r"step ([\d,]+)", a.text).group(1).replace(",", ""))
+             for a in fig.layout.annotations if "step" in a.text]  # fmt: skip
+    assert len(shown) >= 2
+    assert set(shown) <= set(detail_steps(run.steps, run.steps, 4))
