@@ -35,7 +35,8 @@ for pf in "$SRC"/points/*.json; do
     # shellcheck disable=SC2086  # KINDS is a list
     time $PY -m mbc_interp.cli analyze "$DST/runs/$name" --n-pairs 128 --n-examples 256 \
       --patch-kinds head_out_all_pos --kinds $KINDS --start "${t0%.*}" --stop "${t1%.*}" \
-      --no-progress | head -1
+      --no-progress | sed -n '1,4p'  # the plan (sed reads on: the command keeps its stdout)
+    [ "${PIPESTATUS[0]}" = 0 ] || { echo "FAILED $name (run again to retry)"; continue; }
   fi
   touch "$DST/.done_$name"
 done
