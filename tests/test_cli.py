@@ -136,3 +136,16 @@ def test_direction_flag_and_forward_runs_refuse_analysis(tmp_path, capsys):
     assert main(["analyze", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert str(out) in err and "no selector" in err and "backward runs" in err
+
+
+def test_a_reader_that_leaves_early_stops_the_command_quietly(tiny_run):
+    """`mbc info RUN | head -1`: no traceback, the exit status of a closed pipe. The reader
+    here (`true`) has left before the command's first write, so the write always fails."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m mbc_interp.cli info {tiny_run.path} | true; echo ${{PIPESTATUS[0]}}"
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    assert "Traceback" not in out.stderr and out.stdout.strip() == "141", out
