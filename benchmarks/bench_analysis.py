@@ -17,32 +17,20 @@ beside wall time, and ratios are taken in CPU time, since the machine may be sha
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
 
 from mbc_interp.analysis.attribution import head_attribution
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.plan import GFLOPS, TOKEN_S, cost_parts, flops_per_token
-from mbc_interp.analysis.timeline import AnalysisConfig
+from mbc_interp.analysis.timeline import AnalysisConfig, _example_rows
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import PRESETS, RunConfig
 from mbc_interp.model import build_model
 from mbc_interp.task import WindTunnelTask
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def bench(preset: str, repeats: int) -> None:
@@ -51,11 +39,10 @@ def bench(preset: str, repeats: int) -> None:
     model = build_model(cfg.model, cfg.task.d_vocab, cfg.task.seq_len, seed=0)
     model.eval()
     a = AnalysisConfig()
-    rows = torch.randperm(len(task), generator=torch.Generator().manual_seed(0))
-    examples = rows[: a.n_examples].sort().values
+    examples = _example_rows(task, a)  # the rows `mbc analyze` uses
     pairs = task.patching_pairs(min(a.n_pairs, len(task)), a.pair_seed)
     per_tok = flops_per_token(cfg.model, task)
-    batch = task.tokens[rows[:512].sort().values]
+    batch = task.tokens[:512]
     with torch.no_grad():
         base_wall, base_cpu = timed(lambda: model(batch), repeats)
     base_tokens = 512 * task.tokens.shape[1]
@@ -72,8 +59,9 @@ def bench(preset: str, repeats: int) -> None:
     for name, fn in runs:
         wall, cpu = timed(fn, repeats)
         table.append((name, wall, cpu, estimates[name]))
+    n_examples = len(task) if examples is None else len(examples)
     print(f"\n{preset}: {len(task):,} examples, {cfg.model.n_layers} layers, d_model "
-          f"{cfg.model.d_model}; {pairs.clean_tokens.shape[0]} pairs, {len(examples)} examples; "
+          f"{cfg.model.d_model}; {pairs.clean_tokens.shape[0]} pairs, {n_examples} examples; "
           f"{per_tok / 1e6:.2f} MFLOP per token")  # fmt: skip
     print(f"{'analysis':<34}{'wall s':>9}{'cpu s':>9}{'x base':>9}{'est. s':>9}{'est/cpu':>9}")
     for name, wall, cpu, est in table:

@@ -17,11 +17,10 @@ in wall time, since the machine may be shared).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
 
 from mbc_interp.analysis.gradients import (
     GradientConfig,
@@ -35,17 +34,6 @@ from mbc_interp.config import RunConfig
 from mbc_interp.evaluation import target_losses as example_losses
 from mbc_interp.model import build_model
 from mbc_interp.task import WindTunnelTask
-
-
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
