@@ -199,11 +199,15 @@ _ANALYSIS_FLAGS = ("n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis.summary import format_summary
     from .analysis.timeline import analyze
+    from .run import load_run
 
-    plan = _analysis_plan(args)
+    if args.budget <= 0:
+        raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
+    run = load_run(args.run)
+    plan = _analysis_plan(args, run)
     print(f"{args.run}: {plan.describe()}")
     table, summary = analyze(
-        args.run, plan.config, every=args.every, start=args.start, stop=args.stop,
+        run, plan.config, every=args.every, start=args.start, stop=args.stop,
         force=args.force, progress=not args.no_progress,
     )  # fmt: skip
     print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
@@ -211,26 +215,22 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_plan(args: argparse.Namespace):
+def _analysis_plan(args: argparse.Namespace, run):
     """The settings ``mbc analyze`` will use: the flags given; for the others, those of the run's
     earlier analysis (unless ``--force``), else the defaults (``--full``) or the budget plan."""
+    from dataclasses import replace
+
     from .analysis.plan import fixed_plan, plan_analysis
     from .analysis.timeline import AnalysisConfig, saved_config, select_steps
-    from .run import load_run
 
-    if args.budget <= 0:
-        raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
-    run = load_run(args.run)
     steps = select_steps(run.steps, args.every, args.start, args.stop)
     given = {k: getattr(args, k) for k in _ANALYSIS_FLAGS if hasattr(args, k)}  # flags given
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
     try:
         saved = None if args.force else saved_config(run)
         if saved is not None:
-            settings = saved.to_dict() | given
-            settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
             source = "of the run's earlier analysis" + (" and given" if given else "")
-            return fixed_plan(run, steps, AnalysisConfig(**settings), source)
-        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+            return fixed_plan(run, steps, replace(saved, **given), source)
         if args.full:
             return fixed_plan(run, steps, AnalysisConfig(**given), "given (--full)")
         return plan_analysis(run, steps, given=given, budget_s=args.budget)

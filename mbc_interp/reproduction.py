@@ -255,14 +255,10 @@ def markdown_section(
                  f"[`{rel(results / 'fits.json')}`]({rel(results / 'fits.json')}).")  # fmt: skip
     per_k = fits["plateau"].get("per_K")
     if per_k:
-        parts += [
-            "",
-            "**Plateau height by K** (median loss and mean exact-match accuracy over "
-            "the plateau's evaluations, mean over runs)",
-            "",
-            "| K | runs | log K | plateau loss | plateau / log K | accuracy | 1/K |",
-            "|---|---|---|---|---|---|---|",
-        ]
+        parts += ["", "**Plateau height by K** (median loss and mean exact-match accuracy over "
+                  "the plateau's evaluations, mean over runs)", "",
+                  "| K | runs | log K | plateau loss | plateau / log K | accuracy | 1/K |",
+                  "|---|---|---|---|---|---|---|"]
         parts += [f"| {k} | {v['n']} | {v['log_k']:.4f} | {v['mean_plateau_loss']:.4f} | "
                   f"{v['mean_ratio']:.4f} | {_fmt(v.get('mean_plateau_acc'))} | {1 / int(k):.3f} |"
                   for k, v in per_k.items()]  # fmt: skip

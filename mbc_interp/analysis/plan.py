@@ -164,22 +164,29 @@ def plan_analysis(
     module doc). ``budget_s=None`` takes the defaults of :class:`AnalysisConfig` unchanged."""
     given = dict(given or {})
     if budget_s is None:
-        return _plan(run, steps, AnalysisConfig(**given), None, "given")
-    candidates = []
-    for pairs, examples in LEVELS:
-        base = {"n_pairs": pairs, "n_examples": examples} | given
-        most = max(1, math.ceil(len(steps) / MIN_DETAIL))
-        every = [given["detail_every"]] if "detail_every" in given else range(1, most + 1)
-        candidates.extend(AnalysisConfig(**(base | {"detail_every": d})) for d in every)
-    plans = [_plan(run, steps, c, budget_s, "chosen") for c in dict.fromkeys(candidates)]
+        return fixed_plan(run, steps, AnalysisConfig(**given))
+    run_steps = run.steps  # the manifest, read once for every candidate
+    most = max(1, math.ceil(len(steps) / MIN_DETAIL))
+    every = [given["detail_every"]] if "detail_every" in given else range(1, most + 1)
+    candidates = [
+        AnalysisConfig(**({"n_pairs": pairs, "n_examples": examples} | given | {"detail_every": d}))
+        for pairs, examples in LEVELS
+        for d in every
+    ]
+    plans = [_plan(run, run_steps, steps, c, budget_s, "chosen") for c in dict.fromkeys(candidates)]
     return next((p for p in plans if p.fits), min(plans, key=lambda p: p.seconds))
 
 
 def _plan(
-    run: Run, steps: list[int], config: AnalysisConfig, budget_s: float | None, source: str
+    run: Run,
+    run_steps: list[int],
+    steps: list[int],
+    config: AnalysisConfig,
+    budget_s: float | None,
+    source: str,
 ) -> AnalysisPlan:
     cost = estimate_cost(config, run.config.model, run.task)
-    detail = detail_steps(run.steps, steps, config.detail_every)
+    detail = detail_steps(run_steps, steps, config.detail_every)
     seconds = len(steps) * (cost.core_s + cost.extra_s) + len(detail) * cost.detail_s
     return AnalysisPlan(config, tuple(steps), tuple(detail), seconds, budget_s, source)
 
@@ -188,4 +195,4 @@ def fixed_plan(
     run: Run, steps: list[int], config: AnalysisConfig, source: str = "given"
 ) -> AnalysisPlan:
     """The plan of settings fixed in full (nothing chosen), with its estimated cost."""
-    return _plan(run, steps, config, None, source)
+    return _plan(run, run.steps, steps, config, None, source)

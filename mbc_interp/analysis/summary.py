@@ -130,8 +130,7 @@ def transition_of(metrics: pd.DataFrame, log_k: float) -> tuple[dict[str, Any], 
     return lt.to_dict(), "loss"
 
 
-def _hidden_progress(run: Run, out: dict[str, Any]) -> None:
-    m = run.metrics
+def _hidden_progress(m: pd.DataFrame, out: dict[str, Any]) -> None:
     if "dz" not in m or m["dz"].isna().all():
         out["t_z_reason"] = "the run logged no Δz (trained before it existed)"
         return
@@ -151,11 +150,10 @@ def _hidden_progress(run: Run, out: dict[str, Any]) -> None:
         out["rest_loss_tok"] = float(late["loss_tok"].median()) if "loss_tok" in late else None
 
 
-def _marginal_stage(run: Run, out: dict[str, Any]) -> None:
+def _marginal_stage(m: pd.DataFrame, format_loss_tok: float | None, out: dict[str, Any]) -> None:
     """Where the raw per-token loss rests, and how much the model knows of the marginal
     P(A|B) when the drop happens (see the module docstring)."""
-    m = run.metrics
-    out["format_loss_tok"] = run.task.config.format_loss_tok
+    out["format_loss_tok"] = format_loss_tok
     if "loss_tok" in m and m["loss_tok"].notna().any():
         flat = flat_stretch(m["step"], m["loss_tok"], stop=out["t_loss"])
         out["flat_loss_tok"], out["t_flat_start"], out["t_flat_end"] = (
@@ -204,7 +202,8 @@ def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
 
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     """The transition summary of a run from its metrics and analysis timeline."""
-    transition, signal = transition_of(run.metrics, run.log_k)
+    metrics = run.metrics  # read once: the file is read fresh on every access
+    transition, signal = transition_of(metrics, run.log_k)
     out: dict[str, Any] = {"log_k": run.log_k, "transition_signal": signal, **transition}
     out.update(
         t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,
@@ -213,8 +212,8 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         lead_fraction=None, flat_loss_tok=None, t_flat_start=None, t_flat_end=None,
         marginal_gap_at_drop=None, t_marginal=None,
     )  # fmt: skip
-    _hidden_progress(run, out)
-    _marginal_stage(run, out)
+    _hidden_progress(metrics, out)
+    _marginal_stage(metrics, run.config.task.format_loss_tok, out)
     if table.empty:
         out["routing_reason"] = "no checkpoint analysed"
     else:

@@ -284,10 +284,8 @@ def growth_onset(
         raise ValueError(f"sustain must be >= 1, got {sustain}")
     s = np.asarray(steps, dtype=float)
     v = np.asarray(values, dtype=float)
-    f = (
-        z * np.asarray(se, dtype=float)
-        if se is not None
-        else np.broadcast_to(np.asarray(floor, dtype=float), v.shape)
+    f = z * np.asarray(se, dtype=float) if se is not None else np.broadcast_to(
+        np.asarray(floor, dtype=float), v.shape
     )
     if not (s.shape == v.shape == f.shape and s.ndim == 1):
         raise ValueError(f"steps, values, floor differ in shape: {s.shape}, {v.shape}, {f.shape}")
@@ -296,7 +294,7 @@ def growth_onset(
     if len(v) == 0:
         return GrowthOnset(None, "no finite values")
     above = v > f
-    if above[:sustain].all() if len(v) >= sustain else above.all():
+    if above[: sustain].all() if len(v) >= sustain else above.all():
         return GrowthOnset(None, f"above its noise floor from the first evaluation (step {s[0]:g})")
     for i in range(1, len(v) - sustain + 1):
         if above[i] and not above[i - 1] and above[i : i + sustain].all():
@@ -368,9 +366,6 @@ class FlatStretch:
     """Median over the stretch; ``None`` when the curve never rests."""
     start: float | None
     end: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def flat_stretch(
