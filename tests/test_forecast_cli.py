@@ -68,6 +68,7 @@ def test_backtest_of_a_sweep_writes_its_table_and_refits_it(local_sweep, tmp_pat
     assert set(BASELINES) & set(table.method)
     assert {"prediction", "low", "high", "rel_err", "covered", "as_of", "t_loss"} <= set(table)
     assert (table.as_of < table.t_loss).all()
+    assert "blocks" in table and (out / "blocks.csv").is_file()
     text = doc.read_text()
     assert text.startswith("# prose kept") and "tail kept" in text and "old" not in text
     assert "Verdicts" in text

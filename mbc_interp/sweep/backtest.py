@@ -12,10 +12,15 @@ Rules (fixed before the backtest was first run):
   (leave-one-out; the default level when fewer than 2 others have one).
 - Baselines, leave-one-out over the other scored runs, given the one fact known at ``as_of``
   (the drop has not happened: a prediction before ``as_of`` is moved to ``as_of``):
-  ``epochs``: the median escape time of the others in epochs (passes over the run's examples),
-  interval their 10-90% quantiles; ``power_law``: ln(t_loss in tokens) on ln(number of
-  examples) fitted by least squares on the others (needs 2 distinct sizes), interval the fit's
-  residual SD x 1.28 (80%) on the log scale.
+  ``epochs``: the median escape time of the others in epochs (passes over the run's examples);
+  ``power_law``: ln(t_loss in tokens) on ln(number of examples) fitted by least squares on the
+  others (needs 2 distinct sizes). Intervals (v3, as the forecast's: the v2 ones, the others'
+  10-90% quantiles and the fit's residual SD x 1.28, covered 44-67% for a stated 80%) are
+  predictive intervals for one more run on the log scale
+  (:func:`~mbc_interp.analysis.forecast.predictive_bounds`): ``epochs`` SD of the others'
+  ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the regression's
+  prediction SD (residual SD x sqrt(1 + 1/n + leverage)), t with n - 2. With too few others
+  to measure a spread the interval is open (``low`` at ``as_of``, no ``high``).
 - Scores: relative error ``(prediction - t_loss) / t_loss`` (the issue's measure), the same over
   the time still to wait ``(prediction - t_loss) / (t_loss - as_of)`` (harder: it does not
   shrink as as_of nears the drop), and coverage of the interval (low <= t_loss <= high; an
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast
+from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast, predictive_bounds
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.run import Run, load_run
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
@@ -44,7 +49,6 @@ METHODS = ("forecast", "extrapolation", "epochs", "power_law")
 else extrapolation); ``extrapolation``: the fit alone, no reference; then the baselines."""
 BASELINES = ("epochs", "power_law")
 TARGET_ERROR = 0.25
-Z80 = 1.2816
 
 
 def scored_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -58,7 +62,7 @@ def scored_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], list[dict[str,
         run = load_run(run_dir)
         if not run.config.task.has_selector:
             continue
-        rec = _record(run)
+        rec = {**_record(run), "blocks": "+".join(point.get("labels") or [])}
         (scored if rec["t_loss"] is not None else skipped).append(rec)
     return scored, skipped
 
@@ -94,7 +98,7 @@ def backtest(
         if len(levels) >= 2:
             cfg = ForecastConfig(**{**config.__dict__, "level": float(np.median(levels))})
         refs = [o["reference"] for o in others if o["reference"] is not None]
-        base = _baselines(rec, others)
+        base = _baselines(rec, others, config.coverage)
         t0, t1 = rec["t_plateau_start"], rec["t_loss"]
         for f in fractions:
             as_of = t0 + f * (t1 - t0)
@@ -108,7 +112,8 @@ def backtest(
                 preds[name] = ("baseline", None, *_not_before(now, pred, low, high))
             for method, (status, via, pred, low, high) in preds.items():
                 rows.append({
-                    "run": rec["run"], "signal": rec["signal"], "K": rec["K"],
+                    "run": rec["run"], "blocks": rec.get("blocks", ""),
+                    "signal": rec["signal"], "K": rec["K"],
                     "n_examples": rec["n_examples"], "batch": rec["batch"], "lr": rec["lr"],
                     "seed": rec["seed"], "fraction": f, "as_of": now,
                     "t_plateau_start": t0, "t_loss": t1, "method": method, "status": status,
@@ -119,29 +124,38 @@ def backtest(
     return pd.DataFrame(rows)
 
 
-def _baselines(rec: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, tuple]:
+def _baselines(
+    rec: dict[str, Any], others: list[dict[str, Any]], coverage: float
+) -> dict[str, tuple]:
     """Leave-one-out baseline predictions of ``rec``'s t_loss (steps): (pred, low, high)."""
     out: dict[str, tuple] = {}
-    epochs = np.array([o["t_loss"] * o["batch"] / o["n_examples"] for o in others])
-    per_epoch = rec["n_examples"] / rec["batch"]
-    if len(epochs) >= 1:
-        lo, hi = np.quantile(epochs, [0.1, 0.9])
-        out["epochs"] = (float(np.median(epochs)) * per_epoch, lo * per_epoch, hi * per_epoch)
+    epochs = np.log([o["t_loss"] * o["batch"] / o["n_examples"] for o in others])
+    n = len(epochs)
+    if n >= 1:
+        centre = float(np.log(np.median(np.exp(epochs)) * rec["n_examples"] / rec["batch"]))
+        sd = float(epochs.std(ddof=1)) * np.sqrt(1 + 1 / n) if n >= 2 else np.inf
+        out["epochs"] = _exp_triple(centre, predictive_bounds(centre, sd, n - 1, coverage))
     sizes = np.log([o["n_examples"] for o in others])
     if len(np.unique(sizes)) >= 2:
         y = np.log([o["t_loss"] * o["tokens_per_step"] for o in others])
         slope, intercept = np.polyfit(sizes, y, 1)
         resid = y - (intercept + slope * sizes)
-        sd = float(np.sqrt(np.sum(resid**2) / max(len(y) - 2, 1)))
-        centre = intercept + slope * np.log(rec["n_examples"])
-        to_steps = 1.0 / rec["tokens_per_step"]
-        out["power_law"] = tuple(float(np.exp(centre + k * Z80 * sd) * to_steps)
-                                 for k in (0, -1, 1))  # fmt: skip
+        x = np.log(rec["n_examples"])
+        leverage = (x - sizes.mean()) ** 2 / np.sum((sizes - sizes.mean()) ** 2)
+        sd = float(np.sqrt(np.sum(resid**2) / max(n - 2, 1) * (1 + 1 / n + leverage)))
+        centre = intercept + slope * x - np.log(rec["tokens_per_step"])
+        out["power_law"] = _exp_triple(centre, predictive_bounds(centre, sd, n - 2, coverage))
     return out
 
 
-def _not_before(now: float, pred: float, low: float, high: float) -> tuple[float, float, float]:
-    return max(pred, now), max(low, now), max(high, now)
+def _exp_triple(centre: float, bounds: tuple[float, float]) -> tuple[float, float, float | None]:
+    """(prediction, low, high) in steps from log-scale values; no ``high`` when unbounded."""
+    high = float(np.exp(bounds[1])) if np.isfinite(bounds[1]) else None
+    return float(np.exp(centre)), float(np.exp(bounds[0])), high
+
+
+def _not_before(now: float, pred: float, low: float, high: float | None) -> tuple:
+    return max(pred, now), max(low, now), (None if high is None else max(high, now))
 
 
 def _scores(pred, low, high, t_loss, as_of) -> dict[str, Any]:
@@ -180,6 +194,34 @@ def summarize_backtest(table: pd.DataFrame) -> pd.DataFrame:
                 "median_abs_rel_err_all": _med(every.rel_err.abs()),
                 "coverage_all": _mean(every.covered),
             })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def block_summary(table: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
+    """Per (sweep, grid block) at ``fraction`` of the plateau, on the runs the forecast predicted:
+    each method's median |relative error| and the forecast's coverage. A block is a ``[[grid]]``
+    table of the sweep file (its ``label``); a run in several blocks (the reference point)
+    counts in each. Blocks that vary lr, eps or the optimizer are where a constant number of
+    epochs is wrong by design; there the question is whether Δz carries what the epoch count
+    does not. Empty without a ``blocks`` column (a table from before it)."""
+    if "blocks" not in table:
+        return pd.DataFrame()
+    t = table[table.fraction == fraction].copy()
+    t["block"] = t.blocks.fillna("").astype(str).str.split("+")
+    t = t.explode("block")
+    t = t[t.block != ""]
+    group = ["sweep", "block"] if "sweep" in t else ["block"]
+    rows = []
+    for key, g in t.groupby(group, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        made = g[(g.method == "forecast") & g.prediction.notna()].run
+        row: dict[str, Any] = {**dict(zip(group, key, strict=True)),
+                               "runs": g.run.nunique(), "compared": len(made)}  # fmt: skip
+        for method in METHODS:
+            mt = g[(g.method == method) & g.run.isin(made) & g.prediction.notna()]
+            row[method] = _med(mt.rel_err.abs())
+        row["forecast_coverage"] = _mean(g[(g.method == "forecast") & g.run.isin(made)].covered)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -12,6 +12,7 @@ from mbc_interp.analysis.forecast import (
     drop_level,
     forecast,
     forecast_path,
+    predictive_bounds,
 )
 
 LOG_K = float(np.log(4))
@@ -138,3 +139,38 @@ def test_config_rejects_bad_values():
         ForecastConfig(coverage=1.5)
     with pytest.raises(ValueError, match="level"):
         ForecastConfig(level=0.0)
+
+
+def test_predictive_bounds_cover_one_more_draw_at_the_stated_rate():
+    """For normal draws the Student t interval with sd x sqrt(1 + 1/n) is exact; the quantile
+    range of the n draws (the v2 interval) is far too narrow at small n."""
+    rng = np.random.default_rng(0)
+    trials, n, coverage = 4000, 4, 0.8
+    draws = rng.normal(3.0, 0.5, size=(trials, n + 1))
+    seen, new = draws[:, :n], draws[:, n]
+    covered = quantile = 0
+    for x, y in zip(seen, new, strict=True):
+        lo, hi = predictive_bounds(x.mean(), x.std(ddof=1) * np.sqrt(1 + 1 / n), n - 1, coverage)
+        covered += lo <= y <= hi
+        qlo, qhi = np.quantile(x, [0.1, 0.9])
+        quantile += qlo <= y <= qhi
+    assert covered / trials == pytest.approx(coverage, abs=0.025)
+    assert quantile / trials < 0.6
+    assert predictive_bounds(1.0, 0.5, 0, coverage) == (-np.inf, np.inf)
+
+
+def test_the_analog_interval_carries_the_runs_own_doubling_time_error():
+    """References that agree (their ratios within 0.5%: an interval from them alone would be
+    ~3 steps wide) still leave the run's own growth rate uncertain (~5% on its doubling time
+    here, so ~+-9% of the ~400 steps still to wait): a noisier Δz widens it further."""
+    t_drop = 1000.0
+    refs = [Reference.from_metrics(synthetic(d, exponential(d, tau=100), seed=i, rel_se=0.0,
+                                             floor_se=1e-4), LOG_K)
+            for i, d in enumerate((800.0, 900.0, 1100.0, 1200.0))]  # fmt: skip
+    widths = []
+    for rel_se in (0.01, 0.1):
+        m = synthetic(t_drop, exponential(t_drop, tau=100), seed=9, rel_se=rel_se)
+        fc = forecast(m, LOG_K, as_of=600, references=refs)
+        assert fc.method == "analog" and fc.low <= t_drop <= fc.high
+        widths.append(fc.high - fc.low)
+    assert widths[0] > 40 and widths[1] > 1.3 * widths[0]
