@@ -50,6 +50,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_patching.py
 	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_gradients.py
+	$(BIN)/python benchmarks/bench_analysis.py
 
 clean-venv:
 	rm -rf $(VENV)
