@@ -34,7 +34,8 @@ def begin_marker(results: Path) -> str:
 
 
 RUN_COLUMNS = (
-    "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "target_len", "construction",
+    "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "optimizer", "eps",
+    "momentum", "target_len", "construction",
     "selector_gap", "transition_signal", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
     "marginal_gap_at_drop", "t_marginal",
     "data_seed", "n_layers", "d_model", "n_heads", "point_status", "status", "plateau_loss",

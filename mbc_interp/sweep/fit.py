@@ -41,7 +41,7 @@ from mbc_interp.runtable import main_runs, slice_of
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
 AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len",
                 "construction", "data_seed", "n_layers", "d_model", "n_heads",
-                "selector_gap")  # fmt: skip
+                "selector_gap", "optimizer", "eps", "momentum")  # fmt: skip
 
 CI = 0.95
 

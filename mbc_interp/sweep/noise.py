@@ -39,14 +39,11 @@ import pandas as pd
 from jaxtyping import Float
 
 from mbc_interp.analysis.summary import SUMMARY_FILE
-from mbc_interp.config import RunConfig
 from mbc_interp.run import load_run
 from mbc_interp.runtable import slice_of
 from mbc_interp.store import ANALYSIS_DIR
 from mbc_interp.sweep.fit import reference_point
-from mbc_interp.sweep.grid import flatten
 from mbc_interp.sweep.results import collect
-from mbc_interp.sweep.runner import iter_points
 
 MIN_CHECKPOINTS = 3
 """Analysed checkpoints a plateau window must hold for its run to be measurable."""
@@ -54,7 +51,6 @@ ALPHA = 0.05
 PERMUTATIONS = 20_000
 """Random orderings for the permutation p-value above 8 runs (all orderings up to 8)."""
 REFERENCE_EPS = 1e-8
-EXTRA_AXES = {"train.eps": "eps", "train.optimizer": "optimizer", "train.momentum": "momentum"}
 MEASURES = ("grad_norm", "b_simple", "tr_sigma", "b_ratio", "t_adam", "t_sgd", "coherence",
             "coherence_null", "group_ratio", "group_ratio_null", "eps_dominated_frac",
             "plateau_lr", "llc")  # fmt: skip
@@ -118,11 +114,7 @@ def plateau_measures(run_dir: str | Path) -> dict[str, Any]:
 
 def noise_table(sweep: str | Path) -> pd.DataFrame:
     """One row per point of a sweep directory: its axes, loss times and plateau measures."""
-    table = collect(sweep)
-    extra = {p["name"]: flatten(p["config"]) for p, _ in iter_points(sweep)}
-    defaults = flatten(RunConfig().to_dict())
-    for key, col in EXTRA_AXES.items():
-        table[col] = [extra[n].get(key, defaults[key]) for n in table["name"]]
+    table = collect(sweep)  # the optimizer axes included (sweep.results.OPTIMIZER_AXES)
     rows = []
     for name, status in zip(table["name"], table["point_status"], strict=True):
         run_dir = Path(sweep) / "runs" / name
@@ -352,11 +344,7 @@ def question_d(table: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
 
 def noise_verdicts(table: pd.DataFrame) -> dict[str, Any]:
     """The four questions on a noise table (see the module docstring for the rules)."""
-    ref = reference_point(table)
-    back = table[table.direction == "backward"]
-    for col in EXTRA_AXES.values():
-        counts = back[col].value_counts()
-        ref[col] = sorted(counts[counts == counts.max()].index)[0] if len(counts) else None
+    ref = reference_point(table)  # eps, optimizer and momentum among its axes
     return {
         "reference": ref,
         "n_runs": int((table.point_status == "done").sum()),

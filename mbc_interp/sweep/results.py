@@ -30,6 +30,7 @@ import pandas as pd
 
 from mbc_interp.analysis.summary import SUMMARY_FILE
 from mbc_interp.analysis.transition import detect_loss_transition
+from mbc_interp.config import RunConfig
 from mbc_interp.run import load_run
 from mbc_interp.store import ANALYSIS_DIR
 from mbc_interp.sweep.grid import flatten
@@ -42,6 +43,11 @@ AXES = {
     "model.d_model": "d_model", "model.n_heads": "n_heads", "task.selector_gap": "selector_gap",
 }  # fmt: skip
 """Config fields copied into the table, under short column names."""
+OPTIMIZER_AXES = {"train.optimizer": "optimizer", "train.eps": "eps", "train.momentum": "momentum"}
+"""Optimizer fields, copied with their defaults filled in (a point that does not set eps ran
+at the default eps): a slice over any axis holds these at the reference, so a sweep with an eps
+or optimizer block does not mix those runs into its size, K, lr or batch fits."""
+_DEFAULTS = flatten(RunConfig().to_dict())
 
 TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_route",
          "t_route_direct", "t_attn_to_z", "t_marginal")
@@ -59,6 +65,7 @@ def collect(sweep: str | Path) -> pd.DataFrame:
         row: dict[str, Any] = {"name": point["name"], "labels": ",".join(point["labels"])}
         flat = flatten(point["config"])
         row.update({col: flat.get(key) for key, col in AXES.items()})
+        row.update({col: flat.get(key, _DEFAULTS[key]) for key, col in OPTIMIZER_AXES.items()})
         row["direction"] = row["direction"] or "backward"
         row["selector_gap"] = row["selector_gap"] or 0
         row["point_status"] = outcome.get("status", "pending")

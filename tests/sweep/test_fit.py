@@ -228,3 +228,20 @@ def test_the_paper_sections_resting_table_is_the_committed_runs():
     root = Path(__file__).resolve().parents[2]
     runs = pd.read_csv(root / "results/paper_cpu/runs.csv")
     assert _md_table(resting_table(runs)) in (root / "REPRODUCTION.md").read_text()
+
+
+def test_an_eps_block_does_not_leak_into_the_other_fits():
+    """Runs that differ from the reference only in Adam's eps (a 1000x larger eps, with
+    durations 10x longer) must not enter the D, lr or batch fits as reference runs."""
+    table = synthetic(seeds=3)
+    table["optimizer"], table["eps"], table["momentum"] = "adamw", 1e-8, 0.9
+    base = fit_sweep(table, n_boot=200)
+    at_ref = table[(table.D == 500) & (table.K == 4) & (table.lr == 3e-4) & (table.batch == 128)]
+    slow = at_ref.assign(eps=1e-5, duration_tokens=at_ref.duration_tokens * 10,
+                         duration_steps=at_ref.duration_steps * 10,
+                         name=[f"eps{i}" for i in range(len(at_ref))])  # fmt: skip
+    fits = fit_sweep(pd.concat([table, slow], ignore_index=True), n_boot=200)
+    assert fits["reference"]["eps"] == 1e-8
+    for axis in ("D", "lr", "batch"):
+        assert fits[axis]["n_runs"] == base[axis]["n_runs"]
+    assert fits["D"]["exponent"] == pytest.approx(base["D"]["exponent"])

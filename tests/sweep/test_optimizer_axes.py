@@ -6,6 +6,7 @@ import pytest
 
 from mbc_interp import load_run
 from mbc_interp.sweep.grid import SweepSpec
+from mbc_interp.sweep.results import collect
 from mbc_interp.sweep.runner import RUNS_DIR, run_sweep
 
 from ..helpers import build_cfg
@@ -46,3 +47,7 @@ def test_a_tiny_sweep_with_an_eps_axis_and_an_sgd_point_runs(tmp_path):
     # eps really reaches the optimiser: a large eps trains differently
     losses = {t.eps: runs[n].metrics["loss"].iloc[-1] for n, t in trains.items() if n != sgd}
     assert losses[1e-8] != losses[1e-2]
+    # the run table carries the optimizer axes, defaults filled in (the SGD point set no eps)
+    table = collect(tmp_path / "sw").set_index("name")
+    assert table.loc[sgd, "eps"] == 1e-8 and table.loc[sgd, "optimizer"] == "sgd"
+    assert sorted(table.eps) == [1e-8, 1e-8, 1e-2]
