@@ -169,12 +169,9 @@ def patch_sites(
             corrupt_diff = logit_diff(corrupt_logits, chunk).double().cpu()
             corrupt_sum += float(corrupt_diff.sum())
             for first, group in _site_groups(sites, max(1, max_batch // len(rows))):
-                effects = (
-                    _patched_effects(
-                        model, kind, group, chunk, hook_names, clean_cache, corrupt_cache
-                    )
-                    - corrupt_diff
-                )  # [site, pair]: patched - corrupt, per pair
+                effects = _patched_effects(
+                    model, kind, group, chunk, hook_names, clean_cache, corrupt_cache
+                ) - corrupt_diff  # [site, pair]: patched - corrupt, per pair
                 patched_sum[first : first + len(group)] += effects.sum(-1)
                 patched_sq[first : first + len(group)] += (effects**2).sum(-1)
 

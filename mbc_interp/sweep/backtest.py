@@ -129,11 +129,11 @@ def _baselines(
 ) -> dict[str, tuple]:
     """Leave-one-out baseline predictions of ``rec``'s t_loss (steps): (pred, low, high)."""
     out: dict[str, tuple] = {}
-    epochs = np.log([o["t_loss"] * o["batch"] / o["n_examples"] for o in others])
+    epochs = np.array([o["t_loss"] * o["batch"] / o["n_examples"] for o in others])
     n = len(epochs)
     if n >= 1:
-        centre = float(np.log(np.median(np.exp(epochs)) * rec["n_examples"] / rec["batch"]))
-        sd = float(epochs.std(ddof=1)) * np.sqrt(1 + 1 / n) if n >= 2 else np.inf
+        centre = float(np.log(np.median(epochs) * rec["n_examples"] / rec["batch"]))
+        sd = float(np.log(epochs).std(ddof=1)) * np.sqrt(1 + 1 / n) if n >= 2 else np.inf
         out["epochs"] = _exp_triple(centre, predictive_bounds(centre, sd, n - 1, coverage))
     sizes = np.log([o["n_examples"] for o in others])
     if len(np.unique(sizes)) >= 2:
@@ -177,12 +177,12 @@ def summarize_backtest(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, t in table.groupby(group):
         key = key if isinstance(key, tuple) else (key,)
-        made = t[(t.method == "forecast") & t.prediction.notna()].run
+        compared = _compared(t)
         for method in METHODS:
             mt = t[t.method == method]
             if mt.empty:
                 continue
-            both = mt[mt.run.isin(made) & mt.prediction.notna()]
+            both = compared[method]
             every = mt[mt.prediction.notna()]
             rows.append({
                 **dict(zip(group, key, strict=True)), "method": method, "runs": len(mt),
@@ -214,15 +214,21 @@ def block_summary(table: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
     rows = []
     for key, g in t.groupby(group, sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        made = g[(g.method == "forecast") & g.prediction.notna()].run
-        row: dict[str, Any] = {**dict(zip(group, key, strict=True)),
-                               "runs": g.run.nunique(), "compared": len(made)}  # fmt: skip
+        compared = _compared(g)
+        row: dict[str, Any] = {**dict(zip(group, key, strict=True)), "runs": g.run.nunique(),
+                               "compared": len(compared["forecast"])}  # fmt: skip
         for method in METHODS:
-            mt = g[(g.method == method) & g.run.isin(made) & g.prediction.notna()]
-            row[method] = _med(mt.rel_err.abs())
-        row["forecast_coverage"] = _mean(g[(g.method == "forecast") & g.run.isin(made)].covered)
+            row[method] = _med(compared[method].rel_err.abs())
+        row["forecast_coverage"] = _mean(compared["forecast"].covered)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _compared(t: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each method's predictions in ``t`` on the runs where the forecast gave one: the runs
+    the methods are compared on."""
+    made = t[(t.method == "forecast") & t.prediction.notna()].run
+    return {m: t[(t.method == m) & t.run.isin(made) & t.prediction.notna()] for m in METHODS}
 
 
 def _med(s: pd.Series) -> float | None:
