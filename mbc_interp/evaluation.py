@@ -18,6 +18,19 @@ large), :func:`evaluate` reports:
   over examples ``dz_se`` / ``dz_cand_se``. Δz is 0 for any model that ignores z, and defined
   (small, not undefined) on the plateau: it is what hidden progress looks like. The derangement
   is the same at every evaluation, so successive values differ only through the model.
+  ``loss_zswap`` / ``loss_zswap_pos``: the raw loss (and per position) with z replaced; the
+  part of the raw loss's gain that survives replacing z is what the model knows without z.
+- **The marginal and the conditional, matched** (:func:`stage_measures`): on the same rows
+  (the candidate rows) and from the same scores as ``cand_loss``, ``marg_loss`` is ``-log``
+  of the mass the model puts on B's K candidates (whole sequences when they are scored, else
+  first tokens), from its chance value ``marg_chance`` (a model that knows only the layout:
+  uniform over the target alphabet at every target position) to 0; ``cand_loss`` runs from
+  log K (z ignored, B's candidates scored alike: the least a model that ignores z can reach)
+  to 0. ``marg_first_loss`` / ``cand_first_loss`` are the first-token versions on the same
+  rows: the mass on the distinct first characters of B's candidates, and the correct one's
+  share of it, whose chance values are ``marg_first_chance`` and ``cand_first_floor`` (the
+  entropy of the first character given B, the least a model that ignores z can reach).
+  Each comes with its standard error over the rows (``*_se``).
 """
 
 from __future__ import annotations
@@ -36,7 +49,8 @@ from .task import WindTunnelTask
 EVAL_CHUNK = 4096
 DERANGEMENT_SEED = 0
 METRICS = ("loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand_acc",
-           "dz", "dz_se", "dz_cand", "dz_cand_se")  # fmt: skip
+           "dz", "dz_se", "dz_cand", "dz_cand_se", "loss_zswap", "marg_loss", "marg_chance",
+           "marg_first_loss", "marg_first_chance", "cand_first_loss", "cand_first_floor")  # fmt: skip
 
 
 def target_losses(
@@ -124,24 +138,57 @@ def evaluate(
     corrupt_tokens = task.with_selector_of(rows, donors)
     corrupt_loss, _, corrupt_answer = _forward(model, corrupt_tokens, a)
     out["dz"], out["dz_se"] = _mean_se(corrupt_loss.sum(-1) - loss)
+    out["loss_zswap"] = float(corrupt_loss.sum(-1).mean())
+    out["loss_zswap_pos"] = [float(x) for x in corrupt_loss.mean(0)]
 
     k_true = task.selector_index[rows]
     if task.first_token_distinct:
         first = task.candidate_first(rows)
         clean_s, corrupt_s = answer.gather(-1, first), corrupt_answer.gather(-1, first)
-        n_cand = len(rows)
+        n_cand, seq_len = len(rows), 1
     else:
         sub = _subsample(len(rows), cand_examples)
-        rows, k_true = rows[sub], k_true[sub]
+        rows, k_true, answer = rows[sub], k_true[sub], answer[sub]
         clean_s = candidate_scores(model, task, rows, clean_tokens[sub])
         corrupt_s = candidate_scores(model, task, rows, corrupt_tokens[sub])
-        n_cand = len(rows)
+        n_cand, seq_len = len(rows), task.config.target_len
     clean_c = -clean_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
     corrupt_c = -corrupt_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
-    out["cand_loss"] = float(clean_c.mean())
+    out["cand_loss"], out["cand_loss_se"] = _mean_se(clean_c)
+    out.update(stage_measures(clean_s, answer, task.candidate_first(rows), k_true,
+                              task.config.n_target_chars, seq_len))  # fmt: skip
     out["cand_acc"] = float((clean_s.argmax(-1) == k_true).double().mean())
     out["dz_cand"], out["dz_cand_se"] = _mean_se(corrupt_c - clean_c)
     out["cand_n"] = n_cand
+    return out
+
+
+def stage_measures(
+    scores: Float[Tensor, "n K"],
+    answer_logp: Float[Tensor, "n d_vocab"],
+    first: Int[Tensor, "n K"],
+    k_true: Int[Tensor, " n"],
+    n_chars: int,
+    seq_len: int,
+) -> dict[str, float]:
+    """The matched marginal and conditional measures of the module docstring, on one set of
+    rows: ``scores`` are log p of each row's K candidates (whole sequences over ``seq_len``
+    characters, or first tokens with ``seq_len = 1``), ``answer_logp`` the log-probs at the
+    answer position, ``first`` the candidates' first tokens, ``n_chars`` the target alphabet."""
+    k = scores.shape[-1]
+    out: dict[str, float] = {}
+    out["marg_loss"], out["marg_loss_se"] = _mean_se(-scores.logsumexp(-1))
+    out["marg_chance"] = seq_len * math.log(n_chars) - math.log(k)
+    count = torch.zeros_like(answer_logp).scatter_add_(-1, first, torch.ones_like(first).double())
+    present = count > 0
+    mass = answer_logp.masked_fill(~present, -math.inf).logsumexp(-1)
+    right = answer_logp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
+    out["marg_first_loss"], out["marg_first_loss_se"] = _mean_se(-mass)
+    out["cand_first_loss"], out["cand_first_loss_se"] = _mean_se(mass - right)
+    share = count / k
+    floor = -(share * share.clamp_min(1e-300).log()).sum(-1)
+    out["marg_first_chance"] = float((math.log(n_chars) - present.sum(-1).double().log()).mean())
+    out["cand_first_floor"] = float(floor.mean())
     return out
 
 

@@ -213,6 +213,11 @@ class TaskConfig:
         return (len(CHARS) if self.strings else self.n_base_symbols) ** self.base_len
 
     @property
+    def n_target_chars(self) -> int:
+        """Size of the alphabet each target character is drawn from."""
+        return len(CHARS) if self.strings else self.n_target_symbols
+
+    @property
     def format_loss_tok(self) -> float | None:
         """Per-token loss over the target positions (A and EOS) of a model that knows the layout
         (where EOS goes) and nothing about which characters: ``target_len log 36 /

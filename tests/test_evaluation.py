@@ -98,3 +98,64 @@ def test_metrics_are_logged_at_every_evaluation(tmp_path):
         assert m[col].notna().all(), col
     assert (m["eval_n"] == len(run.task)).all()
     assert m["loss_tok"].to_numpy() == pytest.approx(m["loss"].to_numpy() / run.task.n_targets)
+
+
+class LayoutOnly(nn.Module):
+    """The paper task's layout-only model: uniform over the 36 characters at every character
+    position of A, certain of EOS after it; it knows nothing of B or z."""
+
+    def __init__(self, task: WindTunnelTask):
+        super().__init__()
+        self.task = task
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        t, v = self.task, self.task.config.d_vocab
+        out = torch.full((*tokens.shape, v), -60.0)
+        chars = t.config.n_target_chars
+        a, n = t.answer_pos, t.config.target_len
+        out[:, a : a + n, :chars] = -math.log(chars)
+        eos = t.config.vocab.index("EOS")
+        if tokens.shape[1] > a + n:
+            out[:, a + n, eos] = 0.0
+        return out
+
+
+def test_matched_stage_measures_against_known_predictors():
+    """The marginal runs from its chance value (the layout-only model) to 0 (the exact
+    marginal), the conditional from log K (the marginal, z ignored) to 0 (the perfect
+    predictor); first-token versions from theirs; all on the same rows."""
+    task = WindTunnelTask(TASKS["paper"])
+    k, chars = task.K, 36
+    layout = evaluate(LayoutOnly(task), task, cand_examples=len(task))
+    assert layout["marg_chance"] == pytest.approx(4 * math.log(chars) - math.log(k))
+    assert layout["marg_loss"] == pytest.approx(layout["marg_chance"], abs=1e-4)
+    assert layout["marg_first_loss"] == pytest.approx(layout["marg_first_chance"], abs=1e-4)
+    assert layout["cand_loss"] == pytest.approx(math.log(k), abs=1e-4)
+    # uniform over the distinct first characters: at least the floor, which is below log K
+    first = task.candidate_first(torch.arange(len(task)))
+    distinct = torch.tensor([len(set(r.tolist())) for r in first]).double()
+    assert layout["cand_first_loss"] == pytest.approx(float(distinct.log().mean()), abs=1e-4)
+    assert layout["cand_first_floor"] <= layout["cand_first_loss"] + 1e-9
+    assert layout["cand_first_floor"] <= math.log(k)
+
+    marginal = evaluate(Reference(task, marginal=True), task, cand_examples=len(task))
+    assert marginal["marg_loss"] == pytest.approx(0.0, abs=1e-3)
+    assert marginal["marg_first_loss"] == pytest.approx(0.0, abs=1e-3)
+    assert marginal["cand_first_loss"] == pytest.approx(marginal["cand_first_floor"], abs=1e-3)
+    assert marginal["loss_zswap"] == pytest.approx(marginal["loss"], abs=1e-4)
+
+    perfect = evaluate(Reference(task, marginal=False), task, cand_examples=len(task))
+    for key in ("marg_loss", "cand_loss", "marg_first_loss", "cand_first_loss"):
+        assert perfect[key] == pytest.approx(0.0, abs=1e-3), key
+        assert perfect[f"{key}_se"] >= 0
+    assert perfect["loss_zswap"] > perfect["loss"] + 10
+    assert len(perfect["loss_zswap_pos"]) == task.n_targets
+
+
+def test_stage_measures_on_the_proxy_are_first_token_measures():
+    task = WindTunnelTask(TASKS["proxy"])
+    ev = evaluate(Reference(task, marginal=True), task)
+    assert ev["marg_loss"] == pytest.approx(ev["marg_first_loss"])
+    assert ev["marg_chance"] == pytest.approx(math.log(16) - math.log(task.K))
+    assert ev["cand_first_loss"] == pytest.approx(ev["cand_loss"], abs=1e-6)
