@@ -48,9 +48,11 @@ from .task import WindTunnelTask
 
 EVAL_CHUNK = 4096
 DERANGEMENT_SEED = 0
-METRICS = ("loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand_acc",
-           "dz", "dz_se", "dz_cand", "dz_cand_se", "loss_zswap", "marg_loss", "marg_chance",
-           "marg_first_loss", "marg_first_chance", "cand_first_loss", "cand_first_floor")  # fmt: skip
+METRICS = (
+    "loss", "loss_tok", "acc", "acc_first", "loss_sd", "cand_loss", "cand_acc", "dz", "dz_se",
+    "dz_cand", "dz_cand_se", "loss_zswap", "marg_loss", "marg_chance", "marg_first_loss",
+    "marg_first_chance", "cand_first_loss", "cand_first_floor",
+)  # fmt: skip
 
 
 def target_losses(
