@@ -6,22 +6,29 @@ Rules (also in the README; fixed before the sweeps that report them):
   :func:`~mbc_interp.analysis.transition.detect_loss_transition` on the logged raw loss
   (``transition_signal = "loss"``). When the raw loss never rests at log K (the paper's task:
   its A strings are random, and the raw loss rests at an alphabet-level value) and the run
-  logged the candidate-normalised loss, they come from ``cand_loss`` instead, whose floor is
-  exactly log K while z is ignored (``transition_signal = "cand_loss"``); ``rest_loss_tok``
-  then reports where the raw per-token loss rested (median over the last quarter of the plateau).
-- **The marginal stage** (added after the paper sweep had run, to answer what the raw loss rests
-  at): ``flat_loss_tok`` is the raw per-token loss's own resting height, wherever it rests
-  (:func:`~mbc_interp.analysis.transition.flat_stretch`: the longest stretch of >= 3
-  evaluations within 2% of its median, after the loss has fallen 5% from its initial value and
-  before ``t_loss``), from ``t_flat_start`` to ``t_flat_end``, beside ``log_k`` and
+  logged the candidate-normalised loss, they come from ``cand_loss`` instead
+  (``transition_signal = "cand_loss"``) by
+  :func:`~mbc_interp.analysis.transition.detect_rest_transition`: the plateau starts where the
+  raw per-token loss first rests (``t_first_rest``), the drop is the held crossing of
+  0.5 log K after it, and no K level is lost because its candidate loss sits more than 5%
+  above log K while z is ignored (it is >= log K, equal only when B's candidates are scored
+  alike). ``rest_loss_tok`` then reports the raw per-token loss's median over the last quarter
+  of the plateau.
+- **The two stages, matched** (:mod:`mbc_interp.analysis.stages`): ``t_marginal_seq`` /
+  ``t_conditional_seq`` (and ``_first``), each a half-way crossing on the log scale from its
+  chance value to 0 on the same rows, their sampling errors, each run's order; where the raw
+  loss first rests (``first_rest_loss_tok``, ``t_first_rest``) and where it is just before the
+  drop (``pre_drop_loss_tok``); the share of its gain that survives replacing z.
+- **The raw loss's longest rest**: ``flat_loss_tok`` is the raw per-token loss's longest
+  resting stretch (:func:`~mbc_interp.analysis.transition.flat_stretch`: >= 3 evaluations
+  within 2% of its median, after the loss has fallen 5% from its initial value and before
+  ``t_loss``), from ``t_flat_start`` to ``t_flat_end``, beside ``log_k`` and
   ``format_loss_tok``, the per-token loss of a model that knows the layout and nothing about
   which characters (string tasks: ``target_len log 36 / (target_len + 1)``).
-  ``marginal_gap_at_drop`` is ``loss - cand_loss`` at ``t_loss`` (nats per example):
-  ``-log`` of the probability the model puts on B's K candidates when they are scored as whole
-  sequences (an upper bound when only their first tokens are), so ~0 if the marginal P(A|B)
-  was learned before the drop, as the paper's account has it. ``t_marginal``: when that mass,
-  ``exp(-(loss - cand_loss))``, first crosses 0.5 and stays above for 2 evaluations: the
-  marginal learned, to set beside ``t_loss``, the conditional.
+  ``marginal_gap_at_drop`` is ``loss - cand_loss`` at ``t_loss`` (nats per example): ``-log``
+  of the probability the model puts on B's K candidates when they are scored as whole
+  sequences (an upper bound when only their first tokens are; it mixes the loss's rows with
+  the candidate rows: the matched ``marg_loss`` measures the same on one set of rows).
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
   (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
@@ -56,8 +63,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.analysis.stages import resting_levels, stage_times
 from mbc_interp.analysis.transition import (
     detect_loss_transition,
+    detect_rest_transition,
+    first_stretch,
     flat_stretch,
     growth_onset,
     growth_rate,
@@ -123,7 +133,8 @@ def transition_of(metrics: pd.DataFrame, log_k: float) -> tuple[dict[str, Any], 
     steps = m["step"].to_numpy(float)
     lt = detect_loss_transition(steps, m["loss"].to_numpy(float), log_k)
     if lt.status == "no_plateau" and "cand_loss" in m and m["cand_loss"].notna().any():
-        cand = detect_loss_transition(steps, m["cand_loss"].to_numpy(float), log_k)
+        rest = first_stretch(steps, m["loss_tok"]).start if "loss_tok" in m else None
+        cand = detect_rest_transition(steps, m["cand_loss"].to_numpy(float), log_k, rest)
         out = cand.to_dict()
         out["raw_loss_reason"] = lt.reason
         return out, "cand_loss"
@@ -161,9 +172,10 @@ def _marginal_stage(m: pd.DataFrame, format_loss_tok: float | None, out: dict[st
         )  # fmt: skip
     if "cand_loss" not in m or m["cand_loss"].isna().all():
         return
+    out.update(stage_times(m, out["log_k"]))
+    out.update(resting_levels(m, out["transition_signal"], out["log_k"], out["t_loss"],
+                              format_loss_tok, out.get("t_marginal_seq")))  # fmt: skip
     c = m[m["cand_loss"].notna()]
-    mass = np.exp(-(c["loss"] - c["cand_loss"]).clip(lower=0))
-    out["t_marginal"] = onset(c["step"], mass, baseline=0.0, final=1.0, frac=0.5)
     t = out["t_loss"]
     if t is not None:
         gap = np.interp(t, m["step"], m["loss"]) - np.interp(t, c["step"], c["cand_loss"])
@@ -210,7 +222,7 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
         t_route=None, t_route_direct=None, t_attn_to_z=None, route_phase=None,
         lead_fraction=None, flat_loss_tok=None, t_flat_start=None, t_flat_end=None,
-        marginal_gap_at_drop=None, t_marginal=None,
+        marginal_gap_at_drop=None,
     )  # fmt: skip
     _hidden_progress(metrics, out)
     _marginal_stage(metrics, run.config.task.format_loss_tok, out)

@@ -180,6 +180,68 @@ def detect_loss_transition(
     )
 
 
+def detect_rest_transition(
+    steps: Curve,
+    signal: Curve,
+    log_k: float,
+    rest_start: Step | None,
+    *,
+    half: float = 0.5,
+    min_after: int = 2,
+    solved_frac: float = 0.05,
+    pre_frac: float = 0.9,
+) -> LossTransition:
+    """Plateau and drop of a signal with no band around log K to rest in, the plateau timed
+    from where another curve first rests (the candidate loss on the paper's task: it sits above
+    log K by an amount that depends on K and on training while z is ignored, so a 5% band would
+    lose whole K levels; the raw loss's first rest marks the plateau's start instead).
+
+    - ``t_plateau_start``: ``rest_start``; ``None`` -> ``"no_plateau"``.
+    - ``t_loss``: the first downward crossing of ``half * log_k`` after ``t_plateau_start``,
+      held for ``min_after`` evaluations and interpolated; a signal already below it there ->
+      ``"no_plateau"`` (the drop came before the rest); none -> ``"no_transition"``.
+    - ``t_plateau_end``: the last evaluation before ``t_loss`` (or the last) with the signal at
+      or above ``pre_frac * log_k``; ``plateau_loss`` the signal's median from start to end.
+    - ``t_solved``: as in :func:`detect_loss_transition`.
+    """
+    s, v = _clean(steps, signal, "signal")
+    log_k = float(log_k)
+
+    def result(status: TransitionStatus, reason: str, **times: float | None) -> LossTransition:
+        fields = dict.fromkeys(("plateau_loss", "t_plateau_start", "t_plateau_end", "t_loss",
+                                "t_solved"))  # fmt: skip
+        return LossTransition(log_k=log_k, status=status, reason=reason, **{**fields, **times})
+
+    if rest_start is None or not len(v) or log_k == 0:
+        return result("no_plateau", "the raw loss never rests before the drop")
+    start = int(np.searchsorted(s, rest_start))
+    if start >= len(v) or v[start] < half * log_k:
+        return result("no_plateau", f"the signal is below {half:g} log K where the raw loss "
+                                    f"first rests (step {rest_start:g})")  # fmt: skip
+    drop = _crossing(s, v, half * log_k, True, start + 1, min_after)
+    stop = drop[1] if drop is not None else len(v)
+    high = np.flatnonzero(v[start:stop] >= pre_frac * log_k)
+    end = start + int(high[-1]) if len(high) else start
+    times: dict[str, float | None] = {
+        "plateau_loss": float(np.median(v[start : end + 1])),
+        "t_plateau_start": float(s[start]),
+        "t_plateau_end": float(s[end]),
+    }
+    if drop is None:
+        why = f"the signal never fell below {half:g} log K after the rest"
+        return result("no_transition", f"{why} (last {v[-1]:.4g} at step {s[-1]:g})", **times)
+    solved = _crossing(s, v, solved_frac * log_k, True, drop[1], min_after)
+    if solved is None:
+        why = f"below {half:g} log K at step {drop[0]:.6g}, never held below {solved_frac:g} log K"
+        return result("not_solved", why, t_loss=drop[0], **times)
+    return result(
+        "transitioned",
+        f"rest from step {s[start]:g}, signal below {half:g} log K at step {drop[0]:.6g}, "
+        f"below {solved_frac:g} log K at step {solved[0]:.6g}",
+        t_loss=drop[0], t_solved=solved[0], **times,
+    )  # fmt: skip
+
+
 def onset(
     steps: Curve,
     values: Curve,
@@ -381,6 +443,25 @@ def flat_stretch(
     fallen :data:`FLAT_FALL` below its first value and before ``stop`` (the drop). Ties go to
     the earliest. For the height the raw loss rests at when no level is known in advance (the
     paper's task: log K, or where a model that knows only the layout scores?)."""
+    return _stretch(steps, values, stop, tol, min_evals, first=False)
+
+
+def first_stretch(
+    steps: Curve,
+    values: Curve,
+    *,
+    stop: Step | None = None,
+    tol: float = FLAT_TOL,
+    min_evals: int = FLAT_MIN,
+) -> FlatStretch:
+    """Where a curve first rests: as :func:`flat_stretch`, but the earliest such run (extended
+    as far as it stays within ``tol``) rather than the longest."""
+    return _stretch(steps, values, stop, tol, min_evals, first=True)
+
+
+def _stretch(
+    steps: Curve, values: Curve, stop: Step | None, tol: float, min_evals: int, first: bool
+) -> FlatStretch:
     s, v = _clean(steps, values, "values")
     if stop is not None:
         s, v = s[s <= stop], v[s <= stop]
@@ -397,6 +478,8 @@ def flat_stretch(
             j += 1
         if best is None or j - i > best[1] - best[0]:
             best = (i, j)
+        if first:
+            break
     if best is None:
         return FlatStretch(None, None, None)
     i, j = best
