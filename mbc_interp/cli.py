@@ -229,6 +229,8 @@ def _analysis_plan(args: argparse.Namespace, run):
     try:
         saved = None if args.force else saved_config(run)
         if saved is not None:
+            if "kinds" in given:  # extra kinds add to the earlier analysis' (computed alone)
+                given["kinds"] = tuple(dict.fromkeys((*saved.kinds, *given["kinds"])))
             source = "of the run's earlier analysis" + (" and given" if given else "")
             return fixed_plan(run, steps, replace(saved, **given), source)
         if args.full:

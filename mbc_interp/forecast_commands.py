@@ -17,6 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from mbc_interp.analysis.forecast import Forecast, forecast, sweep_references
+from mbc_interp.analysis.forecast_calibration import (
+    fit_calibration,
+    held_out_intervals,
+    write_calibration,
+)
 from mbc_interp.jsonsafe import json_safe
 from mbc_interp.reproduction import _md_table, _write_svgs, replace_section
 from mbc_interp.run import load_run
@@ -24,6 +29,7 @@ from mbc_interp.store import atomic_write
 from mbc_interp.sweep.backtest import (
     backtest,
     block_summary,
+    coverage_by_fraction,
     scored_runs,
     summarize_backtest,
     verdict,
@@ -62,6 +68,7 @@ def _describe(fc: Forecast, tokens_per_step: int) -> str:
     line = fc.describe()
     if fc.status == "forecast":
         line += f"\n= {fc.t_loss_forecast * tokens_per_step:,.0f} tokens; {fc.reason}"
+        line += f"\n{fc.interval}"
     return line
 
 
@@ -84,8 +91,9 @@ def add_backtest(p: argparse.ArgumentParser) -> None:
     p.add_argument("sweeps", type=Path, nargs="+", metavar="SWEEP",
                    help="sweep directories (each backtested on its own runs), or a results "
                    "directory holding a committed backtest.csv (re-summarised)")  # fmt: skip
-    p.add_argument("--results", type=Path, help="where backtest.csv, summary.csv, report.html "
-                   "and the figure go (default: SWEEP/backtest)")  # fmt: skip
+    p.add_argument("--results", type=Path, help="where backtest.csv, summary.csv, coverage.csv, "
+                   "calibration.json, report.html and the figure go (default: "
+                   "SWEEP/backtest)")  # fmt: skip
     p.add_argument("--doc", type=Path, help="markdown file whose backtest section to rewrite")
 
 
@@ -102,7 +110,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def load_or_backtest(sweeps: list[Path]) -> pd.DataFrame:
-    """The backtest table of the sweeps (a committed ``backtest.csv`` is read as it is)."""
+    """The backtest table of the sweeps (a committed ``backtest.csv`` is read, not recomputed),
+    with the extrapolation intervals calibrated held out across all of them
+    (:func:`~mbc_interp.analysis.forecast_calibration.held_out_intervals`)."""
     tables = []
     for sweep in sweeps:
         if (sweep / "backtest.csv").is_file():
@@ -119,25 +129,34 @@ def load_or_backtest(sweeps: list[Path]) -> pd.DataFrame:
         tables.append(table)
         print(f"{sweep}: {len(scored)} runs backtested, {len(skipped)} without a plateau and a "
               "drop: " + ", ".join(f"{r['run']} ({r['status']})" for r in skipped))  # fmt: skip
-    return pd.concat(tables, ignore_index=True)
+    return held_out_intervals(pd.concat(tables, ignore_index=True))
 
 
 def write_backtest(
     table: pd.DataFrame, summary: pd.DataFrame, out: Path, doc: Path | None = None
 ) -> list[Path]:
-    """``backtest.csv`` (every forecast), ``summary.csv``, ``report.html``, the figure as SVG
-    when plotly can export it, and with ``doc`` its generated section."""
+    """``backtest.csv`` (every forecast), ``summary.csv``, ``blocks.csv``, ``coverage.csv``
+    (:func:`~mbc_interp.sweep.backtest.coverage_by_fraction`), ``calibration.json`` (every
+    extrapolation forecast's error: what ``mbc forecast`` calibrates its interval on),
+    ``report.html``, the figure as SVG when plotly can export it, and with ``doc`` its
+    generated section."""
     from mbc_interp.viz.forecast import backtest_figure
     from mbc_interp.viz.report import Section, write_html_report
 
     out.mkdir(parents=True, exist_ok=True)
     blocks = block_summary(table)
-    paths = [out / "backtest.csv", out / "summary.csv", out / "blocks.csv"]
+    coverage = coverage_by_fraction(table)
+    paths = [out / "backtest.csv", out / "summary.csv", out / "blocks.csv", out / "coverage.csv"]
     atomic_write(paths[0], table.to_csv(index=False).encode())
     atomic_write(paths[1], summary.to_csv(index=False).encode())
     atomic_write(paths[2], blocks.to_csv(index=False).encode())
+    atomic_write(paths[3], coverage.to_csv(index=False).encode())
+    sweeps = ", ".join(sorted(table["sweep"].astype(str).unique())) if "sweep" in table else ""
+    paths.append(write_calibration(fit_calibration(table, source=sweeps),
+                                   out / "calibration.json"))  # fmt: skip
     figs = {sweep: backtest_figure(t) for sweep, t in table.groupby("sweep")}
     sections = [Section("Verdict", text=" ".join(verdict(summary)), table=summary)]
+    sections.append(Section("Interval coverage by as-of fraction", table=coverage))
     if not blocks.empty:
         sections.append(Section("At 50% of the plateau, per grid block", table=blocks))
     sections += [Section(f"Backtest of {s}", figures=[f]) for s, f in figs.items()]
@@ -145,21 +164,29 @@ def write_backtest(
     svgs = _write_svgs({f"backtest_{s}": f for s, f in figs.items()}, out / "figures")
     paths += svgs
     if doc is not None:
-        text = markdown(summary, svgs, doc.parent, blocks)
+        text = markdown(summary, svgs, doc.parent, blocks, coverage)
         paths.append(replace_section(doc, BACKTEST_BEGIN, text))
     return paths
 
 
 def markdown(
-    summary: pd.DataFrame, svgs: list[Path], base: Path, blocks: pd.DataFrame | None = None
+    summary: pd.DataFrame,
+    svgs: list[Path],
+    base: Path,
+    blocks: pd.DataFrame | None = None,
+    coverage: pd.DataFrame | None = None,
 ) -> str:
-    """The generated section: the verdict per sweep, the table, the per-block table, the
-    figures."""
+    """The generated section: the verdict per sweep, the table, the coverage-by-fraction table,
+    the per-block table, the figures."""
     cols = ["sweep", "fraction", "method", "runs", "compared", "median_abs_rel_err",
             "median_abs_rel_err_wait", "median_rel_err", "coverage"]  # fmt: skip
     table = summary[[c for c in cols if c in summary]].apply(lambda col: col.map(_cell))
     parts = ["**Verdicts (at 50% of the plateau):**", ""]
     parts += [f"- {v}" for v in verdict(summary)] + ["", _md_table(table)]
+    if coverage is not None and not coverage.empty:
+        parts += ["", "**Coverage of the 80% intervals by as-of fraction** (covered / predicted, "
+                  "every prediction of the method; extrapolation intervals calibrated on the "
+                  "other sweeps):", "", _md_table(coverage_table(coverage))]  # fmt: skip
     if blocks is not None and not blocks.empty:
         parts += ["", "**At 50% of the plateau, per grid block** (median |relative error| of "
                   "t_loss on the runs the forecast predicted; a run in several blocks counts "
@@ -167,6 +194,16 @@ def markdown(
     for p in svgs:
         parts += ["", f"![{p.stem}]({os.path.relpath(p, base)})"]
     return "\n".join(parts)
+
+
+def coverage_table(coverage: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sweep, method), one column per as-of fraction: ``coverage (covered/n)``."""
+    c = coverage.assign(cell=[f"{r.coverage:.2f} ({r.covered}/{r.predicted})"
+                              for r in coverage.itertuples()])  # fmt: skip
+    wide = c.pivot_table(index=["sweep", "method"], columns="fraction", values="cell",
+                         aggfunc="first", sort=False)  # fmt: skip
+    wide.columns = [f"{f:.0%}" for f in wide.columns]
+    return wide.reset_index().fillna("")
 
 
 def _cell(v: object) -> str:

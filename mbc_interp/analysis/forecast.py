@@ -20,20 +20,22 @@ was added after it, see REPRODUCTION.md):
 - **Analog** (with at least ``MIN_REFERENCES`` finished reference runs that reached the run's
   current Δz level x, in units of log K): in each reference, the time from reaching x to its
   drop, in units of the doubling time the same fit gave on its evaluations up to then; the
-  forecast is now + the median of those ratios x the run's own doubling time. The interval
-  (v3, changed after the backtest found the v2 interval, the ratios' central ``coverage``
-  quantile range, covering 56-58% of drops for a stated 80%) is a predictive interval for one
-  more run on the log scale of the time still to wait: Student t with n - 1 degrees of freedom
-  (n references) and variance s²(1 + 1/n) + (SE of the run's own ln doubling time)², s the SD
-  of the references' ln ratio (:func:`predictive_bounds`). Δz does not grow at one rate: slowly
-  after its onset, fastest in the middle of the plateau, slower again near the drop; runs of
-  one task share that shape, which the ratio carries over.
+  forecast is now + the median of those ratios x the run's own doubling time. The interval is
+  a predictive interval for one more run on the log scale of the time still to wait: Student t
+  with n - 1 degrees of freedom (n references) and variance s²(1 + 1/n) + (SE of the run's own
+  ln doubling time)², s the SD of the references' ln ratio (:func:`predictive_bounds`). Δz does
+  not grow at one rate: slowly after its onset, fastest in the middle of the plateau, slower
+  again near the drop; runs of one task share that shape, which the ratio carries over.
 - **Extrapolation** (fewer references): the step at which the fitted line reaches
   ``level`` x log K, the Δz at which earlier runs' loss crossed log K / 2 (:func:`drop_level`:
-  1.1-1.6 log K on the proxy and the paper's task; default 1.5), never before ``as_of``; the
-  interval is the central ``coverage`` range of the same crossing over draws of the fit's
-  parameters and of the level (log-normal, ``level_sd``). ``high`` is ``None`` when the upper
-  tail of the draws never crosses (slope <= 0): no upper bound.
+  1.1-1.6 log K on the proxy and the paper's task; default 1.5), never before ``as_of``. The
+  fit's own interval (``fit_low``, ``fit_high``: the central ``coverage`` range of the same
+  crossing over draws of the fit's parameters and of the level, log-normal ``level_sd``) leaves
+  out the error of extrapolating one exponential; the interval given (``low``, ``high``) joins
+  it with that error as measured on the backtests
+  (:mod:`mbc_interp.analysis.forecast_calibration`), and is open (``as_of`` to no upper bound)
+  where no calibration applies. ``high`` is ``None``: no upper bound. ``interval`` says how the
+  interval was made.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
+from mbc_interp.analysis.forecast_calibration import (
+    Calibration,
+    calibrated_interval,
+    load_calibration,
+)
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.analysis.transition import growth_onset
 from mbc_interp.checks import check_field
@@ -60,6 +67,9 @@ SIGNAL = ("dz", "dz_se")
 on every evaluation example (``dz_cand``, on the candidate subsample, is ~3x noisier)."""
 MIN_REFERENCES = 3
 """Reference runs needed for an analog forecast (else the extrapolation alone)."""
+COMMITTED = "committed"
+"""``forecast(calibration=COMMITTED)``: the calibration committed with the backtest
+(:func:`~mbc_interp.analysis.forecast_calibration.load_calibration`)."""
 DEFAULT_LEVEL = 1.5
 """Δz at the drop in units of log K (see the module docstring and :func:`drop_level`)."""
 
@@ -153,6 +163,11 @@ class Forecast:
     """The Δz value (nats) the extrapolation aims at."""
     n_points: int = 0
     n_references: int = 0
+    fit_low: float | None = None
+    fit_high: float | None = None
+    """The fit's own interval (``extrapolation`` only; see the module docstring)."""
+    interval: str = ""
+    """How ``low`` and ``high`` were made."""
 
     def to_dict(self, tokens_per_step: int | None = None) -> dict[str, Any]:
         out = asdict(self)
@@ -182,10 +197,15 @@ def forecast(
     as_of: float | int | None = None,
     references: Sequence[Reference] = (),
     config: ForecastConfig | None = None,
+    calibration: Calibration | str | None = COMMITTED,
 ) -> Forecast:
     """Forecast the loss drop from ``metrics`` rows at or before ``as_of`` (default: all);
-    with ``references`` (finished runs of the same task), by analogy with them."""
+    with ``references`` (finished runs of the same task), by analogy with them. The
+    extrapolation's interval uses ``calibration`` (default: the committed one; ``None``: none,
+    an open interval)."""
     config = config or ForecastConfig()
+    if isinstance(calibration, str):
+        calibration = load_calibration()
     m = metrics if as_of is None else metrics[metrics["step"] <= as_of]
     if m.empty:
         return Forecast("no_plateau", None, None, None, None, None, "no evaluation yet")
@@ -220,15 +240,21 @@ def forecast(
         mid = now + np.exp(centre)
         return Forecast("forecast", float(mid), float(lo), float(hi), **base, method="analog",
                         n_references=len(paces),
+                        interval=f"{config.coverage:.0%} predictive interval from the spread "
+                        f"of {len(paces)} reference runs and the doubling time's error",
                         reason=f"{col} at {x_now:.3g} log K, doubling every "
                         f"{fit['doubling']:,.0f} steps; the drop came "
                         f"{np.median(paces):.2f} doubling times after that level in "
                         f"{len(paces)} reference runs")  # fmt: skip
     level = config.level * log_k
     t_hat = max(now, float(_crossing(fit, np.log(level), fit["coef"])))
-    low, high = _interval(fit, np.log(level), now, config)
+    fit_low, fit_high = _interval(fit, np.log(level), now, config)
+    low, high, how = calibrated_interval(
+        t_hat, now, times["t_plateau_start"], (fit_low, fit_high), calibration, config.coverage
+    )
     return Forecast(
         "forecast", t_hat, low, high, **base, method="extrapolation", level=level,
+        fit_low=fit_low, fit_high=fit_high, interval=how,
         reason=f"ln {col} fitted over {fit['n']} evaluations from step {fit['start']:,.0f}, "
         f"extrapolated to {config.level:g} log K",
     )  # fmt: skip

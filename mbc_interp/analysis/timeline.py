@@ -6,14 +6,24 @@ stopped; each records the settings it was computed with, and a timeline never mi
 settings) and ``timeline.csv``, the concatenation: one row per step x analysis x component x
 metric, with tokens seen. Memory stays flat: one model at a time, caches limited to the hooks
 each analysis needs.
+
+Kinds accumulate: an analysis asked for with an extra kind (``kinds``, e.g. ``gradients``) on
+a run analysed without it computes that kind alone on the checkpoints lacking it and adds its
+rows to their files, the rows already there untouched. The settings are compared per kind of
+analysis (:func:`kind_settings`): the core analyses' (attribution, z-use, patching, logit lens:
+the :class:`AnalysisConfig` fields but ``kinds``) and each extra kind's own (its fixed
+configuration, recorded in the step files as ``kind_settings``); a difference is an error
+naming the kind, the setting and both values (``force`` recomputes everything instead). Files
+written before ``kind_settings`` existed record no extra kind's settings, which are then taken
+as unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +59,9 @@ ANALYSIS_VERSION = 2
 """2: z-use rows, patching standard errors, attention to the previous position."""
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
+CORE = "core"
+"""The analyses every checkpoint gets: attribution, z-use, patching, logit lens."""
+CORE_LABEL = "core analyses (attribution, zuse, patching, logit_lens)"
 DETAIL_KINDS = ("resid_pre", "attn_out", "mlp_out", "head_out_by_pos")
 """Position-resolved patching kinds (layer x position pictures): the costly ones, which
 ``detail_every`` can limit to some checkpoints; nothing the summary times comes from them."""
@@ -134,10 +147,54 @@ def analyze_checkpoint(
     optimizer_state: OptimizerState | None = None,
     *,
     detail: bool = True,
+    parts: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """All analyses of one model as tidy rows (without step/tokens); ``optimizer_state`` (the
     checkpoint's, when saved) feeds the Adam statistics of the ``gradients`` kind; ``detail``
-    False leaves out the position-resolved patching kinds."""
+    False leaves out the position-resolved patching kinds; ``parts`` limits them to these kinds
+    (:data:`CORE` and/or extra kinds; default: the core and every kind of ``config``)."""
+    parts = (CORE, *config.kinds) if parts is None else tuple(parts)
+    rows: list[dict[str, Any]] = []
+    if CORE in parts:
+        rows.extend(_core_rows(model, task, config, detail))
+    if "gradients" in parts:
+        rows.extend(gradient_diagnostics(model, task, GradientConfig(), optimizer_state)
+                    .to_records())  # fmt: skip
+    if "llc" in parts:
+        rows.extend(estimate_llc(model, task, LLCConfig()).to_records())
+    return rows
+
+
+def kind_settings(config: AnalysisConfig) -> dict[str, dict[str, Any]]:
+    """Per kind of analysis ``config`` computes, the settings its rows depend on (as JSON
+    values): :data:`CORE`'s are the config's fields but ``kinds``; an extra kind's its fixed
+    configuration (:class:`~mbc_interp.analysis.gradients.GradientConfig`,
+    :class:`~mbc_interp.analysis.llc.LLCConfig`)."""
+    core = {k: v for k, v in config.to_dict().items() if k != "kinds"}
+    extra = {"gradients": GradientConfig, "llc": LLCConfig}
+    out = {CORE: core}
+    for kind in config.kinds:
+        out[kind] = json.loads(json.dumps(asdict(extra[kind]())))
+    return out
+
+
+def settings_conflicts(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per setting that differs between two :func:`kind_settings` records, for the
+    kinds both have: ``kind: name was OLD, now NEW``."""
+    lines = []
+    for kind in (k for k in new if k in old):
+        names = list(dict.fromkeys([*old[kind], *new[kind]]))
+        for name in names:
+            a, b = old[kind].get(name), new[kind].get(name)
+            if a != b:
+                label = CORE_LABEL if kind == CORE else kind
+                lines.append(f"{label}: {name} was {a!r}, now {b!r}")
+    return lines
+
+
+def _core_rows(
+    model: HookedTransformer, task: WindTunnelTask, config: AnalysisConfig, detail: bool
+) -> list[dict[str, Any]]:
     examples = _example_rows(task, config)
     rows: list[dict[str, Any]] = []
     for r in head_attribution(model, task, examples).to_records():
@@ -157,11 +214,6 @@ def analyze_checkpoint(
         )  # fmt: skip
     for r in logit_lens(model, task, examples).to_records():
         rows.append({"analysis": "logit_lens", "kind": "", "head": None, "pos": None, **r})
-    if "gradients" in config.kinds:
-        rows.extend(gradient_diagnostics(model, task, GradientConfig(), optimizer_state)
-                    .to_records())  # fmt: skip
-    if "llc" in config.kinds:
-        rows.extend(estimate_llc(model, task, LLCConfig()).to_records())
     return rows
 
 
@@ -209,22 +261,25 @@ def analyze_run(
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     _check_has_selector(run)
     out = run.path / ANALYSIS_DIR
-    done = analysed_steps(run, config)  # checks the folder before anything is written
-    _check_config(out, config, force)
+    analysed_steps(run)  # checks the folder before anything is written
+    config = _check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
-    todo = [s for s in wanted if force or s not in done]
+    todo = _todo(run, config, wanted, force)
     detailed = set(detail_steps(run.steps, wanted, config.detail_every))
     task = run.task
+    record_settings = {k: v for k, v in kind_settings(config).items() if k != CORE}
     bar = tqdm(
-        todo, desc="analyze", unit="ckpt", disable=not progress, mininterval=progress_interval()
-    )
+        list(todo), desc="analyze", unit="ckpt", disable=not progress,
+        mininterval=progress_interval(),
+    )  # fmt: skip
     for step in bar:
+        parts, kept = todo[step]
         model = run.model(step, device=device)
-        state = run.optimizer_state(step) if "gradients" in config.kinds else None
-        rows = analyze_checkpoint(model, task, config, state, detail=step in detailed)
+        state = run.optimizer_state(step) if "gradients" in parts else None
+        rows = analyze_checkpoint(model, task, config, state, detail=step in detailed, parts=parts)
         tokens = run.tokens_at(step)
-        record = [{"step": step, "tokens": tokens, **r} for r in rows]
-        data = {"settings": config.to_dict(), "rows": record}
+        record = kept + [{"step": step, "tokens": tokens, **r} for r in rows]
+        data = {"settings": config.to_dict(), "kind_settings": record_settings, "rows": record}
         atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(data).encode())
         del model
     table = load_timeline(run, config)
@@ -295,20 +350,66 @@ def analysed_steps(run: Run, config: AnalysisConfig | None = None) -> set[int]:
     return {s for s, f in found.items() if _read_step_file(f)[0] == wanted}
 
 
+def _todo(
+    run: Run, config: AnalysisConfig, wanted: list[int], force: bool
+) -> dict[int, tuple[tuple[str, ...], list[dict[str, Any]]]]:
+    """step -> (kinds to compute, rows kept) for the ``wanted`` steps that need work: every kind
+    where the step has no file, a file from other core settings or with kinds ``config`` lacks
+    (or ``force``); else the extra kinds its file lacks, its rows kept. A kind whose recorded
+    settings differ from ``config``'s is an error naming it (see the module docstring)."""
+    folder = run.path / ANALYSIS_DIR / STEPS_DIR
+    every = (CORE, *config.kinds)
+    new = kind_settings(config)
+    todo: dict[int, tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
+    for step in wanted:
+        file = folder / f"step{step:08d}.json"
+        if force or not file.is_file():
+            todo[step] = (every, [])
+            continue
+        settings, rows, recorded = _read_step(file)
+        if settings is None or {k: v for k, v in settings.items() if k != "kinds"} != new[CORE]:
+            todo[step] = (every, [])
+            continue
+        have = list(settings.get("kinds", ()))
+        if any(k not in config.kinds for k in have):
+            todo[step] = (every, [])
+            continue
+        conflicts = settings_conflicts(recorded, new)
+        if conflicts:
+            raise ValueError(
+                f"{file}: computed with other settings ({'; '.join(conflicts)}); re-run with "
+                "force (`mbc analyze --force`) to recompute them all"
+            )
+        missing = tuple(k for k in config.kinds if k not in have)
+        if missing:
+            todo[step] = (missing, rows)
+    return todo
+
+
 def _read_step_file(file: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """``(settings, rows)``; files from before settings were recorded give ``None``."""
+    settings, rows, _ = _read_step(file)
+    return settings, rows
+
+
+def _read_step(
+    file: Path,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``(settings, rows, kind_settings)`` of a step file (``kind_settings`` empty in files
+    written before it was recorded)."""
     try:
         data = json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise RunStoreError(f"{file}: not valid JSON ({e}); delete it to re-analyse") from None
     if isinstance(data, list):
-        return None, data
+        return None, data, {}
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise RunStoreError(f"{file}: not an analysis file; delete it to re-analyse")
     settings = data.get("settings")
     if isinstance(settings, dict):  # written before detail_every existed: every checkpoint
         settings = {**settings, "detail_every": settings.get("detail_every", 1)}
-    return settings, data["rows"]
+    recorded = data.get("kind_settings")
+    return settings, data["rows"], recorded if isinstance(recorded, dict) else {}
 
 
 def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
@@ -351,16 +452,23 @@ def _read_config(file: Path) -> AnalysisConfig:
     return AnalysisConfig.from_dict(data, str(file))
 
 
-def _check_config(out: Path, config: AnalysisConfig, force: bool) -> None:
+def _check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisConfig:
+    """The settings of the run's analysis from now on: ``config`` with the extra kinds of the
+    earlier analysis added (``force``: ``config`` alone); written to ``config.json``. Core
+    settings other than the earlier analysis' are an error naming each (old and new value)."""
     file = out / CONFIG_FILE
     if file.is_file() and not force:
         saved = _read_config(file)
-        if saved != config:
+        conflicts = settings_conflicts(kind_settings(saved), kind_settings(config))
+        if conflicts:
             raise ValueError(
-                f"{file}: earlier checkpoints were analysed with {saved}; re-run with force "
+                f"{file}: earlier checkpoints were analysed with other settings "
+                f"({'; '.join(conflicts)}); give the earlier values, or re-run with force "
                 "(`mbc analyze --force`) to recompute them all with the new settings"
             )
+        config = replace(config, kinds=tuple(dict.fromkeys((*saved.kinds, *config.kinds))))
     atomic_write(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
+    return config
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:

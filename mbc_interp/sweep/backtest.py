@@ -1,6 +1,6 @@
 """Backtest of the drop forecast over the runs of sweep directories, against naive baselines.
 
-Rules (fixed before the backtest was first run):
+Rules (fixed before the backtest was first run; the extrapolation intervals' after it):
 
 - Runs: every finished backward run of the sweep with a plateau and a drop (the transition
   signal's ``t_plateau_start`` and ``t_loss``, from the whole run); runs with no plateau or no
@@ -14,18 +14,21 @@ Rules (fixed before the backtest was first run):
   (the drop has not happened: a prediction before ``as_of`` is moved to ``as_of``):
   ``epochs``: the median escape time of the others in epochs (passes over the run's examples);
   ``power_law``: ln(t_loss in tokens) on ln(number of examples) fitted by least squares on the
-  others (needs 2 distinct sizes). Intervals (v3, as the forecast's: the v2 ones, the others'
-  10-90% quantiles and the fit's residual SD x 1.28, covered 44-67% for a stated 80%) are
-  predictive intervals for one more run on the log scale
-  (:func:`~mbc_interp.analysis.forecast.predictive_bounds`): ``epochs`` SD of the others'
-  ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the regression's
-  prediction SD (residual SD x sqrt(1 + 1/n + leverage)), t with n - 2. With too few others
-  to measure a spread the interval is open (``low`` at ``as_of``, no ``high``).
+  others (needs 2 distinct sizes). Intervals are predictive intervals for one more run on the
+  log scale (:func:`~mbc_interp.analysis.forecast.predictive_bounds`): ``epochs`` SD of the
+  others' ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the
+  regression's prediction SD (residual SD x sqrt(1 + 1/n + leverage)), t with n - 2. With too
+  few others to measure a spread the interval is open (``low`` at ``as_of``, no ``high``).
+- Extrapolation intervals (``via`` extrapolation, in either forecast method) are calibrated on
+  the backtest itself, held out: each run's by the other runs' extrapolation errors
+  (:func:`~mbc_interp.analysis.forecast_calibration.held_out_intervals`; over several sweeps,
+  by the other sweeps'), never by its own.
 - Scores: relative error ``(prediction - t_loss) / t_loss`` (the issue's measure), the same over
   the time still to wait ``(prediction - t_loss) / (t_loss - as_of)`` (harder: it does not
   shrink as as_of nears the drop), and coverage of the interval (low <= t_loss <= high; an
   open upper end covers anything above low). A method is compared with another on the runs
-  where both gave a prediction.
+  where both gave a prediction; :func:`coverage_by_fraction` gives each method's coverage at
+  each as-of fraction over all its predictions.
 - Target (the issue's): at 50% of the plateau a median absolute relative error <= 25%, and
   lower than both baselines'.
 """
@@ -39,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast, predictive_bounds
+from mbc_interp.analysis.forecast_calibration import held_out_intervals
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.run import Run, load_run
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
@@ -102,11 +106,13 @@ def backtest(
         t0, t1 = rec["t_plateau_start"], rec["t_loss"]
         for f in fractions:
             as_of = t0 + f * (t1 - t0)
-            preds = {}
+            preds, fits = {}, {}
             for method, use in (("forecast", refs), ("extrapolation", ())):
                 fc = forecast(rec["metrics"], rec["log_k"], as_of=as_of, references=use,
-                              config=cfg)  # fmt: skip
+                              config=cfg, calibration=None)  # fmt: skip
                 preds[method] = (fc.status, fc.method, fc.t_loss_forecast, fc.low, fc.high)
+                fits[method] = {"fit_low": fc.fit_low, "fit_high": fc.fit_high,
+                                "plateau_start_as_of": fc.t_plateau_start}  # fmt: skip
             now = fc.as_of_step if fc.as_of_step is not None else as_of
             for name, (pred, low, high) in base.items():
                 preds[name] = ("baseline", None, *_not_before(now, pred, low, high))
@@ -119,9 +125,11 @@ def backtest(
                     "t_plateau_start": t0, "t_loss": t1, "method": method, "status": status,
                     "via": via, "prediction": pred, "low": low, "high": high,
                     "level": cfg.level if method == "extrapolation" else None,
+                    **fits.get(method, {"fit_low": None, "fit_high": None,
+                                        "plateau_start_as_of": None}),
                     **_scores(pred, low, high, t1, now),
                 })  # fmt: skip
-    return pd.DataFrame(rows)
+    return held_out_intervals(pd.DataFrame(rows), config.coverage)
 
 
 def _baselines(
@@ -222,6 +230,24 @@ def block_summary(table: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
         row["forecast_coverage"] = _mean(compared["forecast"].covered)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def coverage_by_fraction(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (sweep, method, fraction), and over all sweeps (sweep ``all``): the predictions made,
+    how many the interval covered, and the coverage (their ratio)."""
+    t = table[table.prediction.notna()].copy()
+    if "sweep" not in t:
+        t["sweep"] = ""
+    t["covered"] = t.covered.astype(float)
+    pooled = t.assign(sweep="all")
+    both = pd.concat([t, pooled]) if t["sweep"].nunique() > 1 else t
+    g = both.groupby(["sweep", "method", "fraction"], sort=False).covered
+    out = pd.DataFrame({"predicted": g.size(), "covered": g.sum().astype(int)}).reset_index()
+    out["coverage"] = out.covered / out.predicted
+    order = {m: i for i, m in enumerate(METHODS)}
+    key = lambda c: c.map(order) if c.name == "method" else c  # noqa: E731
+    out = out.sort_values(["sweep", "method", "fraction"], key=key, kind="stable")
+    return out.reset_index(drop=True)
 
 
 def _compared(t: pd.DataFrame) -> dict[str, pd.DataFrame]:

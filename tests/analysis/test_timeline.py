@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -181,3 +182,75 @@ def test_a_stray_file_in_the_steps_folder_is_named(run, capsys):
     err = capsys.readouterr().err
     assert "notes.json: unexpected" in err and "Traceback" not in err
     assert {p: p.stat().st_mtime_ns for p in (run.path / "analysis").rglob("*")} == before
+
+
+# -- adding a kind -----------------------------------------------------------------------------
+def _step_files(run) -> dict[str, dict]:
+    folder = run.path / "analysis" / STEPS_DIR
+    return {f.name: json.loads(f.read_text()) for f in sorted(folder.iterdir())}
+
+
+def test_a_kind_is_added_to_an_analysed_run_without_recomputing_the_others(run, monkeypatch):
+    from mbc_interp.analysis import timeline
+
+    analyze(run, SMALL, progress=False)
+    before = _step_files(run)
+    assert not any(r["analysis"] == "gradients" for d in before.values() for r in d["rows"])
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a core analysis was recomputed")
+
+    for name in ("patch_sites", "head_attribution", "head_z_use", "logit_lens"):
+        monkeypatch.setattr(timeline, name, not_again)
+    assert main(["analyze", str(run.path), "--kinds", "gradients", "--no-progress"]) == 0
+    after = _step_files(run)
+    assert after.keys() == before.keys() and len(after) == len(run.steps)
+    for name, data in after.items():
+        old = before[name]["rows"]
+        assert data["rows"][: len(old)] == old  # the rows already there, untouched
+        added = data["rows"][len(old) :]
+        assert added and {r["analysis"] for r in added} == {"gradients"}
+        assert data["settings"] == {**SMALL.to_dict(), "kinds": ["gradients"]}
+        assert "sample_size" in data["kind_settings"]["gradients"]
+    table = load_timeline(run)
+    assert sorted(table[table.analysis == "gradients"].step.unique()) == run.steps
+    # asked again: nothing left to compute, nothing rewritten
+    mtimes = _mtimes(run)
+    monkeypatch.setattr(timeline, "gradient_diagnostics", not_again)
+    assert main(["analyze", str(run.path), "--kinds", "gradients", "--no-progress"]) == 0
+    assert _mtimes(run) == mtimes
+
+
+def test_a_settings_conflict_names_the_kind_and_both_values(run, capsys):
+    analyze(run, SMALL, stop=8, progress=False)
+    args = ["analyze", str(run.path), "--kinds", "gradients", "--n-pairs", "16", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "core analyses" in err and "n_pairs was 32, now 16" in err and "force" in err
+    # an extra kind's own settings, recorded in the step files
+    analyze(run, replace(SMALL, kinds=("gradients",)), stop=8, progress=False)
+    file = run.path / "analysis" / STEPS_DIR / "step00000000.json"
+    data = json.loads(file.read_text())
+    data["kind_settings"]["gradients"]["sample_size"] = 64
+    file.write_text(json.dumps(data))
+    assert main(["analyze", str(run.path), "--stop", "8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "step00000000.json" in err and "gradients: sample_size was 64, now 512" in err
+
+
+def test_step_files_from_before_kind_settings_still_load_and_take_a_kind(run):
+    analyze(run, SMALL, stop=8, progress=False)
+    folder = run.path / "analysis" / STEPS_DIR
+    for f in folder.iterdir():  # the format before kind_settings: settings and rows only
+        data = json.loads(f.read_text())
+        f.write_text(json.dumps({"settings": data["settings"], "rows": data["rows"]}))
+    n = len(load_timeline(run, SMALL))
+    table = analyze_run_kinds(run, ("gradients",))
+    assert len(table) > n and (table.analysis == "gradients").any()
+
+
+def analyze_run_kinds(run, kinds):
+    from mbc_interp.analysis.timeline import analyze_run
+
+    steps = [s for s in run.steps if s <= 8]
+    return analyze_run(run, replace(SMALL, kinds=kinds), steps=steps, progress=False)
