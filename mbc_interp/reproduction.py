@@ -189,6 +189,10 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
         e = n["epochs"]
         ours = (f"exponent {n['exponent']:.2f} {_ci(n['ci'])}; {e['mean']:.1f} epochs "
                 f"{_ci(e['ci'], '.1f')}")  # fmt: skip
+        names = {"t_loss": "steps to the drop", "duration_steps": "steps of plateau",
+                 "t_loss_cum_lr": "lr summed to the drop"}  # fmt: skip
+        for col, f in n.get("other_units", {}).items():
+            ours += f"; in {names[col]}: {f['exponent']:.2f} {_ci(f['ci'])}"
         rows.append(("(ours) duration vs N = D K examples", "-", ours, n["n_runs"], "-"))
     return pd.DataFrame(rows, columns=["claim", "paper", "ours (95% CI)", "runs", "verdict"])
 
@@ -252,7 +256,7 @@ def markdown_section(
     parts = [_md_table(claims_table(fits)), ""]
     parts.append(f"Reference point (other axes held here): `{fits['reference']}`; "
                  f"{fits['n_runs']} finished runs. Per-run table: [`{rel(results / 'runs.csv')}`]"
-                 f"({rel(results / 'runs.csv')}); every fit with its bootstrap: "
+                 f"({rel(results / 'runs.csv')}); every fit with its interval: "
                  f"[`{rel(results / 'fits.json')}`]({rel(results / 'fits.json')}).")  # fmt: skip
     per_k = fits["plateau"].get("per_K")
     if per_k:
@@ -330,9 +334,6 @@ def fit_and_write(
     sweep: str | Path,
     out: str | Path,
     doc: str | Path | None = None,
-    *,
-    n_boot: int = 4000,
-    seed: int = 0,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Collect, fit and write everything for a sweep directory, or refit a results directory's
     committed ``runs.csv`` (the sweep's runs are not needed for the fits): ``(fits, paths)``."""
@@ -340,7 +341,7 @@ def fit_and_write(
     table = pd.read_csv(committed) if committed.is_file() else collect(sweep)
     if not (table.point_status == "done").any():
         raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
-    fits = fit_sweep(table, n_boot=n_boot, seed=seed)
+    fits = fit_sweep(table)
     return fits, write_results(table, fits, out, sweep=sweep, doc=doc)
 
 

@@ -50,7 +50,7 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         ["sweep", "--config", missing, "--out", str(tmp_path / "sw")],
         ["sweep", "--status", "--out", p], ["sweep", "--out", str(tmp_path / "sw"), "--D", "8",
                                              "--backend", "slurm"],
-        ["fit", missing], ["fit", p], ["fit", r, "--n-boot", "many"],
+        ["fit", missing], ["fit", p], ["fit", r, "--noise-level", "many"],
     ]  # fmt: skip
     before = _tree(tmp_path)
     for argv in cases:

@@ -52,7 +52,7 @@ def test_keep_mode_keeps_nan_and_inf_for_python_readers():
 def test_fits_json_round_trip_rebuilds_the_same_claims_table():
     """``fits.json`` keeps NaN: the claims table built from the file equals the one built from
     the fits in memory (a NaN written as null would not format as a number)."""
-    fits = fit_sweep(pd.read_csv(ROOT / "results/cpu/runs.csv"), n_boot=200)
+    fits = fit_sweep(pd.read_csv(ROOT / "results/cpu/runs.csv"))
     text = json.dumps(json_safe(fits, nonfinite="keep"), indent=1)
     assert "NaN" in text  # the forward control's duration: there is no plateau to time
     pd.testing.assert_frame_equal(claims_table(json.loads(text)), claims_table(fits))

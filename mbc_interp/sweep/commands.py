@@ -88,8 +88,6 @@ def add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", action="store_true",
                    help="instead of the scaling claims: issue 11's gradient-noise verdicts (runs "
                    "analysed with --kinds gradients; REPRODUCTION.md's noise section)")  # fmt: skip
-    p.add_argument("--n-boot", type=int, default=4000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -105,7 +103,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         for p in paths:
             print(f"wrote {p}")
         return 0
-    fits, paths = fit_and_write(args.sweep, out, args.doc, n_boot=args.n_boot, seed=args.seed)
+    fits, paths = fit_and_write(args.sweep, out, args.doc)
     print(format_fits(fits))
     for p in paths:
         print(f"wrote {p}")

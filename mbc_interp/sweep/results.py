@@ -13,6 +13,10 @@ Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`
 - ``lead_fraction`` (onset of the routing head's z-use above its noise floor) and
   ``lead_fraction_z`` (onset of Δz) come from the run's ``analysis/summary.json``; an onset
   before the plateau has no lead fraction and ``route_phase`` / ``z_phase`` say so.
+- ``t_loss_cum_lr``: the learning rate summed over the steps to ``t_loss`` (a warm-up makes
+  steps and learning rate disagree about how far training has gone).
+- The matched stage times and resting levels of :mod:`mbc_interp.analysis.stages` are copied
+  from the summary (``t_marginal_seq``, ``t_conditional_seq``, ``order_seq``, ...).
 - ``D`` is the number of base strings, ``n_examples`` the total number of examples (K x D, the
   paper's D); ``selector_gap`` the filler tokens between z and the answer position.
 
@@ -28,9 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from mbc_interp.analysis.summary import SUMMARY_FILE
-from mbc_interp.analysis.transition import detect_loss_transition
-from mbc_interp.config import RunConfig
+from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
+from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.run import load_run
 from mbc_interp.store import ANALYSIS_DIR
 from mbc_interp.sweep.grid import flatten
@@ -41,6 +44,8 @@ AXES = {
     "train.seed": "seed", "task.direction": "direction", "task.target_len": "target_len",
     "task.construction": "construction", "task.seed": "data_seed", "model.n_layers": "n_layers",
     "model.d_model": "d_model", "model.n_heads": "n_heads", "task.selector_gap": "selector_gap",
+    "task.selectors": "selectors", "task.distinct_first": "distinct_first",
+    "train.warmup_steps": "warmup_steps",
 }  # fmt: skip
 """Config fields copied into the table, under short column names."""
 OPTIMIZER_AXES = {"train.optimizer": "optimizer", "train.eps": "eps", "train.momentum": "momentum"}
@@ -50,11 +55,16 @@ or optimizer block does not mix those runs into its size, K, lr or batch fits.""
 _DEFAULTS = flatten(RunConfig().to_dict())
 
 TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_route",
-         "t_route_direct", "t_attn_to_z", "t_marginal")
+         "t_route_direct", "t_attn_to_z", "t_marginal", "t_first_rest", "t_marginal_seq",
+         "t_conditional_seq", "t_marginal_first", "t_conditional_first")
 SUMMARY_FIELDS = ("transition_signal", "lead_fraction", "lead_fraction_z", "route_phase",
                   "z_phase", "z_doubling_steps", "z_doubling_tokens", "routing_head",
                   "routing_head_final", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
-                  "marginal_gap_at_drop")
+                  "marginal_gap_at_drop", "first_rest_loss_tok", "pre_drop_loss_tok",
+                  "zfree_gain_frac_at_marginal", "t_marginal_seq_se", "t_conditional_seq_se",
+                  "t_marginal_first_se", "t_conditional_first_se", "marginal_lead_seq",
+                  "marginal_lead_seq_se", "order_seq", "marginal_lead_first",
+                  "marginal_lead_first_se", "order_first")
 
 
 def collect(sweep: str | Path) -> pd.DataFrame:
@@ -80,6 +90,14 @@ def collect(sweep: str | Path) -> pd.DataFrame:
     return table
 
 
+def cumulative_lr(train: TrainConfig, t: float) -> float:
+    """The learning rate summed over the steps up to ``t`` (interpolated within a step): the
+    distance an optimizer can have moved, which a warm-up shrinks early on."""
+    whole = int(t)
+    total = float(sum(train.lr_at(s) for s in range(1, whole + 1)))
+    return total + (t - whole) * train.lr_at(whole + 1)
+
+
 def run_row(run_dir: str | Path) -> dict[str, Any]:
     """Loss times, durations and routing lead of one run directory."""
     run = load_run(run_dir)
@@ -88,11 +106,8 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     summary_path = Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-    else:  # not analysed (forward control, or a train-only sweep): the loss times alone
-        lt = detect_loss_transition(
-            metrics["step"].to_numpy(float), metrics["loss"].to_numpy(float), run.log_k
-        )
-        summary = lt.to_dict()
+    else:  # not analysed (forward control, or a train-only sweep): what the metrics give
+        summary = summarize(run, pd.DataFrame())
     t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
     duration = None if t0 is None or t1 is None else t1 - t0
     last = metrics.iloc[-1]
@@ -111,6 +126,7 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "duration_steps": duration,
         "duration_tokens": None if duration is None else duration * per_step,
         "t_loss_tokens": None if t1 is None else t1 * per_step,
+        "t_loss_cum_lr": None if t1 is None else cumulative_lr(run.config.train, t1),
         "D": run.task.config.n_bases,
         "n_examples": run.task.config.n_total,
         "duration_epochs": None
