@@ -25,6 +25,10 @@ DAMAGED_DIR = "damaged"
 _CHUNK = 1 << 20
 
 
+class DamagedCheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped (the message names its file) and work went on."""
+
+
 @dataclass(frozen=True)
 class FileProblem:
     """One listed checkpoint file that is not what the manifest says."""

@@ -241,9 +241,11 @@ def analyze(
     stop: int | None = None,
     force: bool = False,
     progress: bool = True,
+    exclude: Iterable[int] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``), then time the routing
-    circuit against the loss drop; writes ``timeline.csv`` and ``summary.json``.
+    """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
+    damaged checkpoints, say), then time the routing circuit against the loss drop; writes
+    ``timeline.csv`` and ``summary.json``.
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -253,7 +255,8 @@ def analyze(
             f"patch_kinds {list(config.patch_kinds)}: the summary needs {SUMMARY_NEEDS!r} "
             "(the routing head's causal effect); add it"
         )
-    steps = select_steps(run.steps, every, start, stop)
+    skip = set(exclude)
+    steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
     table = analyze_run(run, config, steps=steps, force=force, progress=progress)
     summary = summarize(run, table)
     write_summary(run, summary)
