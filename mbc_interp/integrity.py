@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .store import CheckpointEntry, RunStore
+from .store import METRICS_FILE, CheckpointEntry, RunStore, RunStoreError
 
 DAMAGED_DIR = "damaged"
+METRICS_REQUIRED = ("step", "tokens", "loss")
+"""Fields every evaluation row has and the analysis reads (the summary times the loss)."""
 _CHUNK = 1 << 20
 
 
@@ -163,3 +165,39 @@ def drop_damaged(store: RunStore, problems: list[FileProblem] | None = None) -> 
             os.replace(src, dest)
             moved.append(dest)
         return Repair(tuple(sorted(bad_weights)), tuple(sorted(bad_trainer)), tuple(moved))
+
+
+def validate_metrics(store: RunStore, required: Iterable[str] = METRICS_REQUIRED) -> int:
+    """Check ``metrics.jsonl`` line by line: every line a JSON object with the ``required``
+    fields as numbers (``step`` an int >= 0). A torn last line without its newline (a run
+    killed mid-write) is allowed, as :meth:`RunStore.read_metrics` skips it. Returns the number
+    of rows; raises :class:`RunStoreError` naming the file, line, field and value. Run before
+    any long computation, so a bad line fails it at once instead of at the end."""
+    file = store.path / METRICS_FILE
+    if not file.is_file():
+        raise RunStoreError(f"{file}: missing")
+    lines = file.read_text().split("\n")
+    n = 0
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                break  # torn final line
+            raise RunStoreError(f"{file}: line {i}: not valid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise RunStoreError(f"{file}: line {i}: a JSON object expected, got {line[:60]!r}")
+        for name in required:
+            if name not in row:
+                raise RunStoreError(f"{file}: line {i}: missing field {name!r}")
+            v = row[name]
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise RunStoreError(f"{file}: line {i}: field {name!r} = {v!r}: not a number")
+        if "step" in row and (not isinstance(row["step"], int) or row["step"] < 0):
+            raise RunStoreError(
+                f"{file}: line {i}: field 'step' = {row['step']!r}: must be an int >= 0"
+            )
+        n += 1
+    return n

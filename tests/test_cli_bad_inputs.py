@@ -60,3 +60,26 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         assert code == 2, (argv, code, err)
         assert "error" in err and "Traceback" not in err, (argv, err)
         assert _tree(tmp_path) == before, argv  # nothing written
+
+
+def test_bad_metrics_lines_fail_analyze_before_any_checkpoint(tmp_path, tiny_run, capsys):
+    """The line number, file and field are named, and nothing is analysed (nothing written)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    metrics = run / "metrics.jsonl"
+    good = metrics.read_text().splitlines()
+    broken = {
+        3: ("not json at all", "line 3: not valid JSON"),
+        5: ('{"step": 40, "tokens": 100}', "line 5: missing field 'loss'"),
+        2: ('{"step": "ten", "tokens": 1, "loss": 1.0}', "line 2: field 'step' = 'ten'"),
+        4: ("[1, 2]", "line 4: a JSON object expected"),
+    }
+    for line, (text, message) in broken.items():
+        lines = list(good)
+        lines[line - 1] = text
+        metrics.write_text("\n".join(lines) + "\n")
+        before = _tree(tmp_path)
+        assert _exit_code(["analyze", str(run), "--force", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{metrics}: {message}" in err and "Traceback" not in err, err
+        assert _tree(tmp_path) == before and not (run / "analysis").exists()

@@ -30,6 +30,7 @@ from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
+from mbc_interp.integrity import validate_metrics
 from mbc_interp.progress import progress_interval
 from mbc_interp.run import OptimizerState, Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
@@ -206,8 +207,10 @@ def analyze_run(
     """Analyse ``steps`` (default: every checkpoint), skipping those already analysed, and
     return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
 
-    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
+    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
+    metrics are validated first: a bad line is an error before any checkpoint is analysed."""
     _check_has_selector(run)
+    validate_metrics(run.store)
     out = run.path / ANALYSIS_DIR
     done = analysed_steps(run, config)  # checks the folder before anything is written
     _check_config(out, config, force)
