@@ -52,6 +52,8 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         ["sweep", "--status", "--out", p], ["sweep", "--out", str(tmp_path / "sw"), "--D", "8",
                                              "--backend", "slurm"],
         ["fit", missing], ["fit", p], ["fit", r, "--n-boot", "many"],
+        ["forecast", r, "--as-of", "-5"], ["forecast", r, "--as-of", "nan"],
+        ["forecast", r, "--as-of", "soon"],
     ]  # fmt: skip
     before = _tree(tmp_path)
     for argv in cases:
@@ -60,6 +62,8 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         assert code == 2, (argv, code, err)
         assert "error" in err and "Traceback" not in err, (argv, err)
         assert _tree(tmp_path) == before, argv  # nothing written
+        if "--as-of" in argv:
+            assert f"argument --as-of: {argv[-1]}" in err or f"'{argv[-1]}'" in err, err
 
 
 def test_bad_metrics_lines_fail_analyze_before_any_checkpoint(tmp_path, tiny_run, capsys):
