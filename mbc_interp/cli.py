@@ -192,7 +192,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
         help="the full default settings whatever they cost (no budget)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 _ANALYSIS_FLAGS = ("n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_every", "kinds")
