@@ -3,7 +3,7 @@
 # `make test-fast` all but the slow tests. Each creates .venv on first use (CPU torch first,
 # never a CUDA build here) and installs what it needs: the demo the package alone, the tests
 # also the dev extras (pytest, notebooks, browser) and Ray (the Ray backend's test).
-# test-fast: ~350 tests in one process, about 100 s of CPU time (user+sys, the processes it
+# test-fast: every test not marked slow, in one process, about 100 s of CPU time (user+sys, the processes it
 # starts included; torch at one thread), so about as long in wall time on an idle 2-core
 # machine; it prints the 15 slowest. Slow (`make test` only): sweeps of runs trained through
 # their transition, killed processes, notebooks, the science checks.

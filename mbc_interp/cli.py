@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import forecast_commands as _forecast
+from . import verify_commands as _verify
 from .config import ConfigError, RunConfig
 from .flags import (
     _parse_optional,
@@ -132,6 +133,7 @@ def _print_info(run) -> None:
         if run.steps
         else "checkpoints 0"
     )
+    print(_verify.checkpoint_health(run.store))
     if len(m):
         last = m.iloc[-1]
         print(
@@ -190,7 +192,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
         help="the full default settings whatever they cost (no budget)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 _ANALYSIS_FLAGS = ("n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_every", "kinds")
@@ -248,6 +250,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         _cmd_analyze,
     ),
     "info": ("print a run's status, task and last evaluation", _add_info, _cmd_info),
+    "verify": (
+        "check a run's checkpoints against their checksums; --drop-damaged repairs the manifest",
+        _verify.add_verify,
+        _verify.cmd_verify,
+    ),
     "sweep": (
         "run a grid of runs (local pool or Ray), each trained and analysed; resumable",
         _sweep.add_sweep,

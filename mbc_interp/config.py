@@ -40,7 +40,9 @@ class CheckpointSchedule:
     """
 
     log_until: int = 512
+    """Checkpoint at steps 0, 1, 2, 4, ... (powers of two) up to this step."""
     every: int = 100
+    """Then checkpoint every this many steps."""
     loss_delta: float | None = 0.04
     """Fraction of log K; ``None`` turns adaptive checkpoints off."""
     dz_delta: float | None = 0.25
@@ -94,7 +96,9 @@ class TrainConfig:
     """Optimiser, data order, evaluation and stopping."""
 
     lr: float = 3e-4
+    """Peak learning rate (after the warm-up)."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """``adamw`` (torch's AdamW) or ``sgd`` (with ``momentum``)."""
     betas: tuple[float, float] = (0.9, 0.999)
     """AdamW only."""
     eps: float = 1e-8
@@ -102,8 +106,11 @@ class TrainConfig:
     momentum: float = 0.0
     """SGD only (heavy ball; 0 is plain SGD)."""
     weight_decay: float = 0.0
+    """Decoupled weight decay (AdamW) or L2 (SGD)."""
     batch_size: int = 128
+    """Examples per optimiser step, drawn without replacement within an epoch."""
     steps: int = 8000
+    """Optimiser steps at most (runs stop earlier once solved: ``stop_after_solved``)."""
     warmup_steps: int = 0
     """Linear warm-up from 0 to ``lr``; then ``schedule``."""
     schedule: Literal["constant", "cosine", "linear_decay"] = "constant"
@@ -124,6 +131,7 @@ class TrainConfig:
     solved_frac: float = 0.05
     """The loss counts as solved below ``solved_frac`` x log K."""
     device: str = "auto"
+    """torch device: ``auto`` uses CUDA when present, else the CPU."""
     threads: int | None = 1
     """torch CPU threads; one thread per run is fastest per core for models this small."""
     checkpoints: CheckpointSchedule = field(default_factory=CheckpointSchedule)

@@ -7,6 +7,11 @@ point names, so it sits with the config, below the command layer.
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import inspect
+import itertools
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
@@ -22,6 +27,7 @@ _RENAMES = {
     ("train", "checkpoints.log_until"): "ckpt-log-until",
     ("train", "checkpoints.every"): "ckpt-every",
     ("train", "checkpoints.loss_delta"): "ckpt-loss-delta",
+    ("train", "checkpoints.dz_delta"): "ckpt-dz-delta",
 }
 _SECTIONS: dict[str, type] = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
 
@@ -49,6 +55,49 @@ def _flag_name(section: str, path: str) -> str:
     return _RENAMES.get((section, path), path.replace("_", "-"))
 
 
+def flag_aliases() -> dict[str, str]:
+    """``--flag`` -> ``section.field`` for every flag whose name is not the field's own (the
+    README's table of flag names lists exactly these)."""
+    return {f"--{name}": f"{section}.{path}" for (section, path), name in _RENAMES.items()}
+
+
+def _unset_defaults(defaults: RunConfig) -> dict[tuple[str, str], str]:
+    """What a field whose default is ``None`` means when it is not given: its effective
+    default, shown in the help instead of "None"."""
+    return {
+        ("task", "D"): f"{defaults.task.n_bases} unless --n-examples is given",
+        ("task", "n_examples"): "K x D",
+        ("model", "d_head"): "d_model / n_heads "
+        f"({defaults.model.d_model // defaults.model.n_heads} for the default model)",
+        ("train", "eval_every"): f"one epoch clamped to 5..25 steps ({defaults.eval_interval} "
+        "for the default task)",
+    }
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """A dataclass's field docstrings (the string literal after each field), whitespace
+    collapsed: the help text of the flags, so help and code are one text."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):  # fmt: skip
+            text = re.sub(r":\w+:`~?([^`]+)`", r"\1", nxt.value.value)  # :attr:`X` -> X
+            docs[node.target.id] = " ".join(text.replace("``", "").split())
+    return docs
+
+
+def _field_doc(section: str, path: str) -> str:
+    cls: Any = _SECTIONS[section]
+    *parents, leaf = path.split(".")
+    for part in parents:
+        cls = typing.get_type_hints(cls)[part]
+    return field_docs(cls).get(leaf, "")
+
+
 def _dest(section: str, path: str) -> str:
     return f"cfg__{section}__{path.replace('.', '__')}"
 
@@ -70,6 +119,7 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
         "a config file and flags override it",
     )
     defaults = RunConfig()
+    unset = _unset_defaults(defaults)
     for section, path, tp in _flag_specs():
         # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
         kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
@@ -85,7 +135,8 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
                 kwargs.update(type=_parse_bool, nargs="+")
             else:
                 kwargs["action"] = argparse.BooleanOptionalAction
-            groups[section].add_argument(f"--{_flag_name(section, path)}", **kwargs)
+            help_ = _help(section, path, _default_of(defaults, section, path), unset, False)
+            groups[section].add_argument(f"--{_flag_name(section, path)}", help=help_, **kwargs)
             continue
         else:
             kwargs["type"] = core
@@ -95,9 +146,24 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
             kwargs["nargs"] = "+"
         if "choices" not in kwargs:
             kwargs.setdefault("metavar", path.rsplit(".", 1)[-1].upper())
-        default = _default_of(defaults, section, path)
-        help_ = f"{section}.{path} (default: {default})" + (" or 'none'" if optional else "")
+        help_ = _help(section, path, _default_of(defaults, section, path), unset, optional)
         groups[section].add_argument(f"--{_flag_name(section, path)}", help=help_, **kwargs)
+
+
+def _help(
+    section: str, path: str, default: Any, unset: dict[tuple[str, str], str], optional: bool
+) -> str:
+    """``<field doc> (section.field; default: X)``; a ``None`` default shows what it means."""
+    if default is None:
+        if (section, path) not in unset:
+            raise ValueError(f"{section}.{path}: defaults to None; say what that means in "
+                             "flags._unset_defaults")  # fmt: skip
+        default = unset[(section, path)]
+    doc = _field_doc(section, path)
+    none = "; 'none' to unset" if optional else ""
+    text = f"{doc} ({section}.{path}; default: {default}{none})" if doc else (
+        f"{section}.{path} (default: {default}{none})")  # fmt: skip
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def _default_of(defaults: RunConfig, section: str, path: str) -> Any:

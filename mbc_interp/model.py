@@ -36,15 +36,22 @@ class ModelConfig:
     """Architecture of the transformer; vocabulary and context come from the task."""
 
     n_layers: int = 2
+    """Transformer blocks."""
     d_model: int = 64
+    """Width of the residual stream."""
     n_heads: int = 4
+    """Attention heads per layer."""
     d_head: int | None = None
     """Per-head width; ``None`` means ``d_model // n_heads``."""
     d_mlp: int | None = 256
     """MLP width; ``None`` makes the model attention-only."""
     act_fn: str = "gelu"
+    """MLP activation (TransformerLens name: gelu, relu, silu, gelu_new, solu_ln)."""
     normalization: Normalization = "LN"
+    """TransformerLens ``normalization_type``: LayerNorm (``LN``), ``LNPre`` (without learned
+    scale and bias), RMSNorm (``RMS``, ``RMSPre``) or ``none``."""
     positional_embedding: PositionalEmbedding = "standard"
+    """Learned absolute positions (``standard``), ``rotary`` or ``shortformer``."""
 
     def __post_init__(self) -> None:
         need = partial(check_field, obj=self, section="model", error=ModelConfigError)

@@ -112,6 +112,14 @@ class Run:
 
         return pd.DataFrame(self.store.read_metrics())
 
+    def nearest_step(self, step: float | int) -> int:
+        """The checkpointed step nearest ``step`` (the earlier one on a tie), e.g. to load a
+        model near a time read off a curve; ValueError when the run has no checkpoint."""
+        steps = self.steps
+        if not steps:
+            raise ValueError(f"{self.path}: no checkpoint yet")
+        return min(steps, key=lambda s: (abs(s - step), s))
+
     def tokens_at(self, step: int) -> int:
         """Tokens seen after ``step`` updates."""
         return step * self.config.tokens_per_step
@@ -197,14 +205,28 @@ class Run:
         )
 
     def _entry(self, step: int) -> CheckpointEntry:
+        manifest = self.manifest
         try:
-            return self.manifest.entry(int(step))
-        except KeyError as e:
-            raise KeyError(f"{self.path}: {e.args[0]}") from None
+            return manifest.entry(int(step))
+        except KeyError:
+            raise KeyError(_no_checkpoint(self.path, int(step), manifest.steps)) from None
 
     def record(self) -> dict[str, Any]:
         """The raw config.json record (config, versions, fingerprint)."""
         return dict(self._record)
+
+
+def _no_checkpoint(path: Path, step: int, steps: list[int]) -> str:
+    """The message for a step that has no checkpoint: the nearest ones on either side."""
+    if not steps:
+        return f"{path}: no checkpoint at step {step}; the run has no checkpoint yet"
+    below = [s for s in steps if s < step]
+    above = [s for s in steps if s > step]
+    near = [str(s) for s in (max(below, default=None), min(above, default=None)) if s is not None]
+    return (
+        f"{path}: no checkpoint at step {step}; nearest checkpoint(s): {', '.join(near)} "
+        f"({len(steps)} checkpoints, steps {min(steps)}..{max(steps)}; Run.nearest_step({step}))"
+    )
 
 
 def load_run(path: str | Path) -> Run:

@@ -297,7 +297,7 @@ class RunStore:
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
             raise CheckpointError(
                 f"{file}: checksum mismatch ({len(data)} bytes): the file is truncated or "
-                "corrupt; delete it and its manifest entry, or resume from an earlier step"
+                "corrupt; `mbc verify RUN --drop-damaged` drops it from the manifest (file kept)"
             )
         try:
             tensors = st_load(data)

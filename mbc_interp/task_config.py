@@ -88,6 +88,9 @@ class TaskConfig:
     n_target_symbols: int = 16
     """Size of the target alphabet (proxy tasks)."""
     construction: Construction = "shared_pool"
+    """How targets are made: ``shared_pool`` (the proxy with a clean plateau at log K),
+    ``distinct_random`` (K distinct random first tokens per B) or ``random_strings`` (the
+    paper's task: characters a-z0-9)."""
     selector_first: bool = False
     """Place z before B instead of between B and SEP (proxy tasks)."""
     seed: int = 0

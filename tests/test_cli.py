@@ -149,3 +149,29 @@ def test_a_reader_that_leaves_early_stops_the_command_quietly(tiny_run):
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     assert "Traceback" not in out.stderr and out.stdout.strip() == "141", out
+
+
+def test_info_sees_a_truncated_checkpoint_and_verify_drops_it(tiny_run, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run.path, out)
+    assert main(["info", str(out)]) == 0
+    assert f"files complete by size; `mbc verify {out}`" in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 0
+    assert "12 checkpoints, all intact" in capsys.readouterr().out
+    step = tiny_run.steps[6]
+    file = out / tiny_run.manifest.entry(step).file
+    file.write_bytes(file.read_bytes()[:-10])
+    assert main(["info", str(out)]) == 0
+    assert f"1 damaged checkpoint(s): steps {step} " in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"1 of 12 checkpoints damaged: steps {step}" in text and str(file) in text
+    assert load_run(out).steps == tiny_run.steps  # verifying alone changes nothing
+    assert main(["verify", str(out), "--drop-damaged"]) == 0
+    text = capsys.readouterr().out
+    assert f"dropped from the manifest: steps {step}" in text
+    assert (out / "damaged" / tiny_run.manifest.entry(step).file).is_file()
+    assert step not in load_run(out).steps
+    assert main(["verify", str(out)]) == 0

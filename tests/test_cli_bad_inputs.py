@@ -39,7 +39,8 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         ["train", "--resume", missing], ["train", "--resume", p], ["train", "--resume", r,
                                                                    "--lr", "1e-3"],
         ["train", "--no-such-flag"],
-        ["info", missing], ["info", p],
+        ["info", missing], ["info", p], ["verify", missing], ["verify", p],
+        ["verify", missing, "--drop-damaged"],
         ["analyze", missing], ["analyze", p], ["analyze", r, "--every", "0"],
         ["analyze", r, "--n-pairs", "x"], ["analyze", r, "--patch-kinds", "nope"],
         ["analyze", r, "--n-pairs", "0"], ["analyze", str(stray_run), "--no-progress"],
@@ -51,6 +52,8 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         ["sweep", "--status", "--out", p], ["sweep", "--out", str(tmp_path / "sw"), "--D", "8",
                                              "--backend", "slurm"],
         ["fit", missing], ["fit", p], ["fit", r, "--noise-level", "many"],
+        ["forecast", r, "--as-of", "-5"], ["forecast", r, "--as-of", "nan"],
+        ["forecast", r, "--as-of", "soon"],
     ]  # fmt: skip
     before = _tree(tmp_path)
     for argv in cases:
@@ -59,3 +62,28 @@ def test_bad_inputs_across_the_cli(tmp_path, tiny_run, capsys):
         assert code == 2, (argv, code, err)
         assert "error" in err and "Traceback" not in err, (argv, err)
         assert _tree(tmp_path) == before, argv  # nothing written
+        if "--as-of" in argv:
+            assert f"argument --as-of: {argv[-1]}" in err or f"'{argv[-1]}'" in err, err
+
+
+def test_bad_metrics_lines_fail_analyze_before_any_checkpoint(tmp_path, tiny_run, capsys):
+    """The line number, file and field are named, and nothing is analysed (nothing written)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    metrics = run / "metrics.jsonl"
+    good = metrics.read_text().splitlines()
+    broken = {
+        3: ("not json at all", "line 3: not valid JSON"),
+        5: ('{"step": 40, "tokens": 100}', "line 5: missing field 'loss'"),
+        2: ('{"step": "ten", "tokens": 1, "loss": 1.0}', "line 2: field 'step' = 'ten'"),
+        4: ("[1, 2]", "line 4: a JSON object expected"),
+    }
+    for line, (text, message) in broken.items():
+        lines = list(good)
+        lines[line - 1] = text
+        metrics.write_text("\n".join(lines) + "\n")
+        before = _tree(tmp_path)
+        assert _exit_code(["analyze", str(run), "--force", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"{metrics}: {message}" in err and "Traceback" not in err, err
+        assert _tree(tmp_path) == before and not (run / "analysis").exists()

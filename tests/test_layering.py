@@ -13,12 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mbc_interp"
 
 # lowest first; a module may import its own layer or lower ones only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("store", "progress", "runtable", "jsonsafe", "checks"),
+    ("store", "integrity", "progress", "runtable", "jsonsafe", "checks"),
     ("model", "task", "task_config", "construction", "config", "flags"),
     ("run", "evaluation"),
     ("train", "analysis"),
     ("sweep", "viz"),
-    ("reproduction", "forecast_commands", "sweep.commands", "viz.commands", "cli", "__init__"),
+    ("reproduction", "forecast_commands", "sweep.commands", "viz.commands", "verify_commands",
+     "cli", "__init__"),
 )
 APART = (("sweep", "viz"), ("analysis", "train"))
 """Packages of one layer that must not import each other (the command layer composes them)."""

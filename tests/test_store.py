@@ -164,3 +164,73 @@ def test_the_lock_is_reentrant_within_one_process(store):
     with store.writer(), store.writer():
         assert str(os.getpid()) in (store.path / LOCK_FILE).read_text()
     assert (store.path / LOCK_FILE).read_text() == ""
+
+
+def _truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip_last_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_verify_names_damaged_and_missing_files_and_quick_check_sees_truncation(store):
+    from mbc_interp.integrity import quick_check, verify_checkpoints
+
+    for step in (10, 20, 30, 40):
+        store.save_checkpoint(step, step, _weights(step), 1.0, {"optim.0.x": torch.ones(2)},
+                              keep_trainer="all")  # fmt: skip
+    assert verify_checkpoints(store) == [] and quick_check(store) == []
+    m = store.read_manifest()
+    _truncate(store.path / m.entry(20).file)
+    _flip_last_byte(store.path / m.entry(30).file)  # same size: only the checksum sees it
+    (store.path / m.entry(40).trainer_file).unlink()
+    found = {(p.step, p.kind, p.problem.split(" (")[0]) for p in verify_checkpoints(store)}
+    assert found == {(20, "weights", "checksum mismatch"), (30, "weights", "checksum mismatch"),
+                     (40, "trainer", "missing")}  # fmt: skip
+    quick = {(p.step, p.kind, p.problem.split(" (")[0]) for p in quick_check(store)}
+    assert quick == {(20, "weights", "truncated"), (40, "trainer", "missing")}
+
+
+def test_drop_damaged_moves_files_aside_and_rewrites_the_manifest(store):
+    from mbc_interp.integrity import DAMAGED_DIR, drop_damaged, verify_checkpoints
+
+    for step in (10, 20, 30):
+        store.save_checkpoint(step, step, _weights(step), 1.0, {"optim.0.x": torch.ones(2)},
+                              keep_trainer="all")  # fmt: skip
+    store.append_metrics([{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.5}])
+    metrics = (store.path / METRICS_FILE).read_bytes()
+    m = store.read_manifest()
+    _truncate(store.path / m.entry(20).file)
+    _flip_last_byte(store.path / m.entry(30).trainer_file)
+    repair = drop_damaged(store)
+    assert repair.dropped == (20,) and repair.trainer_dropped == (30,)
+    after = store.read_manifest()
+    assert after.steps == [10, 30] and after.status == m.status
+    assert after.entry(10) == m.entry(10)  # everything else kept as it was
+    assert after.entry(30).trainer_file is None and after.entry(30).sha256 == m.entry(30).sha256
+    moved = {p.relative_to(store.path / DAMAGED_DIR).as_posix() for p in repair.moved}
+    assert moved == {m.entry(20).file, m.entry(20).trainer_file, m.entry(30).trainer_file}
+    assert all(p.is_file() for p in repair.moved)  # kept, not deleted
+    assert not (store.path / m.entry(20).file).exists()
+    assert verify_checkpoints(store) == []
+    assert (store.path / METRICS_FILE).read_bytes() == metrics
+    assert drop_damaged(store).moved == ()  # nothing left to do
+
+
+def test_nearest_step_and_a_missing_step_names_the_nearest_checkpoints(tiny_run):
+    steps = tiny_run.steps  # 0, 1, 2, 4, 8, 16, 40, ...
+    assert tiny_run.nearest_step(steps[-1] + 1000) == steps[-1]
+    assert tiny_run.nearest_step(-5) == 0
+    assert tiny_run.nearest_step(3) == 2  # a tie: the earlier one
+    assert tiny_run.nearest_step(30) == 40 and tiny_run.nearest_step(16) == 16
+    with pytest.raises(KeyError) as e:
+        tiny_run.model(30)
+    assert "no checkpoint at step 30" in str(e.value) and "nearest checkpoint(s): 16, 40" in str(
+        e.value
+    )
+    with pytest.raises(KeyError, match=rf"nearest checkpoint\(s\): {steps[-1]} "):
+        tiny_run.model(steps[-1] + 1)

@@ -307,3 +307,23 @@ def test_the_progress_bar_shows_the_cap_as_a_cap_without_an_eta(tmp_path, capsys
     err = capsys.readouterr().err
     assert "of at most 30" in err and "log K (" in err
     assert "<" not in err.replace("<bound", "")  # tqdm's "elapsed<remaining": no ETA
+
+
+def test_a_run_with_a_damaged_checkpoint_dropped_loads_and_resumes(tiny_run, tmp_path):
+    import shutil
+
+    from mbc_interp.integrity import drop_damaged
+
+    path = tmp_path / "run"
+    shutil.copytree(tiny_run.path, path)
+    run = load_run(path)
+    middle = run.steps[len(run.steps) // 2]
+    file = path / run.manifest.entry(middle).file
+    file.write_bytes(file.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="mbc verify"):
+        run.model(middle)
+    assert drop_damaged(run.store).dropped == (middle,)
+    assert middle not in run.steps and len(run.steps) == len(tiny_run.steps) - 1
+    run.model(run.nearest_step(middle))
+    resumed = resume(path, steps=run.steps[-1] + 20, progress=False)
+    assert resumed.status == "finished" and resumed.steps[-1] == tiny_run.steps[-1] + 20

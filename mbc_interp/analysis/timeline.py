@@ -40,6 +40,7 @@ from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
+from mbc_interp.integrity import validate_metrics
 from mbc_interp.progress import progress_interval
 from mbc_interp.run import OptimizerState, Run, load_run
 from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
@@ -258,8 +259,10 @@ def analyze_run(
     """Analyse ``steps`` (default: every checkpoint), skipping those already analysed, and
     return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
 
-    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
+    Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
+    metrics are validated first: a bad line is an error before any checkpoint is analysed."""
     _check_has_selector(run)
+    validate_metrics(run.store)
     out = run.path / ANALYSIS_DIR
     analysed_steps(run)  # checks the folder before anything is written
     config = _check_config(out, config, force)
@@ -296,9 +299,11 @@ def analyze(
     stop: int | None = None,
     force: bool = False,
     progress: bool = True,
+    exclude: Iterable[int] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``), then time the routing
-    circuit against the loss drop; writes ``timeline.csv`` and ``summary.json``.
+    """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
+    damaged checkpoints, say), then time the routing circuit against the loss drop; writes
+    ``timeline.csv`` and ``summary.json``.
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -308,7 +313,8 @@ def analyze(
             f"patch_kinds {list(config.patch_kinds)}: the summary needs {SUMMARY_NEEDS!r} "
             "(the routing head's causal effect); add it"
         )
-    steps = select_steps(run.steps, every, start, stop)
+    skip = set(exclude)
+    steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
     table = analyze_run(run, config, steps=steps, force=force, progress=progress)
     summary = summarize(run, table)
     write_summary(run, summary)

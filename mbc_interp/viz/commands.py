@@ -5,11 +5,17 @@ Given a sweep directory instead, it writes the sweep's report (``mbc fit``'s fig
 Checkpoints not analysed yet are analysed first (incrementally, with the settings already in
 ``RUN/analysis/config.json``, or the defaults for a run never analysed), so the report always
 covers the whole run, also one still training. ``--no-analyze`` uses what is there.
+
+A damaged checkpoint (its file missing or not matching the manifest's sha256) is skipped with a
+warning on stderr: left out of that analysis, and an attention view that would show it shows
+the nearest intact checkpoint instead (``mbc verify RUN --drop-damaged`` repairs the run).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 
@@ -28,12 +34,28 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
+        return _sweep_report(args)
+    from mbc_interp.integrity import DamagedCheckpointWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedCheckpointWarning)
+        try:
+            return _run_report(args)
+        finally:
+            for w in caught:
+                if issubclass(w.category, DamagedCheckpointWarning):
+                    print(f"mbc report: warning: {w.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _run_report(args: argparse.Namespace) -> int:
     from mbc_interp.analysis.timeline import AnalysisConfig, analysed_steps, analyze, saved_config
+    from mbc_interp.integrity import DamagedCheckpointWarning, verify_checkpoints
     from mbc_interp.run import load_run
     from mbc_interp.viz.run_report import write_run_report
 
-    if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
-        return _sweep_report(args)
     run = load_run(args.run)
     if not run.steps:
         raise ValueError(f"{run.path}: no checkpoint yet; nothing to report")
@@ -42,8 +64,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         pass  # a forward run: nothing to analyse, the report shows its loss
     elif missing and not args.no_analyze:
         config = saved_config(run) or AnalysisConfig()
-        print(f"{run.path}: analysing {len(missing)} of {len(run.steps)} checkpoints first")
-        analyze(run, config, progress=not args.no_progress)
+        damaged = [p for p in verify_checkpoints(run.store, missing) if p.kind == "weights"]
+        for p in damaged:
+            warnings.warn(f"{p.describe(run.path)}; not analysed", DamagedCheckpointWarning,
+                          stacklevel=1)  # fmt: skip
+        todo = len(missing) - len(damaged)
+        print(f"{run.path}: analysing {todo} of {len(run.steps)} checkpoints first")
+        analyze(run, config, progress=not args.no_progress, exclude={p.step for p in damaged})
     elif not analysed_steps(run):
         raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
     path = write_run_report(run, args.out, example=args.example, x=args.x)

@@ -9,7 +9,8 @@ attention is shown. A part whose data was not computed (say ``resid_pre`` left o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
+from mbc_interp.integrity import DamagedCheckpointWarning, check_entry
 from mbc_interp.run import Run
 from mbc_interp.viz.attention import attention_views
 from mbc_interp.viz.figures import (
@@ -60,6 +62,7 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
     summary = summarize(run, table)
     scores = head_rows(z_use_table(table))
     moments = key_steps(summary, sorted(int(s) for s in table["step"].unique()))
+    views = intact_moments(run, moments)
     heads = _heads_routing_first(scores, summary)
     return [
         Section("Summary", text=headline(summary), table=summary_table(summary)),
@@ -106,10 +109,10 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
         _guarded("Attention before, on and after the plateau", lambda: Section(
             "Attention before, on and after the plateau",
             text=f"circuitsvis attention patterns of example {example}: "
-            f"{', '.join(f'{k} (step {v:,})' for k, v in moments.items())}. Tokens: b = base "
+            f"{', '.join(f'{k} (step {v:,})' for k, v in views.items())}. Tokens: b = base "
             "symbol, z = selector, SEP = answer position, a = target. Hover a head to enlarge "
-            "it; the routing head comes first.",
-            blocks=[attention_views(run, moments, example=example, heads=heads)],
+            "it; the routing head comes first." + _substituted(moments, views),
+            blocks=[attention_views(run, views, example=example, heads=heads)],
         )),
         *_noise_sections(run, table, summary),
         Section("Run", table=run_table(run, table)),
@@ -264,6 +267,41 @@ def _detail_moments(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, i
     if rows.empty:
         raise ValueError("no resid_pre patching rows (is 'resid_pre' in patch_kinds?)")
     return key_steps(summary, sorted(int(s) for s in rows["step"].unique()))
+
+
+def intact_moments(run: Run, moments: Mapping[str, int]) -> dict[str, int]:
+    """``moments`` with each checkpoint whose weights are damaged or missing (checked against
+    the manifest's sha256) replaced by the nearest intact one not shown already, with a
+    :class:`~mbc_interp.integrity.DamagedCheckpointWarning` naming both; a moment with no
+    intact checkpoint left is dropped. The attention views load these checkpoints."""
+    entries = {c.step: c for c in run.checkpoints}
+    bad: set[int] = set()
+    out: dict[str, int] = {}
+    for label, step in moments.items():
+        for s in sorted(entries, key=lambda s: (abs(s - step), s)):
+            if s in bad or s in out.values():
+                continue
+            problems = [p for p in check_entry(run.store, entries[s]) if p.kind == "weights"]
+            if not problems:
+                out[label] = s
+                break
+            bad.add(s)
+            warnings.warn(f"{problems[0].describe(run.path)}; skipped", DamagedCheckpointWarning,
+                          stacklevel=2)  # fmt: skip
+        if out.get(label, step) != step:
+            note = f"the attention view {label!r} shows step {out[label]} instead of the damaged "
+            warnings.warn(f"{note}step {step}", DamagedCheckpointWarning, stacklevel=2)
+    return out
+
+
+def _substituted(moments: Mapping[str, int], views: Mapping[str, int]) -> str:
+    changed = [f"{k}: step {views[k]:,} instead of {v:,}" for k, v in moments.items()
+               if views.get(k) != v and k in views]  # fmt: skip
+    gone = [k for k in moments if k not in views]
+    notes = ([f"Damaged checkpoints replaced by the nearest intact ones ({'; '.join(changed)})."]
+             if changed else []) + ([f"No intact checkpoint for: {', '.join(gone)}."] if gone
+                                    else [])  # fmt: skip
+    return "".join(" " + n for n in notes)
 
 
 def _heads_routing_first(scores: pd.DataFrame, summary: dict[str, Any]) -> list[str]:

@@ -116,3 +116,43 @@ def test_patching_heatmaps_use_checkpoints_that_have_the_maps(transitioned_run, 
              for a in fig.layout.annotations if "step" in a.text]  # fmt: skip
     assert len(shown) >= 2
     assert set(shown) <= set(detail_steps(run.steps, run.steps, 4))
+
+
+def _damage(run, step: int):
+    file = run.path / run.manifest.entry(step).file
+    file.write_bytes(file.read_bytes()[:-100])
+    return file
+
+
+def test_report_skips_a_damaged_view_checkpoint_for_the_nearest_intact_one(
+    analysed, tmp_path, capsys
+):
+    from mbc_interp.analysis import key_steps
+
+    run = copy_run(analysed[0], tmp_path / "run")
+    moments = key_steps(analysed[2], run.steps)
+    on = moments["on plateau"]
+    file = _damage(run, on)
+    assert main(["report", str(run.path), "--no-analyze"]) == 0
+    err = capsys.readouterr().err
+    assert f"mbc report: warning: step {on}: {file} (weights): checksum mismatch" in err
+    others = [s for s in run.steps if s != on]
+    nearest = min(others, key=lambda s: (abs(s - on), s))
+    assert f"'on plateau' shows step {nearest} instead of the damaged step {on}" in err
+    html = (run.path / "report.html").read_text()
+    assert html.count('class="mbc-attention-cell"') == 3
+    assert f"on plateau: step {nearest:,}" in html and f"instead of {on:,}" in html
+
+
+def test_report_leaves_a_damaged_checkpoint_out_of_its_analysis(transitioned_run, tmp_path,
+                                                                capsys):  # fmt: skip
+    run = copy_run(transitioned_run, tmp_path / "run")
+    (run.path / "analysis").mkdir()
+    (run.path / "analysis" / "config.json").write_text(json.dumps(SMALL.to_dict()))
+    step = run.steps[len(run.steps) // 2]
+    file = _damage(run, step)
+    assert main(["report", str(run.path), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert f"step {step}: {file} (weights): checksum mismatch" in captured.err
+    assert f"analysing {len(run.steps) - 1} of {len(run.steps)}" in captured.out
+    assert analysed_steps(run) == set(run.steps) - {step}
