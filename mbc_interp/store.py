@@ -165,6 +165,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """:func:`atomic_write`, unless ``path`` already holds exactly ``data``: then nothing is
+    touched, its modification time included, so work that finds nothing new (an incremental
+    analysis of an analysed run) leaves a run directory as it was. Returns whether it wrote."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -35,7 +35,7 @@ from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
 from mbc_interp.progress import progress_interval
 from mbc_interp.run import OptimizerState, Run, load_run
-from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
+from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write, write_if_changed
 from mbc_interp.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
@@ -284,8 +284,8 @@ def _check_config(out: Path, config: AnalysisConfig, force: bool) -> None:
                 f"{file}: earlier checkpoints were analysed with {saved}; re-run with force "
                 "(`mbc analyze --force`) to recompute them all with the new settings"
             )
-    atomic_write(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
+    write_if_changed(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, table.to_csv(index=False).encode())
+    write_if_changed(path, table.to_csv(index=False).encode())
