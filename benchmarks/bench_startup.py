@@ -8,16 +8,19 @@ table shows the median wall seconds and the ratio to ``python -c "import torch"`
 the one import these commands avoid (``python -c pass``: the interpreter alone). ``mbc info``
 reads a tiny run trained first into a temporary directory, unless ``--run`` names one.
 
-Measured on the 2-core development machine (shared, so +-20%), median of 3:
+Measured on the 2-core development machine (shared with other jobs, so +-20%), the same tiny
+run for ``mbc info``; before: the command line importing TransformerLens and torch at start-up
+(best of 2), after: only inside the handlers that need them (median of 3):
 
-=========================  ============================  ==================================
-command                    importing torch and TL first  TL/torch only in the handlers
-=========================  ============================  ==================================
-``mbc --help``             12.9 s                        1.0 s
-``mbc train --help``       11.3 s                        1.0 s
-``mbc info RUN``           11.3 s                        1.0 s
-``import torch``           2.7 s                         (reference)
-=========================  ============================  ==================================
+=========================  ===========  ===========================
+command                    before       after (x ``import torch``)
+=========================  ===========  ===========================
+``mbc --help``             12.9 s       1.1 s (0.35x)
+``mbc train --help``       11.3 s       1.0 s (0.33x)
+``mbc analyze --help``     --           1.5 s (0.49x)
+``mbc info RUN``           11.3 s       1.2 s (0.38x)
+``import torch``           2.7-3.1 s    3.1 s (1.00x)
+=========================  ===========  ===========================
 
 What is left is mostly pandas and numpy (``forecast_commands`` and ``Run.metrics``).
 ``tests/test_startup.py`` checks that none of these imports torch or TransformerLens.
