@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN ?= checkpoints/demo
 
-.PHONY: install install-dev demo test test-fast lint bench clean-venv
+.PHONY: install install-dev notebooks demo test test-fast lint bench clean-venv
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -31,6 +31,11 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 	touch $@
+
+# JupyterLab, widgets (tqdm's bars) and nbconvert, and a kernel named mbc for this venv
+notebooks: install
+	$(BIN)/python -m pip install -q -e ".[notebooks]"
+	$(BIN)/python -m ipykernel install --user --name mbc --display-name "mbc_interp (.venv)"
 
 demo: install
 	$(BIN)/mbc train --out $(RUN) --exist-ok
@@ -52,6 +57,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_gradients.py
 	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_startup.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,33 +3,27 @@
 The public API::
 
     from mbc_interp import load_run, train, RunConfig, TaskConfig, ModelConfig, TrainConfig
+
+Every name is imported from its module on first use (:mod:`mbc_interp.lazy`): importing the
+package, reading configs and opening runs never loads torch or TransformerLens; building a
+model, a task's data or training does.
 """
 
-from .config import CheckpointSchedule, ConfigError, RunConfig, TrainConfig
-from .evaluation import evaluate
-from .model import ModelConfig, build_model
-from .run import Run, load_run
-from .store import CheckpointError, RunStoreError
-from .task import PatchingPairs, TaskConfig, WindTunnelTask
-from .train import resume, train
+from .lazy import lazy_package
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError",
-    "CheckpointSchedule",
-    "ConfigError",
-    "ModelConfig",
-    "PatchingPairs",
-    "Run",
-    "RunConfig",
-    "RunStoreError",
-    "TaskConfig",
-    "TrainConfig",
-    "WindTunnelTask",
-    "build_model",
-    "evaluate",
-    "load_run",
-    "resume",
-    "train",
-]
+__all__ = lazy_package(
+    __name__,
+    {
+        ".config": ("CheckpointSchedule", "ConfigError", "RunConfig", "TrainConfig"),
+        ".evaluation": ("evaluate",),
+        ".model": ("build_model",),
+        ".model_config": ("ModelConfig",),
+        ".run": ("Run", "load_run"),
+        ".store": ("CheckpointError", "RunStoreError"),
+        ".task": ("PatchingPairs", "WindTunnelTask"),
+        ".task_config": ("TaskConfig",),
+        ".train": ("resume", "train"),
+    },
+)

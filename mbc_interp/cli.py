@@ -39,7 +39,6 @@ from .flags import (
 )
 from .store import RunStore, RunStoreError
 from .sweep import commands as _sweep
-from .train import TrainingError
 from .viz.commands import add_report_args, cmd_report
 
 
@@ -127,7 +126,7 @@ def _print_info(run) -> None:
         f"status     {manifest.status}"
         + (f" ({manifest.stop_reason})" if manifest.stop_reason else "")
     )
-    print(f"task       {run.task!r}")
+    print(f"task       WindTunnelTask({run.config.task.describe()})")  # the data is not built
     print(
         f"checkpoints {len(manifest.checkpoints)} (steps {run.steps[0]}..{run.steps[-1]})"
         if run.steps
@@ -144,9 +143,9 @@ def _print_info(run) -> None:
 
 
 def _add_analyze(p: argparse.ArgumentParser) -> None:
-    from .analysis.patching import SITE_KINDS
+    from .analysis.analysis_config import AnalysisConfig
     from .analysis.plan import BUDGET_S
-    from .analysis.timeline import AnalysisConfig
+    from .analysis.sites import SITE_KINDS
 
     d = AnalysisConfig()
     p.add_argument("run", type=Path, metavar="RUN", help="run directory (may still be training)")
@@ -293,11 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as ``mbc CMD: error: ...`` (exit 2) rather than a traceback.
+    ``TrainingError`` is looked up, not imported: it can only have been raised once the training
+    code (and torch with it) was imported, and importing it here would load torch for ``--help``."""
+    train = sys.modules.get(f"{__package__}.train")
+    extra = (train.TrainingError,) if train is not None else ()
+    return (ConfigError, RunStoreError, ValueError, *extra)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, RunStoreError, TrainingError, ValueError) as e:
+    except _user_errors() as e:
         print(f"mbc {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .checks import check_field
-from .model import ModelConfig
+from .model_config import ModelConfig
 from .task_config import TaskConfig
 
 

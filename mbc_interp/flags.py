@@ -18,8 +18,8 @@ from dataclasses import fields, is_dataclass
 from typing import Any, Literal
 
 from .config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
-from .model import ModelConfig
-from .task import TaskConfig
+from .model_config import ModelConfig
+from .task_config import TaskConfig
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {

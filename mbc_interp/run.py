@@ -3,6 +3,9 @@
 >>> from mbc_interp import load_run
 >>> run = load_run("checkpoints/demo")            # doctest: +SKIP
 >>> model = run.model(run.steps[-1])              # doctest: +SKIP
+
+Opening a run reads JSON only: torch and TransformerLens are imported by the first model,
+task or tensor asked for, so reading a run's status and metrics (``mbc info``) stays fast.
 """
 
 from __future__ import annotations
@@ -14,16 +17,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from .config import ConfigError, RunConfig
-from .model import build_model, load_model_state, resolve_device
 from .store import CheckpointEntry, CheckpointError, Manifest, RunStore, RunStoreError
-from .task import WindTunnelTask
 
 if TYPE_CHECKING:
     import pandas as pd
+    import torch
     from transformer_lens import HookedTransformer
+
+    from .task import WindTunnelTask
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Run:
     @cached_property
     def task(self) -> WindTunnelTask:
         """The task rebuilt from the saved config; checked against the saved data fingerprint."""
+        from .task import WindTunnelTask
+
         task = WindTunnelTask(self.config.task)
         saved = self._record.get("task_fingerprint")
         if saved is not None and saved != task.fingerprint:
@@ -135,6 +139,8 @@ class Run:
 
     def model(self, step: int, device: str | torch.device | None = None) -> HookedTransformer:
         """The model at ``step``, in eval mode, on ``device`` (default: auto)."""
+        from .model import build_model, load_model_state, resolve_device
+
         entry = self._entry(step)  # one manifest read per load
         state = self._load_weights(entry)
         model = build_model(
@@ -200,6 +206,8 @@ class Run:
 
     def model_skeleton(self) -> HookedTransformer:
         """An untrained model of the run's architecture on CPU (for parameter names/shapes)."""
+        from .model import build_model
+
         return build_model(
             self.config.model, self.config.task.d_vocab, self.config.task.seq_len, device="cpu"
         )

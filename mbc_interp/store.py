@@ -32,12 +32,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+if TYPE_CHECKING:  # torch and safetensors load with the first checkpoint read or written
+    import torch
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -167,6 +165,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """:func:`atomic_write`, unless ``path`` already holds exactly ``data``: then nothing is
+    touched, its modification time included, so work that finds nothing new (an incremental
+    analysis of an analysed run) leaves a run directory as it was. Returns whether it wrote."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -283,12 +294,17 @@ class RunStore:
         return entry
 
     def _write_tensors(self, name: str, tensors: dict[str, torch.Tensor], meta: dict) -> str:
+        from safetensors.torch import save as st_save
+
         data = st_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, meta)
         atomic_write(self.path / name, data)
         return hashlib.sha256(data).hexdigest()
 
     def load_tensors(self, name: str, sha256: str | None) -> tuple[dict[str, torch.Tensor], dict]:
         """Read a safetensors file after checking it against its manifest checksum."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load as st_load
+
         file = self.path / name
         try:
             data = file.read_bytes()

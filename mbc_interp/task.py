@@ -163,12 +163,7 @@ class WindTunnelTask:
         return self.config.n_total
 
     def __repr__(self) -> str:
-        c = self.config
-        return (
-            f"WindTunnelTask(construction={c.construction!r}, bases={c.n_bases}, K={c.K}, "
-            f"examples={c.n_total}, layout={' '.join(r for r, _ in self.layout.segments)!r}, "
-            f"direction={c.direction!r}, log_k={c.log_k:.4f})"
-        )
+        return f"WindTunnelTask({self.config.describe()})"
 
     # -- layout ----------------------------------------------------------------------------------
     @property

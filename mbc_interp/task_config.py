@@ -280,5 +280,14 @@ class TaskConfig:
             *pad,
         )
 
+    def describe(self) -> str:
+        """One line naming the dataset: construction, size, K, layout, direction and log K (the
+        task's ``repr``, available without building the data)."""
+        return (
+            f"construction={self.construction!r}, bases={self.n_bases}, K={self.K}, "
+            f"examples={self.n_total}, layout={' '.join(r for r, _ in self.layout.segments)!r}, "
+            f"direction={self.direction!r}, log_k={self.log_k:.4f}"
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mbc_interp"
 
 # lowest first; a module may import its own layer or lower ones only
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("store", "integrity", "progress", "runtable", "jsonsafe", "checks"),
-    ("model", "task", "task_config", "construction", "config", "flags"),
+    ("store", "integrity", "progress", "runtable", "jsonsafe", "checks", "lazy"),
+    ("model", "model_config", "task", "task_config", "construction", "config", "flags"),
     ("run", "evaluation"),
     ("train", "analysis"),
     ("sweep", "viz"),

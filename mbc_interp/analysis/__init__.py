@@ -5,109 +5,43 @@ selector, batched activation patching, the logit lens; each returns a frozen dat
 plus labels with ``to_records()``/``to_frame()``. Over a run: :func:`analyze` writes the tidy
 timeline and the summary that times the routing circuit against the loss drop. Nothing here
 plots.
+
+Every name is imported from its module on first use (:mod:`mbc_interp.lazy`), so importing
+one light module of the package (``analysis.forecast``, say) does not load torch and
+TransformerLens through the others.
 """
 
-from mbc_interp.analysis.attribution import HeadAttribution, head_attribution
-from mbc_interp.analysis.heads import head_label, head_labels, parse_head_label
-from mbc_interp.analysis.logit_lens import LogitLens, logit_lens, residual_logits
-from mbc_interp.analysis.moments import key_steps
-from mbc_interp.analysis.patching import (
-    ATTN_OUT,
-    HEAD_OUT_ALL_POS,
-    HEAD_OUT_BY_POS,
-    MLP_OUT,
-    RESID_PRE,
-    SITE_KINDS,
-    UNDEFINED_BELOW,
-    PatchingResult,
-    SiteKind,
-    logit_diff,
-    patch_attn_out,
-    patch_head_out_all_pos,
-    patch_head_out_by_pos,
-    patch_mlp_out,
-    patch_resid_pre,
-    patch_sites,
-)
-from mbc_interp.analysis.patterns import AttentionPatterns, attention_patterns
-from mbc_interp.analysis.summary import (
-    CIRCUIT_FRAC,
-    format_summary,
-    routing_scores,
-    summarize,
-    z_use_table,
-)
-from mbc_interp.analysis.timeline import (
-    AnalysisConfig,
-    analyze,
-    analyze_checkpoint,
-    analyze_run,
-    load_timeline,
-    select_steps,
-)
-from mbc_interp.analysis.transition import (
-    Growth,
-    GrowthOnset,
-    LossTransition,
-    detect_loss_transition,
-    growth_onset,
-    growth_rate,
-    lead_fraction,
-    onset,
-    phase_of,
-    steps_to_tokens,
-)
-from mbc_interp.analysis.zuse import HeadZUse, head_z_use
+from mbc_interp.lazy import lazy_package
 
-__all__ = [
-    "ATTN_OUT",
-    "CIRCUIT_FRAC",
-    "HEAD_OUT_ALL_POS",
-    "HEAD_OUT_BY_POS",
-    "MLP_OUT",
-    "RESID_PRE",
-    "SITE_KINDS",
-    "UNDEFINED_BELOW",
-    "AnalysisConfig",
-    "AttentionPatterns",
-    "Growth",
-    "GrowthOnset",
-    "HeadAttribution",
-    "HeadZUse",
-    "LogitLens",
-    "LossTransition",
-    "PatchingResult",
-    "SiteKind",
-    "analyze",
-    "analyze_checkpoint",
-    "analyze_run",
-    "attention_patterns",
-    "detect_loss_transition",
-    "format_summary",
-    "growth_onset",
-    "growth_rate",
-    "head_attribution",
-    "head_label",
-    "head_labels",
-    "head_z_use",
-    "key_steps",
-    "lead_fraction",
-    "load_timeline",
-    "logit_diff",
-    "logit_lens",
-    "onset",
-    "parse_head_label",
-    "patch_attn_out",
-    "patch_head_out_all_pos",
-    "patch_head_out_by_pos",
-    "patch_mlp_out",
-    "patch_resid_pre",
-    "patch_sites",
-    "phase_of",
-    "residual_logits",
-    "routing_scores",
-    "select_steps",
-    "steps_to_tokens",
-    "summarize",
-    "z_use_table",
-]
+__all__ = lazy_package(
+    __name__,
+    {
+        ".analysis_config": ("AnalysisConfig",),
+        ".attribution": ("HeadAttribution", "head_attribution"),
+        ".heads": ("head_label", "head_labels", "parse_head_label"),
+        ".logit_lens": ("LogitLens", "logit_lens", "residual_logits"),
+        ".moments": ("key_steps",),
+        ".patching": (
+            "UNDEFINED_BELOW", "PatchingResult", "logit_diff", "patch_attn_out",
+            "patch_head_out_all_pos", "patch_head_out_by_pos", "patch_mlp_out", "patch_resid_pre",
+            "patch_sites"
+        ),
+        ".patterns": ("AttentionPatterns", "attention_patterns"),
+        ".summary": (
+            "CIRCUIT_FRAC", "format_summary", "routing_scores", "summarize", "z_use_table"
+        ),
+        ".sites": (
+            "ATTN_OUT", "HEAD_OUT_ALL_POS", "HEAD_OUT_BY_POS", "MLP_OUT", "RESID_PRE", "SITE_KINDS",
+            "SiteKind"
+        ),
+        ".timeline": (
+            "analyze", "analyze_checkpoint", "analyze_run", "load_timeline",
+            "select_steps"
+        ),
+        ".transition": (
+            "Growth", "GrowthOnset", "LossTransition", "detect_loss_transition", "growth_onset",
+            "growth_rate", "lead_fraction", "onset", "phase_of", "steps_to_tokens"
+        ),
+        ".zuse": ("HeadZUse", "head_z_use"),
+    },
+)

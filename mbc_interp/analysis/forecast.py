@@ -48,7 +48,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 from mbc_interp.analysis.forecast_calibration import (
     Calibration,
@@ -285,6 +284,8 @@ def predictive_bounds(centre: float, sd: float, dof: int, coverage: float) -> tu
     """The central ``coverage`` range of ``centre`` + ``sd`` x Student t(``dof``): a predictive
     interval for one more draw when ``sd`` includes the spread of the draws and the error of
     their centre; (-inf, inf) with no degree of freedom (one draw says nothing of the spread)."""
+    from scipy.stats import t as student_t  # ~0.5 s to import: not for every `mbc` command
+
     if dof < 1 or not np.isfinite(sd):
         return -np.inf, np.inf
     q = float(student_t.ppf(0.5 + coverage / 2, dof)) * sd

@@ -30,34 +30,39 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities import get_act_name
 
+from mbc_interp.analysis.sites import (  # re-exported: the site kinds are this module's API
+    ATTN_OUT,
+    HEAD_OUT_ALL_POS,
+    HEAD_OUT_BY_POS,
+    MLP_OUT,
+    RESID_PRE,
+    SITE_KINDS,
+    SiteKind,
+)
 from mbc_interp.task import PatchingPairs, WindTunnelTask
+
+__all__ = [
+    "ATTN_OUT",
+    "HEAD_OUT_ALL_POS",
+    "HEAD_OUT_BY_POS",
+    "MLP_OUT",
+    "RESID_PRE",
+    "SITE_KINDS",
+    "UNDEFINED_BELOW",
+    "PatchingResult",
+    "SiteKind",
+    "logit_diff",
+    "patch_attn_out",
+    "patch_head_out_all_pos",
+    "patch_head_out_by_pos",
+    "patch_mlp_out",
+    "patch_resid_pre",
+    "patch_sites",
+]
 
 UNDEFINED_BELOW: float = 0.1
 """Normalisation is undefined (NaN) when ``|clean - corrupt|`` mean logit diff is below this, in
 logits: ratios over a near-zero denominator are noise (the plateau, where z is ignored)."""
-
-
-@dataclass(frozen=True)
-class SiteKind:
-    """A family of patch sites: a TL activation name and the axes it is indexed by (layer
-    first), matching the output shape of the ``transformer_lens.patching`` function named."""
-
-    name: str
-    act_name: str
-    axes: tuple[str, ...]
-    tl_function: str
-
-
-RESID_PRE = SiteKind("resid_pre", "resid_pre", ("layer", "pos"), "get_act_patch_resid_pre")
-ATTN_OUT = SiteKind("attn_out", "attn_out", ("layer", "pos"), "get_act_patch_attn_out")
-MLP_OUT = SiteKind("mlp_out", "mlp_out", ("layer", "pos"), "get_act_patch_mlp_out")
-HEAD_OUT_ALL_POS = SiteKind(
-    "head_out_all_pos", "z", ("layer", "head"), "get_act_patch_attn_head_out_all_pos"
-)
-HEAD_OUT_BY_POS = SiteKind(
-    "head_out_by_pos", "z", ("layer", "pos", "head"), "get_act_patch_attn_head_out_by_pos"
-)
-SITE_KINDS: tuple[SiteKind, ...] = (RESID_PRE, ATTN_OUT, MLP_OUT, HEAD_OUT_ALL_POS, HEAD_OUT_BY_POS)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mbc_interp.analysis.llc import LLCConfig
-from mbc_interp.analysis.patching import SITE_KINDS
-from mbc_interp.analysis.timeline import DETAIL_KINDS, EXTRA_KINDS, AnalysisConfig, detail_steps
-from mbc_interp.model import ModelConfig
+from mbc_interp.analysis.analysis_config import DETAIL_KINDS, EXTRA_KINDS, AnalysisConfig
+from mbc_interp.analysis.sites import SITE_KINDS
+from mbc_interp.model_config import ModelConfig
 from mbc_interp.run import Run
-from mbc_interp.task import WindTunnelTask
+
+if TYPE_CHECKING:  # the constants (BUDGET_S) are read by `mbc analyze --help`: no torch here
+    from mbc_interp.task import WindTunnelTask
 
 GFLOPS = 75.0
 """Floating-point throughput of one CPU core on the analyses' batched forward passes."""
@@ -92,6 +94,8 @@ def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> 
     if "gradients" in config.kinds:
         parts["gradients"] = (_GRADIENT_PER_EXAMPLE * n + _GRADIENT_SAMPLE) * full * per_tok
     if "llc" in config.kinds:
+        from mbc_interp.analysis.llc import LLCConfig
+
         c = LLCConfig()
         draws = c.chains * (c.draws + c.burn_in) * c.batch_size
         parts["llc"] = _LLC_PER_DRAW * draws * full * per_tok
@@ -185,6 +189,8 @@ def _plan(
     budget_s: float | None,
     source: str,
 ) -> AnalysisPlan:
+    from mbc_interp.analysis.timeline import detail_steps
+
     cost = estimate_cost(config, run.config.model, run.task)
     detail = detail_steps(run_steps, steps, config.detail_every)
     seconds = len(steps) * (cost.core_s + cost.extra_s) + len(detail) * cost.detail_s

@@ -78,7 +78,7 @@ from mbc_interp.analysis.transition import (
 )
 from mbc_interp.jsonsafe import json_safe
 from mbc_interp.run import Run
-from mbc_interp.store import ANALYSIS_DIR, atomic_write
+from mbc_interp.store import ANALYSIS_DIR, write_if_changed
 
 SUMMARY_FILE = "summary.json"
 CIRCUIT_FRAC = 0.5
@@ -244,7 +244,7 @@ def _with_tokens(out: dict[str, Any], tokens_per_step: int) -> dict[str, Any]:
 
 def write_summary(run: Run, summary: dict[str, Any]) -> None:
     path = run.path / ANALYSIS_DIR / SUMMARY_FILE
-    atomic_write(path, (json.dumps(summary, indent=1) + "\n").encode())
+    write_if_changed(path, (json.dumps(summary, indent=1) + "\n").encode())
 
 
 def format_summary(summary: dict[str, Any]) -> str:

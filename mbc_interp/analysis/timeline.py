@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,10 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from mbc_interp.analysis.analysis_config import (  # re-exported: the settings of analyze()
+    DETAIL_KINDS,
+    AnalysisConfig,
+)
 from mbc_interp.analysis.attribution import head_attribution
 from mbc_interp.analysis.gradients import GradientConfig, gradient_diagnostics
 from mbc_interp.analysis.llc import LLCConfig, estimate_llc
@@ -43,7 +47,7 @@ from mbc_interp.config import ConfigError
 from mbc_interp.integrity import validate_metrics
 from mbc_interp.progress import progress_interval
 from mbc_interp.run import OptimizerState, Run, load_run
-from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write
+from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write, write_if_changed
 from mbc_interp.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
@@ -55,90 +59,11 @@ COLUMNS = (
 )  # fmt: skip
 _KINDS = {k.name: k for k in SITE_KINDS}
 _STEP_FILE = re.compile(r"step(\d{8})\.json")
-EXTRA_KINDS = ("gradients", "llc")
-ANALYSIS_VERSION = 2
-"""2: z-use rows, patching standard errors, attention to the previous position."""
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
 CORE = "core"
 """The analyses every checkpoint gets: attribution, z-use, patching, logit lens."""
 CORE_LABEL = "core analyses (attribution, zuse, patching, logit_lens)"
-DETAIL_KINDS = ("resid_pre", "attn_out", "mlp_out", "head_out_by_pos")
-"""Position-resolved patching kinds (layer x position pictures): the costly ones, which
-``detail_every`` can limit to some checkpoints; nothing the summary times comes from them."""
-
-
-@dataclass(frozen=True)
-class AnalysisConfig:
-    """What to compute at each checkpoint (changing it means re-analysing: ``force``)."""
-
-    n_pairs: int = 256
-    """Clean/corrupt pairs for patching (same B, different z)."""
-    pair_seed: int = 0
-    n_examples: int | None = 1024
-    """Examples for attribution and the logit lens (``None``: all of them)."""
-    patch_kinds: tuple[str, ...] = tuple(_KINDS)
-    """Site kinds to patch; see ``mbc_interp.analysis.patching.SITE_KINDS``."""
-    detail_every: int = 1
-    """The position-resolved kinds (:data:`DETAIL_KINDS`) only at every n-th checkpoint of the run
-    (by index in its checkpoint list) and at the last one analysed: see :func:`detail_steps`."""
-    kinds: tuple[str, ...] = ()
-    """Extra per-checkpoint analyses beyond the core ones (attribution, z-use, patching, logit
-    lens): ``"gradients"`` (|G|, B_simple, coherence, group ratio, Adam update statistics;
-    :mod:`mbc_interp.analysis.gradients`) and ``"llc"`` (local learning coefficient by SGLD;
-    :mod:`mbc_interp.analysis.llc`)."""
-    version: int = ANALYSIS_VERSION
-    """Analysis format; files written by an older one are recomputed (never mixed)."""
-
-    def __post_init__(self) -> None:
-        if self.n_pairs < 1:
-            raise ValueError(f"analysis.n_pairs = {self.n_pairs}: must be >= 1")
-        if self.detail_every < 1:
-            raise ValueError(f"analysis.detail_every = {self.detail_every}: must be >= 1")
-        if self.n_examples is not None and self.n_examples < 1:
-            raise ValueError(f"analysis.n_examples = {self.n_examples}: must be >= 1 or None")
-        extra = [k for k in self.kinds if k not in EXTRA_KINDS]
-        if extra:
-            raise ValueError(f"analysis.kinds: unknown kind {extra[0]!r} (known: {EXTRA_KINDS})")
-        unknown = [k for k in self.patch_kinds if k not in _KINDS]
-        if unknown:
-            raise ValueError(
-                f"analysis.patch_kinds: unknown kind {unknown[0]!r} (known: {list(_KINDS)})"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["patch_kinds"] = list(self.patch_kinds)
-        d["kinds"] = list(self.kinds)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "analysis settings") -> AnalysisConfig:
-        """Strict: an unknown key or a value of the wrong type is an error naming it."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: must be a table/object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)})")
-        for name in ("n_pairs", "pair_seed", "n_examples", "detail_every"):  # n_examples: None ok
-            v = data.get(name, 0)
-            if not (type(v) is int or (name == "n_examples" and v is None)):
-                raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
-        data = dict(data)
-        for name in ("patch_kinds", "kinds"):
-            if name not in data:
-                continue
-            kinds = data[name]
-            if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
-                raise ConfigError(f"{source}: {name} = {kinds!r}: must be a list of names")
-            data[name] = tuple(kinds)
-        data.setdefault("version", 1)  # files from before the field existed
-        data.setdefault("detail_every", 1)
-        try:
-            return cls(**data)
-        except ValueError as e:
-            raise ConfigError(f"{source}: {e}") from None
 
 
 def analyze_checkpoint(
@@ -473,9 +398,9 @@ def _check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisCon
                 "(`mbc analyze --force`) to recompute them all with the new settings"
             )
         config = replace(config, kinds=tuple(dict.fromkeys((*saved.kinds, *config.kinds))))
-    atomic_write(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
+    write_if_changed(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
     return config
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, table.to_csv(index=False).encode())
+    write_if_changed(path, table.to_csv(index=False).encode())

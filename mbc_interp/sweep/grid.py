@@ -31,11 +31,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from mbc_interp.analysis.timeline import AnalysisConfig
+from mbc_interp.analysis.analysis_config import AnalysisConfig
 from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
 from mbc_interp.flags import run_name
-from mbc_interp.model import ModelConfig
-from mbc_interp.task import TaskConfig
+from mbc_interp.model_config import ModelConfig
+from mbc_interp.task_config import TaskConfig
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
                 "train.seed", "task.direction", "preset")

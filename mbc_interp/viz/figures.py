@@ -15,13 +15,14 @@ thick red one, the other heads of the circuit are solid and the rest faint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from mbc_interp.analysis.heads import parse_head_label
@@ -126,10 +127,27 @@ def hidden_progress(
     fig.add_trace(go.Scatter(x=xs, y=metrics["loss"], name="eval loss", mode="lines",
                              line={"color": "black", "width": 1.5}), secondary_y=True)
     fig.update_yaxes(title_text="Δz / head z-use (log)", type="log", secondary_y=False)
-    fig.update_yaxes(title_text="loss (nats / example)", secondary_y=True, showgrid=False)
+    # ticks of its own: an overlaying axis otherwise takes plotly's "sync" ticks, placed at the
+    # log axis's gridlines (odd values, negative ones below the data)
+    ticks = _linear_ticks(float(np.nanmax(metrics["loss"], initial=0.0)))
+    fig.update_yaxes(title_text="loss (nats / example)", secondary_y=True, showgrid=False,
+                     type="linear", range=[0.0, ticks[-1]], tickmode="array", tickvals=ticks,
+                     rangemode="tozero")  # fmt: skip
     _mark_events(fig, summary, x)
     fig.update_xaxes(title_text=_x_title(x))
     return _layout(fig, "Hidden progress: z-dependence grows on the plateau, before the drop", 520)
+
+
+def _linear_ticks(top: float, n: int = 5) -> list[float]:
+    """About ``n`` round ticks ``0, d, 2d, ...`` from 0 up to the first at or above ``top``, with
+    ``d`` 1, 2, 2.5 or 5 times a power of ten (``top <= 0`` or not finite: ``[0, 1]``)."""
+    if not (math.isfinite(top) and top > 0):
+        return [0.0, 1.0]
+    raw = top / n
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
+    count = math.ceil(top / step * (1 - 1e-9))
+    return [round(i * step, 12) for i in range(max(count, 1) + 1)]
 
 
 def head_timelines(
@@ -222,9 +240,14 @@ def site_timelines(
     by_pos = rows["pos"].notna() if "pos" in rows else pd.Series(False, index=rows.index)
     site = rows["component"].astype(str).where(~by_pos, rows["component"] + "@" + rows["position"])
     fig = go.Figure()
-    for i, (name, curve) in enumerate(rows.assign(site=site).groupby("site", sort=False)):
+    sites = list(rows.assign(site=site).groupby("site", sort=False))
+    colors = _distinct_colors(len(sites))
+    for i, (name, curve) in enumerate(sites):
         head = str(name).split("@")[0]
-        style = _head_style(head, summary or {}, i) if str(name) == head and "H" in head else {}
+        if str(name) == head and "H" in head:
+            style = _head_style(head, summary or {}, i, colors[i])
+        else:
+            style = {"line": {"color": colors[i]}}
         fig.add_trace(go.Scatter(x=curve[x], y=curve["value"], mode="lines+markers",
                                  marker={"size": 4}, **{"name": str(name), **style}))  # fmt: skip
     fig.update_xaxes(title_text=_x_title(x))
@@ -350,9 +373,21 @@ def _layer_head(head: str) -> tuple[int, int]:
     return parse_head_label(head)
 
 
-def _head_style(head: str, summary: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """Line style of the ``index``-th head: the routing head thick red, the circuit solid."""
-    color = _PALETTE[index % len(_PALETTE)]
+def _distinct_colors(n: int) -> list[str]:
+    """``n`` different colours, none the routing head's red: the qualitative palette while it
+    lasts, else ``n`` evenly spaced samples of a continuous rainbow (so no two lines share one,
+    however many sites a patching kind has)."""
+    if n <= len(_PALETTE):
+        return _PALETTE[:n]
+    return sample_colorscale("Turbo", [i / (n - 1) for i in range(n)])
+
+
+def _head_style(
+    head: str, summary: Mapping[str, Any], index: int, color: str | None = None
+) -> dict[str, Any]:
+    """Line style of the ``index``-th head (in ``color``, default the palette's ``index``-th):
+    the routing head thick red, the circuit solid, the rest faint."""
+    color = color or _PALETTE[index % len(_PALETTE)]
     if head == summary.get("routing_head"):
         return {"name": f"{head} (routing head)", "line": {"color": ROUTING_COLOR, "width": 4}}
     if head in (summary.get("routing_heads") or []):

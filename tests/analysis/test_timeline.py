@@ -77,6 +77,22 @@ def test_incremental_and_partial_runs(run):
     assert all(_mtimes(run)[name] != t for name, t in after.items())
 
 
+def test_analysing_an_analysed_run_again_writes_nothing(run):
+    """Nothing new to compute: config.json, timeline.csv and summary.json are not rewritten
+    (same bytes, same modification times), so reading notebooks leave a run as it was."""
+    table, summary = analyze(run, SMALL, stop=16, progress=False)
+    files = sorted(f for f in run.path.rglob("*") if f.is_file())
+    before = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in files}
+    again, summary_again = analyze(run, SMALL, stop=16, progress=False)
+    assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in files} == before
+    assert sorted(f for f in run.path.rglob("*") if f.is_file()) == files
+    assert again.equals(table) and summary_again == summary
+    analyze(run, SMALL, progress=False)  # new checkpoints: the tables are rewritten
+    assert (run.path / "analysis" / "timeline.csv").read_bytes() != before[
+        run.path / "analysis" / "timeline.csv"
+    ][1]
+
+
 def test_run_without_transition_says_so(run):
     # the tiny run stops at step 120, on the plateau: no made-up times
     _, summary = analyze(run, SMALL, progress=False)

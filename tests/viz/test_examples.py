@@ -7,6 +7,7 @@ They are committed with outputs stripped; that is checked too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -69,17 +70,33 @@ def test_quickstart_trains_a_tiny_run(kernel_env, tmp_path):
     assert "application/vnd.plotly.v1+json" in text and "log K = 1.3863" in text
 
 
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    """Every file under ``folder``: relative name -> (modification time in ns, sha256)."""
+    files = sorted(f for f in folder.rglob("*") if f.is_file())
+    digest = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    return {str(f.relative_to(folder)): (f.stat().st_mtime_ns, digest[f]) for f in files}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["02_patching.ipynb", "03_attention.ipynb"])
-def test_analysis_notebooks_run(name, kernel_env, demo_like_run, tmp_path):
+def test_analysis_notebooks_run_and_leave_the_run_untouched(
+    name, kernel_env, demo_like_run, tmp_path
+):
+    """On an analysed run they only read: no file of the run directory is added, rewritten or
+    touched; 03's attention page goes to ``MBC_EXAMPLE_OUT``. tqdm finds ipywidgets."""
     run = copy_run(demo_like_run, tmp_path / "run")
     kernel_env.setenv("MBC_EXAMPLE_RUN", str(run.path))
+    kernel_env.setenv("MBC_EXAMPLE_OUT", str(tmp_path / "out"))
+    before = snapshot(run.path)
     text = outputs(execute(EXAMPLES / name))
+    assert snapshot(run.path) == before
+    assert "IProgress not found" not in text
     if name == "02_patching.ipynb":  # its patching heatmaps
         assert "application/vnd.plotly.v1+json" in text
     else:  # the circuitsvis views, inline and offline, and the saved page
         assert text.count("CircuitsVis.render") >= 2 and "unpkg.com" not in text
-        assert "CircuitsVis.render" in (run.path / "attention.html").read_text()
+        page = tmp_path / "out" / f"attention_{run.path.name}.html"
+        assert "CircuitsVis.render" in page.read_text()
 
 
 @pytest.mark.slow

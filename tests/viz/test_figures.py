@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mbc_interp.analysis import key_steps, z_use_table
@@ -16,7 +17,7 @@ from mbc_interp.viz import (
     patching_heatmaps,
     site_timelines,
 )
-from mbc_interp.viz.figures import EVENTS, head_rows
+from mbc_interp.viz.figures import EVENTS, ROUTING_COLOR, head_rows
 
 EVENT_KEYS = [key for key, _, _ in EVENTS]
 
@@ -65,6 +66,20 @@ def test_hidden_progress_draws_dz_its_floor_and_the_routing_heads(data):
     assert fig.layout.yaxis.type == "log"
     heads = {t.legendgroup for t in fig.data if t.legendgroup}
     assert heads == set(summary["routing_heads"])
+
+
+def test_hidden_progress_loss_axis_has_ticks_of_its_own(data):
+    """The loss axis (over the log Δz axis) gets linear round ticks from 0, never plotly's
+    synced ones (the Δz grid's positions: odd values and negative ones)."""
+    run, _, summary, scores = data
+    axis = hidden_progress(run.metrics, summary, scores).layout.yaxis2
+    assert axis.overlaying == "y" and axis.type == "linear"
+    assert axis.tickmode == "array"  # not "sync", plotly's default for an overlaying axis
+    ticks = np.array(axis.tickvals, dtype=float)
+    assert ticks[0] == 0 and (ticks >= 0).all() and 3 <= len(ticks) <= 8
+    np.testing.assert_allclose(np.diff(ticks), ticks[1] - ticks[0])  # evenly spaced
+    assert ticks[-1] >= run.metrics["loss"].max() > ticks[-2]
+    assert tuple(axis.range) == (0, ticks[-1])
 
 
 def test_loss_curve_in_tokens_and_log_scale(data):
@@ -150,6 +165,29 @@ def test_logit_lens_heatmap_layer_by_checkpoint(data):
     lens = table[(table.analysis == "logit_lens") & (table.metric == "correct_prob")]
     final = lens[(lens.component == "L1")].sort_values("step")["value"]
     np.testing.assert_allclose(np.array(fig.data[0].z, dtype=float)[2], final)
+
+
+@pytest.mark.parametrize("n_layers", [2, 5])  # 10 sites, then 40: past any one palette
+def test_site_timelines_give_every_site_its_own_colour(n_layers):
+    positions = ["B1", "B2", "B3", "z", "SEP", "A1", "A2", "A3"][: 5 if n_layers == 2 else 8]
+    frame = pd.DataFrame(
+        {"step": step, "tokens": 10 * step, "kind": "resid_pre", "component": f"L{layer}",
+         "pos": pos, "position": name, "metric": "patch_raw", "value": 0.1 * layer + pos}
+        for step in (0, 10) for layer in range(n_layers) for pos, name in enumerate(positions)
+    )  # fmt: skip
+    fig = site_timelines(frame)
+    colours = [t.line.color for t in fig.data]
+    assert len(fig.data) == n_layers * len(positions)
+    assert None not in colours and len(set(colours)) == len(colours)
+
+
+def test_site_timelines_colour_heads_apart_and_the_routing_head_red(data):
+    run, table, summary, _ = data
+    heads = table[(table.kind == "head_out_all_pos") & (table.component != "baseline")]
+    fig = site_timelines(heads, summary)
+    colours = {t.name.split(" ")[0]: t.line.color for t in fig.data}
+    assert len(set(colours.values())) == len(colours) == _n_heads(run)
+    assert colours[summary["routing_head"]] == ROUTING_COLOR
 
 
 def test_site_timelines_one_line_per_site(data):
