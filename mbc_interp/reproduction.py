@@ -37,7 +37,12 @@ RUN_COLUMNS = (
     "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "optimizer", "eps",
     "momentum", "target_len", "construction",
     "selector_gap", "transition_signal", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
-    "marginal_gap_at_drop", "t_marginal",
+    "marginal_gap_at_drop", "t_marginal", "selectors", "distinct_first", "warmup_steps",
+    "t_loss_cum_lr", "t_first_rest", "first_rest_loss_tok", "pre_drop_loss_tok",
+    "zfree_gain_frac_at_marginal", "t_marginal_seq", "t_marginal_seq_se", "t_conditional_seq",
+    "t_conditional_seq_se", "marginal_lead_seq", "marginal_lead_seq_se", "order_seq",
+    "t_marginal_first", "t_marginal_first_se", "t_conditional_first", "t_conditional_first_se",
+    "marginal_lead_first", "marginal_lead_first_se", "order_first",
     "data_seed", "n_layers", "d_model", "n_heads", "point_status", "status", "plateau_loss",
     "plateau_ratio", "plateau_acc", "log_k", "censored", "t_plateau_start", "t_z", "t_route",
     "t_route_direct", "t_loss",
@@ -197,8 +202,8 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "paper", "ours (95% CI)", "runs", "verdict"])
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None or v != v else f"{v:.3f}"
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "n/a" if v is None or v != v else format(v, spec)
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -248,6 +253,48 @@ def resting_table(table: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=columns)
 
 
+def stages_table(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Seed by seed: the matched marginal and conditional crossings (whole sequence and first
+    token, :mod:`mbc_interp.analysis.stages`), each run's order, and where the raw loss first
+    rests and is just before the drop; ``None`` for a table without them."""
+    if "order_seq" not in table or table["order_seq"].isna().all():
+        return None
+    done = table[table.point_status == "done"].sort_values(["labels", "n_examples", "K", "seed"])
+
+    def lead(r: Any, v: str) -> str:
+        x, se = r[f"marginal_lead_{v}"], r[f"marginal_lead_{v}_se"]
+        return "-" if pd.isna(x) else f"{x:+.0f} ± {se:.0f} ({r[f'order_{v}']})"
+
+    rows = [(
+        r["labels"], int(r["n_examples"]), int(r["K"]), int(r["seed"]), r["status"],
+        _fmt(r["t_marginal_seq"], ".0f"), _fmt(r["t_conditional_seq"], ".0f"), lead(r, "seq"),
+        _fmt(r["t_marginal_first"], ".0f"), _fmt(r["t_conditional_first"], ".0f"),
+        lead(r, "first"), _fmt(r["first_rest_loss_tok"], ".2f"),
+        _fmt(r["pre_drop_loss_tok"], ".2f"), _fmt(r["t_loss"], ".0f"),
+    ) for _, r in done.iterrows()]  # fmt: skip
+    return pd.DataFrame(rows, columns=[
+        "grids", "N", "K", "seed", "status", "marginal (seq)", "conditional (seq)",
+        "conditional - marginal (seq)", "marginal (first)", "conditional (first)",
+        "conditional - marginal (first)", "first rest (tok)", "before the drop (tok)", "t_loss",
+    ])  # fmt: skip
+
+
+def order_counts(table: pd.DataFrame) -> str | None:
+    """One sentence per size: how many runs put the marginal first, together or after."""
+    if "order_seq" not in table or table["order_seq"].isna().all():
+        return None
+    lines = []
+    for n, g in table[table.point_status == "done"].groupby("n_examples"):
+        parts = []
+        for v, name in (("seq", "whole sequences"), ("first", "first tokens")):
+            c = g[f"order_{v}"].value_counts()
+            parts.append(f"{name}: marginal first in {c.get('marginal_first', 0)}, together in "
+                         f"{c.get('together', 0)}, conditional first in "
+                         f"{c.get('conditional_first', 0)} of {int(g[f'order_{v}'].notna().sum())}")
+        lines.append(f"- N = {int(n):,}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
 def markdown_section(
     fits: dict[str, Any], results: Path, svgs: list[Path], doc_dir: Path, table: pd.DataFrame
 ) -> str:
@@ -276,6 +323,13 @@ def markdown_section(
                   "marginal P(A|B) is learned first); and in how many runs that probability "
                   "passes 0.5 (`t_marginal`) before the drop (`t_loss`), with the median "
                   "difference in steps", "", _md_table(rest)]  # fmt: skip
+    stages = stages_table(table)
+    if stages is not None:
+        parts += ["", "**Marginal before conditional, matched** (steps: each stage's held "
+                  "half-way crossing on the log scale from its chance value to 0, on the same "
+                  "rows; the lead with its sampling error and the run's order by the rule of "
+                  "`mbc_interp/analysis/stages.py`)", "", order_counts(table) or "", "",
+                  _md_table(stages)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)
         if t is not None:

@@ -10,8 +10,10 @@ Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`
   fits leave it out and count it); ``status``/``reason`` say what happened.
 - ``plateau_acc``: mean exact-match accuracy over the plateau's evaluations (1/K when z is
   ignored and the marginal is learnt).
+- Every time comes from the run's summary, recomputed under the current rules from its metrics
+  and analysed checkpoints (a run analysed by older code is read with today's rules).
 - ``lead_fraction`` (onset of the routing head's z-use above its noise floor) and
-  ``lead_fraction_z`` (onset of Δz) come from the run's ``analysis/summary.json``; an onset
+  ``lead_fraction_z`` (onset of Δz) come from that summary; an onset
   before the plateau has no lead fraction and ``route_phase`` / ``z_phase`` say so.
 - ``t_loss_cum_lr``: the learning rate summed over the steps to ``t_loss`` (a warm-up makes
   steps and learning rate disagree about how far training has gone).
@@ -26,13 +28,13 @@ their rows carry the loss times only, measured with the same detector.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
+from mbc_interp.analysis.timeline import load_timeline
 from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.run import load_run
 from mbc_interp.store import ANALYSIS_DIR
@@ -103,11 +105,10 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     run = load_run(run_dir)
     metrics = run.metrics
     per_step = run.config.tokens_per_step
-    summary_path = Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-    else:  # not analysed (forward control, or a train-only sweep): what the metrics give
-        summary = summarize(run, pd.DataFrame())
+    # the summary under the current rules, from the metrics and the analysed checkpoints (not
+    # analysed: a forward control or a train-only sweep, what the metrics give)
+    analysed = (Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE).exists()
+    summary = summarize(run, load_timeline(run) if analysed else pd.DataFrame())
     t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
     duration = None if t0 is None or t1 is None else t1 - t0
     last = metrics.iloc[-1]

@@ -285,3 +285,28 @@ def test_an_eps_block_does_not_leak_into_the_other_fits():
     for axis in ("D", "lr", "batch"):
         assert fits[axis]["n_runs"] == base[axis]["n_runs"]
     assert fits["D"]["exponent"] == pytest.approx(base["D"]["exponent"])
+
+
+def test_stages_table_reports_each_run_and_the_order_counts():
+    from mbc_interp.reproduction import order_counts, stages_table
+
+    runs = pd.DataFrame({
+        "labels": ["N", "N", "N"], "n_examples": [3000, 3000, 10000], "K": 20, "seed": [0, 1, 0],
+        "status": "transitioned", "point_status": "done",
+        "t_marginal_seq": [400.0, 410.0, 900.0], "t_conditional_seq": [380.0, 600.0, 1500.0],
+        "marginal_lead_seq": [-20.0, 190.0, 600.0], "marginal_lead_seq_se": [15.0, 20.0, 30.0],
+        "order_seq": ["together", "marginal_first", "marginal_first"],
+        "t_marginal_first": [250.0, 260.0, np.nan], "t_conditional_first": [380.0, 390.0, np.nan],
+        "marginal_lead_first": [130.0, 130.0, np.nan], "marginal_lead_first_se": [5.0, 5.0, np.nan],
+        "order_first": ["marginal_first", "marginal_first", None],
+        "first_rest_loss_tok": 2.87, "pre_drop_loss_tok": 2.4, "t_loss": [390.0, 610.0, 1490.0],
+    })  # fmt: skip
+    t = stages_table(runs)
+    assert len(t) == 3 and t.iloc[0]["conditional - marginal (seq)"] == "-20 ± 15 (together)"
+    assert t.iloc[2]["marginal (first)"] == "n/a"
+    text = order_counts(runs)
+    assert "N = 3,000: whole sequences: marginal first in 1, together in 1" in text
+    assert "N = 10,000: whole sequences: marginal first in 1, together in 0, conditional first " \
+           "in 0 of 1; first tokens: marginal first in 0, together in 0, conditional first in " \
+           "0 of 0" in text
+    assert stages_table(runs.drop(columns="order_seq")) is None
