@@ -83,6 +83,13 @@ def _forward(
     return torch.cat(losses).double(), torch.cat(hits), torch.cat(answer).double()
 
 
+def answer_log_probs(
+    model: nn.Module, tokens: Int[Tensor, "n seq"], answer_pos: int
+) -> Float[Tensor, "n d_vocab"]:
+    """Log-probabilities of the first target token, at the answer position."""
+    return _forward(model, tokens, answer_pos)[2]
+
+
 def eval_rows(task: WindTunnelTask, n_max: int | None, seed: int = 0) -> Int[Tensor, " n"]:
     """The rows an evaluation uses: all, or a fixed seeded subsample of ``n_max`` (sorted)."""
     if n_max is None or n_max >= len(task):

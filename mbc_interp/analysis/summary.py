@@ -35,6 +35,10 @@ Rules (also in the README; fixed before the sweeps that report them):
   candidate version. ``z_doubling_steps`` (and ``_tokens``): Δz's doubling time, fitted from
   ``t_z`` (or the plateau start) to ``t_loss``
   (:func:`~mbc_interp.analysis.transition.growth_rate`).
+- **Collective or one by one** (where the ``groups`` kind ran): ``groups`` holds the rules of
+  :mod:`mbc_interp.analysis.groups` applied to the analysed checkpoints: the solved fraction
+  at the plateau's middle, the groups' 10-90% solve-time spread over the plateau's duration
+  and its verdict.
 - **Routing heads**: each head's z-use at each analysed checkpoint is its total effect, the raw
   effect of patching its clean output into the corrupt run (logits, with a standard error) and,
   beside it, its direct z-effect (:mod:`mbc_interp.analysis.zuse`). A head's routing score is
@@ -63,6 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.analysis.groups import collective_summary
 from mbc_interp.analysis.stages import resting_levels, stage_times
 from mbc_interp.analysis.transition import (
     detect_loss_transition,
@@ -212,6 +217,17 @@ def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
         out["lead_fraction"] = lead_fraction(route.t, out["t_loss"], out["t_plateau_start"])
 
 
+def _collective(table: pd.DataFrame, out: dict[str, Any]) -> None:
+    """The groups' solve times against the plateau, where the ``groups`` kind was analysed."""
+    rows = table[(table.analysis == "groups") & (table.metric == "group_solved")]
+    if rows.empty:
+        return
+    wide = rows.pivot_table(index="step", columns="component", values="value").sort_index()
+    wide = wide.dropna(axis=0)
+    out["groups"] = collective_summary(wide.index.to_numpy(float), wide.to_numpy() > 0.5,
+                                       out["t_plateau_start"], out["t_loss"])  # fmt: skip
+
+
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     """The transition summary of a run from its metrics and analysis timeline."""
     metrics = run.metrics  # read once: the file is read fresh on every access
@@ -230,6 +246,7 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         out["routing_reason"] = "no checkpoint analysed"
     else:
         _routing(table, out)
+        _collective(table, out)
         out["n_checkpoints_analysed"] = int(table["step"].nunique())
     return _with_tokens(out, run.config.tokens_per_step)
 

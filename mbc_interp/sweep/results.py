@@ -34,7 +34,6 @@ from typing import Any
 import pandas as pd
 
 from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
-from mbc_interp.analysis.timeline import load_timeline
 from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.run import load_run
 from mbc_interp.store import ANALYSIS_DIR
@@ -107,6 +106,8 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
     per_step = run.config.tokens_per_step
     # the summary under the current rules, from the metrics and the analysed checkpoints (not
     # analysed: a forward control or a train-only sweep, what the metrics give)
+    from mbc_interp.analysis.timeline import load_timeline  # torch: only when rows are read
+
     analysed = (Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE).exists()
     summary = summarize(run, load_timeline(run) if analysed else pd.DataFrame())
     t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
