@@ -1,0 +1,144 @@
+"""Ablation: which heads does the model need, and which suffice?
+
+A head is ablated by replacing its output (``hook_z``, before ``W_O``) at every position:
+
+- ``mean``: by its mean over the evaluation rows at that position (the head's average
+  contribution stays; what it says about this example is removed);
+- ``resample``: by its output on another row (a fixed seeded permutation of the rows).
+
+Metrics, each the ablated value minus the clean one on the same rows (nats):
+``loss_increase`` (the answer loss, summed over the target positions) and
+``cand_loss_increase`` (the first-token candidate loss: the correct first token's share of the
+mass on B's candidates' first tokens, the ``cand_first_loss`` of
+:mod:`mbc_interp.evaluation`), each with its standard error over rows.
+
+Per head alone (``component = "L{l}H{h}"``), and per set of heads: *necessity* of a set is the
+increase when the set is ablated (``set:<heads>``), *sufficiency* the increase when every
+*other* head is ablated (``only:<heads>``): near 0 when the set alone carries the behaviour.
+The set is given, or (``heads = ()``) the heads whose single-head ``cand_loss_increase`` under
+mean ablation is at least half of the largest at this checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from mbc_interp.task import WindTunnelTask
+
+Method = Literal["mean", "resample"]
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Rows, methods and the head set of :mod:`mbc_interp.analysis.ablation`."""
+
+    n_examples: int = 256
+    methods: tuple[str, ...] = ("mean", "resample")
+    heads: tuple[str, ...] = ()
+    """The head set for necessity and sufficiency (``()``: chosen per checkpoint, see above)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_examples < 2:
+            raise ValueError(f"ablation.n_examples = {self.n_examples}: must be >= 2")
+        bad = [m for m in self.methods if m not in ("mean", "resample")]
+        if bad or not self.methods:
+            raise ValueError(f"ablation.methods = {self.methods}: each 'mean' or 'resample'")
+
+
+def _losses(
+    logits: Tensor, tokens: Tensor, a: int, first: Tensor, k_true: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per row: the answer loss and the first-token candidate loss."""
+    import torch.nn.functional as F
+
+    logp = logits[:, a:].log_softmax(-1)
+    target = tokens[:, a + 1 :]
+    loss = -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+    first_lp = logp[:, 0]
+    present = F.one_hot(first, first_lp.shape[-1]).amax(1).bool()
+    mass = first_lp.masked_fill(~present, -math.inf).logsumexp(-1)
+    right = first_lp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
+    return loss, mass - right
+
+
+def ablation_records(
+    model: Any, task: WindTunnelTask, config: AblationConfig = AblationConfig()
+) -> list[dict[str, Any]]:
+    """Tidy rows (``analysis = "ablation"``) of every head alone and of the head set's
+    necessity and sufficiency, for each method (see the module docstring)."""
+    import torch
+
+    from mbc_interp.evaluation import eval_rows
+
+    rows = eval_rows(task, config.n_examples, seed=config.seed)
+    tokens = task.tokens[rows]
+    a, n_layers, n_heads = task.answer_pos, model.cfg.n_layers, model.cfg.n_heads
+    first, k_true = task.candidate_first(rows), task.selector_index[rows]
+    names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
+    inputs = tokens[:, :-1]
+    out: list[dict[str, Any]] = []
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(inputs, names_filter=lambda n: n in names)
+        clean = _losses(model(inputs), tokens, a, first, k_true)
+        perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed))
+        heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
+        for method in config.methods:
+            repl = {n: (cache[n].mean(0, keepdim=True).expand_as(cache[n]) if method == "mean"
+                        else cache[n][perm]) for n in names}  # fmt: skip
+
+            def run(ablate: set[tuple[int, int]], repl=repl) -> tuple[Tensor, Tensor]:
+                hooks = [(names[l], _hook(repl[names[l]], [h for (ll, h) in ablate if ll == l]))
+                         for l in range(n_layers) if any(ll == l for ll, _ in ablate)]  # fmt: skip
+                return _losses(model.run_with_hooks(inputs, fwd_hooks=hooks), tokens, a, first,
+                               k_true)  # fmt: skip
+
+            single = {}
+            for head in heads:
+                d_loss, d_cand = (x - c for x, c in zip(run({head}), clean, strict=True))
+                single[head] = float(d_cand.mean())
+                out += _pair(f"L{head[0]}H{head[1]}", method, d_loss, d_cand)
+            chosen = _head_set(config.heads, single, n_heads)
+            label = "+".join(f"L{l}H{h}" for l, h in sorted(chosen))
+            for prefix, ablate in (("set", chosen), ("only", set(heads) - chosen)):
+                d_loss, d_cand = (x - c for x, c in zip(run(ablate), clean, strict=True))
+                out += _pair(f"{prefix}:{label}", method, d_loss, d_cand)
+    return out
+
+
+def _head_set(
+    given: tuple[str, ...], single: dict[tuple[int, int], float], n_heads: int
+) -> set[tuple[int, int]]:
+    if given:
+        return {(int(h[1 : h.index("H")]), int(h[h.index("H") + 1 :])) for h in given}
+    top = max(single.values())
+    if not top > 0:
+        return {max(single, key=single.get)}
+    return {h for h, v in single.items() if v >= 0.5 * top}
+
+
+def _hook(replacement: Tensor, heads: list[int]):
+    def hook(z: Tensor, hook) -> Tensor:
+        z = z.clone()
+        z[:, :, heads] = replacement[:, :, heads]
+        return z
+
+    return hook
+
+
+def _pair(component: str, method: str, d_loss: Tensor, d_cand: Tensor) -> list[dict[str, Any]]:
+    n = d_loss.numel()
+    head = component if component.startswith("L") else None
+    base = {"analysis": "ablation", "kind": method, "component": component, "head": head,
+            "pos": None}  # fmt: skip
+    out = []
+    for metric, x in (("loss_increase", d_loss), ("cand_loss_increase", d_cand)):
+        se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
+        out += [{**base, "metric": metric, "value": float(x.mean())},
+                {**base, "metric": f"{metric}_se", "value": se}]  # fmt: skip
+    return out
