@@ -40,7 +40,7 @@ def test_necessity_and_sufficiency_on_a_model_that_reads_z(trained, task):
     assert mean[f"set:{label}"] > 0.3
     auto = ablation_records(trained, task, AblationConfig(n_examples=128))
     single = {k: v for k, v in _values(auto).items() if k.startswith("L")}
-    chosen = [k for k in _values(auto) if k.startswith("set:")][0][4:].split("+")
+    chosen = next(k for k in _values(auto) if k.startswith("set:"))[4:].split("+")
     top = max(single.values())
     assert top > 0.1 and all(single[h] >= 0.5 * top for h in chosen)
     necessity = _values(auto)[f"set:{'+'.join(chosen)}"]
