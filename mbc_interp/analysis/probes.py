@@ -2,11 +2,11 @@
 
 For each layer's input (``resid_pre`` of layers 0..L-1) and the final residual
 (``resid_post`` of the last layer), a ridge-regression probe onto one-hot targets (a linear
-classifier: least squares with an intercept and an L2 penalty of :data:`RIDGE` x the features'
-mean variance, the predicted class the largest output) is fitted on a fixed seeded 75% of
-the rows and scored on the other 25%. Targets: ``z`` (which of B's K selectors the row carries) and ``first`` (the
-first target token). ``probe_acc`` is the held-out accuracy; ``probe_chance`` the accuracy of
-always predicting the training split's most common class, beside it.
+classifier: least squares with an intercept and an L2 penalty of :data:`RIDGE` x the
+features' mean variance, the predicted class the largest output) is fitted on a fixed seeded
+75% of the rows and scored on the other 25%. Targets: ``z`` (which of B's K selectors the row
+carries) and ``first`` (the first target token). ``probe_acc`` is the held-out accuracy;
+``probe_chance`` the accuracy of always predicting the training split's most common class.
 """
 
 from __future__ import annotations

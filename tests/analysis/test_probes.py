@@ -11,8 +11,8 @@ from mbc_interp.analysis.probes import ProbeConfig, probe_accuracy, probe_record
 def test_probe_reads_a_planted_label_and_not_noise():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 5, (400,), generator=g)
-    planted = torch.nn.functional.one_hot(labels, 5).double() + 0.1 * torch.randn(400, 5,
-                                                                               generator=g)  # fmt: skip
+    onehot = torch.nn.functional.one_hot(labels, 5).double()
+    planted = onehot + 0.1 * torch.randn(400, 5, generator=g)
     train, test = torch.arange(300), torch.arange(300, 400)
     acc, chance = probe_accuracy(torch.cat([planted, torch.randn(400, 20, generator=g)], 1),
                                  labels, train, test)  # fmt: skip
