@@ -175,6 +175,11 @@ def test_layout_hidden_progress():
         f"doubles every {by_d[125]} steps at D = 125, {by_d[500]} at D = 500 and "
         f"{by_d[1000]} at D = 1000"
     )
+    per_epoch = (t.z_doubling_steps * t.batch / t.n_examples).groupby(t.D).mean()
+    stated(
+        f"D >= 500 ({per_epoch[500]:.1f} and {per_epoch[1000]:.1f} per doubling on average), "
+        f"more at D = 125 ({per_epoch[125]:.1f})"
+    )
     default = t[(t.D == 1000) & (t.seed == 0) & (t.selector_gap == 0)].t_loss.item()
     stated(f"the loss crosses log K / 2 at {default:,.0f}")
     big = t[t.D >= 500]
@@ -342,6 +347,11 @@ def test_paper_hidden_progress_and_routing():
         f"leading the drop by {f2(lz['mean'])} {ci2(lz['ci'])} of it, and before the plateau "
         f"starts in the other {len(dropped) - len(inside)}"
     )
+    early = dropped[dropped.z_phase == "before_plateau"]
+    named = " ".join(
+        f"N = {n:,} seed {s}," for n, s in zip(early.n_examples, early.seed, strict=True)
+    )
+    stated(f"({named.rstrip(',')})")
     phases = f["lead"]["z_phase"]
     stated(f"the fit's phase counts, {phases['plateau']} of {sum(phases.values())} inside")
     heads = dropped.routing_head.value_counts()
