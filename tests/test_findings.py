@@ -633,3 +633,36 @@ def test_readme_findings():
 )
 def test_corrected_statements_do_not_return(gone):
     assert gone not in DOC
+
+
+def _summary(sweep: str, method: str) -> tuple[float, float]:
+    """Median |relative error| and coverage at half the plateau, over the runs the forecast
+    predicted (as the generated verdicts count them)."""
+    b = pd.read_csv(RESULTS / "forecast" / "backtest.csv")
+    b = b[(b.sweep == sweep) & (b.fraction == 0.5)]
+    predicted = b[(b.method == "forecast") & (b.status == "forecast")].run
+    rows = b[(b.method == method) & b.run.isin(predicted)]
+    return rows.rel_err.abs().median(), rows.covered.astype(float).mean()
+
+
+def test_forecast_medians_and_coverage():
+    err, cov = _summary("layout_cpu", "forecast")
+    stated(f"off by a median {pct(err)} of t_loss")
+    stated(f"cover {pct(cov)} of the outcomes")
+    stated(
+        f"right to {pct(_summary('layout_cpu', 'epochs')[0])}, and the power law to "
+        f"{pct(_summary('layout_cpu', 'power_law')[0])}"
+    )
+    stated(f"misses by {pct(_summary('layout_cpu', 'extrapolation')[0])} at half the plateau")
+    err, cov = _summary("paper_cpu", "forecast")
+    stated(f"the forecast is off by {pct(err)} (coverage {pct(cov)};")
+    stated(
+        f"the constant-epochs baseline by {pct(_summary('paper_cpu', 'epochs')[0])} and the "
+        f"power law by {pct(_summary('paper_cpu', 'power_law')[0])}"
+    )
+    stated(
+        f"median {pct(_summary('noise_cpu', 'forecast')[0])} for the forecast against "
+        f"{pct(_summary('noise_cpu', 'epochs')[0])} for constant epochs"
+    )
+    covers = [pct(_summary("noise_cpu", m)[1]) for m in ("forecast", "epochs", "power_law")]
+    stated(f"the v3 intervals there cover {covers[0]}, {covers[1]} and {covers[2]}")
