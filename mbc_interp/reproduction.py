@@ -57,7 +57,7 @@ CLAIMS = {
     "D": "2a. Plateau duration grows with D (power law)",
     "K": "2b. ... and does not depend on K",
     "K_paper": "2c. ... K at a fixed number of examples (the paper's units)",
-    "lr": "3. Larger lr delays escape (tokens, lr 3e-4 -> 2e-3)",
+    "lr": "3. Larger lr delays escape (tokens; ours: largest vs smallest lr of the sweep)",
     "batch": "4. Smaller batch delays escape (tokens)",
     "lead": "5. Routing head leads the drop by ~50% of the plateau",
 }
@@ -168,7 +168,9 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
         r = fits[key]
         ours = f"exponent {r['exponent']:.2f} {_ci(r['ci'])}" if "exponent" in r else r["why"]
         rows.append((CLAIMS[key], paper, ours, r["n_runs"], r["verdict"]))
-    for key, paper in (("lr", f"{PAPER['lr_ratio']}x"), ("batch", "> 1x")):
+    lo_lr, hi_lr = PAPER["lr_range"]
+    for key, paper in (("lr", f"{PAPER['lr_ratio']}x over {lo_lr:g} -> {hi_lr:g}"),
+                       ("batch", "> 1x")):  # fmt: skip
         r = fits[key]
         if "ratio" in r:
             ours = (f"{r['numerator']:g} vs {r['denominator']:g}: {r['ratio']:.2f}x "
