@@ -1,0 +1,79 @@
+"""Essential dynamics: the model's outputs across checkpoints, reduced by PCA, and where the
+trajectory turns.
+
+Each checkpoint is one vector: its log-probabilities at every target position of a fixed probe
+set (the first :attr:`EssentialConfig.n_examples` of a seeded sample), all vocabulary entries
+concatenated. The vectors of all checkpoints are centred and reduced by PCA (SVD) to
+:attr:`EssentialConfig.n_components` components. Rule for the turn (fixed before use): the
+trajectory's direction at checkpoint ``i`` is the displacement from ``i - w`` to ``i`` against
+the one from ``i`` to ``i + w`` in the leading components (``w`` = :attr:`window`); the turn is
+the checkpoint where the angle between them is largest, among those where both displacements
+exceed :data:`MIN_MOVE` of the trajectory's total path length (a still trajectory has no
+direction). A transition between two solutions shows as a sharp turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from mbc_interp.task import WindTunnelTask
+
+MIN_MOVE = 0.02
+
+
+@dataclass(frozen=True)
+class EssentialConfig:
+    n_examples: int = 64
+    n_components: int = 3
+    window: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_examples < 1 or self.n_components < 1 or self.window < 1:
+            raise ValueError("essential: n_examples, n_components and window must be >= 1")
+
+
+def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> Tensor:
+    """One checkpoint's log-probabilities at the target positions of the probe set, flat."""
+    import torch
+
+    from mbc_interp.evaluation import eval_rows
+
+    rows = eval_rows(task, config.n_examples, seed=config.seed)
+    tokens = task.tokens[rows]
+    with torch.inference_mode():
+        logits = model(tokens[:, :-1])[:, task.answer_pos :]
+    return logits.log_softmax(-1).double().reshape(-1).cpu()
+
+
+def pca_trajectory(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[checkpoint, component]`` coordinates and each component's share of the variance."""
+    x = vectors - vectors.mean(0, keepdims=True)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    k = min(n_components, len(s))
+    total = float((s**2).sum())
+    share = (s[:k] ** 2) / total if total > 0 else np.zeros(k)
+    return u[:, :k] * s[:k], share
+
+
+def turn(steps: np.ndarray, coords: np.ndarray, window: int) -> dict[str, Any]:
+    """The turn of the trajectory by the module docstring's rule: its step, the angle
+    (degrees) and every checkpoint's angle (NaN where undefined)."""
+    n = len(coords)
+    path = float(np.linalg.norm(np.diff(coords, axis=0), axis=1).sum()) if n > 1 else 0.0
+    angles = np.full(n, np.nan)
+    for i in range(window, n - window):
+        u, w = coords[i] - coords[i - window], coords[i + window] - coords[i]
+        nu, nw = np.linalg.norm(u), np.linalg.norm(w)
+        if path > 0 and min(nu, nw) > MIN_MOVE * path:
+            angles[i] = np.degrees(np.arccos(np.clip(u @ w / (nu * nw), -1, 1)))
+    if np.all(np.isnan(angles)):
+        return {"t_turn": None, "turn_angle": None, "angles": angles}
+    i = int(np.nanargmax(angles))
+    return {"t_turn": float(steps[i]), "turn_angle": float(angles[i]), "angles": angles}
