@@ -116,9 +116,12 @@ def sgld_llc(
     n: int,
     init_loss: float,
     config: LLCConfig = LLCConfig(),
+    masks: list[Tensor] | None = None,
 ) -> LLCResult:
     """Localised SGLD around the current ``params`` (restored afterwards). ``batch_loss(rows)``
-    is the mean loss over the given example rows at the current parameter values."""
+    is the mean loss over the given example rows at the current parameter values; ``masks``
+    (one per parameter, 0/1) restrict the chain to the entries marked 1, the others frozen at
+    their values (the LLC of that subset of the weights)."""
     start = [p.detach().clone() for p in params]
     steps = config.burn_in + config.draws
     trace = np.empty((config.chains, steps))
@@ -135,10 +138,11 @@ def sgld_llc(
                 grads = torch.autograd.grad(loss, params)
                 trace[chain, step] = float(loss.detach())
                 with torch.no_grad():
-                    for p, g, w0 in zip(params, grads, start, strict=True):
+                    for i, (p, g, w0) in enumerate(zip(params, grads, start, strict=True)):
                         drift = nbeta * g + gamma * (p - w0)
                         noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-                        p.add_(-0.5 * eps * drift + math.sqrt(eps) * noise.to(p.device))
+                        move = -0.5 * eps * drift + math.sqrt(eps) * noise.to(p.device)
+                        p.add_(move if masks is None else move * masks[i])
     finally:
         with torch.no_grad():
             for p, w0 in zip(params, start, strict=True):

@@ -62,3 +62,31 @@ def test_config_errors_name_the_field():
         LLCConfig(step_size=0.0)
     with pytest.raises(ValueError, match=r"llc\.chains = 0"):
         LLCConfig(chains=0)
+
+
+def test_a_mask_restricts_the_chain_to_its_entries():
+    """A regular quadratic in 20 dimensions, the chain on 6 of them: 6/2, the rest frozen."""
+    d, nbeta, gamma, eps = 20, 100.0, 1.0, 2e-4
+    cfg = LLCConfig(step_size=eps, nbeta=nbeta, localization=gamma, chains=4, draws=2000,
+                    burn_in=300)  # fmt: skip
+    w = torch.zeros(d, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(d, dtype=torch.float64)
+    mask[:6] = 1.0
+    r = sgld_llc([w], lambda rows: 0.5 * (w**2).sum(), 10, 0.0, cfg, masks=[mask])
+    lam = nbeta + gamma
+    assert r.llc == pytest.approx(nbeta * 6 / 2 / (lam * (1 - eps * lam / 4)), rel=0.1)
+
+
+def test_head_llc_moves_one_head_and_leaves_the_model_alone(trained, task):
+    from mbc_interp.analysis.llc_heads import head_llc, head_llc_records, parse_head
+
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    cfg = LLCConfig(chains=1, draws=10, burn_in=5, batch_size=32)
+    r = head_llc(trained, task, "L1H0", cfg)
+    assert np.isfinite(r.llc) and r.trace.shape == (1, 15)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in before.items())
+    rows = head_llc_records(trained, task, ("L0H1", "L1H0"), cfg)
+    assert [r["component"] for r in rows if r["metric"] == "llc"] == ["L0H1", "L1H0"]
+    assert parse_head("L3H2") == (3, 2)
+    with pytest.raises(ValueError, match="L9H0"):
+        head_llc(trained, task, "L9H0", cfg)

@@ -1,0 +1,73 @@
+"""The local learning coefficient restricted to one attention head's weights.
+
+The same localised SGLD as :mod:`mbc_interp.analysis.llc` (same settings, same loss), with
+every weight frozen except head ``L{l}H{h}``'s slices of ``W_Q``, ``W_K``, ``W_V``, ``W_O`` and
+its query/key/value biases (devinterp's weight restrictions): the head's own contribution to
+the degeneracy of the loss around the checkpoint. Comparing the routing heads with a control
+head tells whether the transition is carried by the circuit's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc
+from mbc_interp.evaluation import target_losses
+
+HEAD_PARAMS = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")
+
+
+def parse_head(label: str) -> tuple[int, int]:
+    """``"L1H2"`` -> ``(1, 2)``; a ValueError naming the label otherwise."""
+    try:
+        layer, head = label[1:].split("H")
+        return int(layer), int(head)
+    except ValueError:
+        raise ValueError(f"head {label!r}: expected L<layer>H<head>, e.g. L0H1") from None
+
+
+def head_llc(model: Any, task: Any, head: str, config: LLCConfig = LLCConfig()) -> LLCResult:
+    """The LLC over ``head``'s weights only (the model itself is left untouched)."""
+    layer, h = parse_head(head)
+    if not (0 <= layer < model.cfg.n_layers and 0 <= h < model.cfg.n_heads):
+        raise ValueError(f"head {head!r}: the model has {model.cfg.n_layers} layers x "
+                         f"{model.cfg.n_heads} heads")  # fmt: skip
+    work = copy.deepcopy(model)
+    attn = work.blocks[layer].attn
+    params, masks = [], []
+    for name in HEAD_PARAMS:
+        p = getattr(attn, name, None)
+        if p is None or not p.requires_grad:
+            continue
+        mask = torch.zeros_like(p)
+        mask[h] = 1.0
+        params.append(p)
+        masks.append(mask)
+    device = next(work.parameters()).device
+    tokens, a = task.tokens.to(device), task.answer_pos
+    for p in work.parameters():  # gradients only where the chain moves
+        p.requires_grad_(any(p is q for q in params))
+
+    def batch_loss(rows: torch.Tensor) -> torch.Tensor:
+        return target_losses(work, tokens[rows.to(device)], a).sum(-1).mean()
+
+    with torch.no_grad():
+        init = sum(float(target_losses(work, t, a).sum()) for t in tokens.split(2048))
+    return sgld_llc(params, batch_loss, len(tokens), init / len(tokens), config, masks=masks)
+
+
+def head_llc_records(
+    model: Any, task: Any, heads: tuple[str, ...], config: LLCConfig = LLCConfig()
+) -> list[dict[str, Any]]:
+    """Tidy rows (``analysis = "llc_heads"``, ``component`` the head) of each head's LLC."""
+    out = []
+    for head in heads:
+        r = head_llc(model, task, head, config)
+        base = {"analysis": "llc_heads", "kind": "", "component": head, "head": head,
+                "pos": None}  # fmt: skip
+        out += [{**base, "metric": "llc", "value": r.llc},
+                {**base, "metric": "llc_std", "value": r.llc_std}]  # fmt: skip
+    return out
