@@ -3,8 +3,11 @@ trajectory turns.
 
 Each checkpoint is one vector: its log-probabilities at every target position of a fixed probe
 set (the first :attr:`EssentialConfig.n_examples` of a seeded sample), all vocabulary entries
-concatenated. The vectors of all checkpoints are centred and reduced by PCA (SVD) to
-:attr:`EssentialConfig.n_components` components. Rule for the turn (fixed before use): the
+concatenated. So that each checkpoint is analysed on its own (and incrementally), the vector is
+stored as its projection on :attr:`EssentialConfig.n_projections` fixed seeded Gaussian
+directions (scaled by ``1/sqrt(n)``: distances are kept to within a few percent,
+Johnson-Lindenstrauss). The projected vectors of all checkpoints are centred and reduced by PCA
+(SVD) to :attr:`EssentialConfig.n_components` components. Rule for the turn (fixed before use): the
 trajectory's direction at checkpoint ``i`` is the displacement from ``i - w`` to ``i`` against
 the one from ``i`` to ``i + w`` in the leading components (``w`` = :attr:`window`); the turn is
 the checkpoint where the angle between them is largest, among those where both displacements
@@ -30,13 +33,15 @@ MIN_MOVE = 0.02
 @dataclass(frozen=True)
 class EssentialConfig:
     n_examples: int = 64
+    n_projections: int = 64
     n_components: int = 3
     window: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_examples < 1 or self.n_components < 1 or self.window < 1:
-            raise ValueError("essential: n_examples, n_components and window must be >= 1")
+        for name in ("n_examples", "n_projections", "n_components", "window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"essential.{name} = {getattr(self, name)}: must be >= 1")
 
 
 def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> Tensor:
@@ -50,6 +55,22 @@ def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> 
     with torch.inference_mode():
         logits = model(tokens[:, :-1])[:, task.answer_pos :]
     return logits.log_softmax(-1).double().reshape(-1).cpu()
+
+
+def projected_records(
+    model: Any, task: WindTunnelTask, config: EssentialConfig = EssentialConfig()
+) -> list[dict[str, Any]]:
+    """Tidy rows (``analysis = "essential"``, ``component = "p<i>"``) of the output vector's
+    projection (see the module docstring)."""
+    import torch
+
+    v = output_vector(model, task, config)
+    g = torch.Generator().manual_seed(config.seed)
+    basis = torch.randn(config.n_projections, v.numel(), generator=g, dtype=torch.float64)
+    proj = basis @ v / config.n_projections**0.5
+    return [{"analysis": "essential", "kind": "", "component": f"p{i}", "head": None,
+             "pos": None, "metric": "projection", "value": float(x)}
+            for i, x in enumerate(proj.tolist())]  # fmt: skip
 
 
 def pca_trajectory(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:

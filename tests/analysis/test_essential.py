@@ -31,3 +31,17 @@ def test_output_vector_is_log_probabilities_of_the_probe_set(trained, task):
     assert v.numel() == 16 * task.n_targets * task.config.d_vocab
     probs = v.reshape(-1, task.config.d_vocab).exp().sum(-1)
     assert np.allclose(probs.numpy(), 1.0, atol=1e-6)
+
+
+def test_projections_keep_the_distances_between_checkpoints(trained, random_model, task):
+    import torch
+
+    from mbc_interp.analysis.essential import projected_records
+
+    cfg = EssentialConfig(n_examples=16, n_projections=512)
+    a, b = (output_vector(m, task, cfg) for m in (trained, random_model))
+    pa, pb = (torch.tensor([r["value"] for r in projected_records(m, task, cfg)])
+              for m in (trained, random_model))  # fmt: skip
+    assert float((pa - pb).norm()) == pytest.approx(float((a - b).norm()), rel=0.1)
+    with pytest.raises(ValueError, match="n_projections"):
+        EssentialConfig(n_projections=0)
