@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from mbc_interp.analysis.records import record
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -133,12 +135,13 @@ def _hook(replacement: Tensor, heads: list[int]):
 
 def _pair(component: str, method: str, d_loss: Tensor, d_cand: Tensor) -> list[dict[str, Any]]:
     n = d_loss.numel()
-    head = component if component.startswith("L") else None
-    base = {"analysis": "ablation", "kind": method, "component": component, "head": head,
-            "pos": None}  # fmt: skip
+    where: dict[str, Any] = {"kind": method, "component": component}
+    if component.startswith("L"):
+        where.update(layer=int(component[1 : component.index("H")]),
+                     head=int(component[component.index("H") + 1 :]))  # fmt: skip
     out = []
     for metric, x in (("loss_increase", d_loss), ("cand_loss_increase", d_cand)):
         se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
-        out += [{**base, "metric": metric, "value": float(x.mean())},
-                {**base, "metric": f"{metric}_se", "value": se}]  # fmt: skip
+        out += [record("ablation", metric, float(x.mean()), **where),
+                record("ablation", f"{metric}_se", se, **where)]  # fmt: skip
     return out

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mbc_interp.analysis.records import record
+
 if TYPE_CHECKING:
     from mbc_interp.task import PatchingPairs, WindTunnelTask
 
@@ -60,20 +62,21 @@ def atp_records(
         z = saved[z_names[l]]
         per_pair = ((clean[z_names[l]] - z.detach()) * z.grad).sum(dim=(1, 3))  # [pair, head]
         for h in range(model.cfg.n_heads):
-            out += _rows("head_out_all_pos", f"L{l}H{h}", f"L{l}H{h}", None, per_pair[:, h])
+            out += _rows(per_pair[:, h], kind="head_out_all_pos", component=f"L{l}H{h}",
+                         layer=l, head=h, position="all")  # fmt: skip
         r = saved[r_names[l]]
         per_pair = ((clean[r_names[l]] - r.detach()) * r.grad).sum(-1)  # [pair, pos]
         for p in range(per_pair.shape[1]):
-            out += _rows("resid_pre", f"L{l} {labels[p]}", None, p, per_pair[:, p])
+            out += _rows(per_pair[:, p], kind="resid_pre", component=f"L{l} {labels[p]}",
+                         layer=l, pos=p, position=labels[p])  # fmt: skip
     return out
 
 
-def _rows(kind: str, component: str, head: str | None, pos: int | None, x) -> list[dict]:
+def _rows(x: Any, **where: Any) -> list[dict[str, Any]]:
     n = x.numel()
     se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
-    base = {"analysis": "atp", "kind": kind, "component": component, "head": head, "pos": pos}
-    return [{**base, "metric": "atp_raw", "value": float(x.mean())},
-            {**base, "metric": "atp_raw_se", "value": se}]  # fmt: skip
+    return [record("atp", "atp_raw", float(x.mean()), **where),
+            record("atp", "atp_raw_se", se, **where)]  # fmt: skip
 
 
 def rank_agreement(estimate: np.ndarray, exact: np.ndarray) -> float:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mbc_interp.analysis.records import record
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -68,9 +70,8 @@ def projected_records(
     g = torch.Generator().manual_seed(config.seed)
     basis = torch.randn(config.n_projections, v.numel(), generator=g, dtype=torch.float64)
     proj = basis @ v / config.n_projections**0.5
-    return [{"analysis": "essential", "kind": "", "component": f"p{i}", "head": None,
-             "pos": None, "metric": "projection", "value": float(x)}
-            for i, x in enumerate(proj.tolist())]  # fmt: skip
+    return [record("essential", "projection", x, component=f"p{i}")
+            for i, x in enumerate(proj.tolist())]
 
 
 def pca_trajectory(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:

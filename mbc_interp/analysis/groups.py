@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mbc_interp.analysis.records import record
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -95,8 +97,7 @@ def group_records(
 
 
 def _row(component: str, metric: str, value: float) -> dict[str, Any]:
-    return {"analysis": "groups", "kind": "", "component": component, "head": None, "pos": None,
-            "metric": metric, "value": value}  # fmt: skip
+    return record("groups", metric, value, component=component)
 
 
 def solve_times(steps: np.ndarray, solved: np.ndarray, hold: int = HOLD) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc
+from mbc_interp.analysis.records import head_record
 from mbc_interp.evaluation import target_losses
 
 HEAD_PARAMS = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")
@@ -66,8 +67,7 @@ def head_llc_records(
     out = []
     for head in heads:
         r = head_llc(model, task, head, config)
-        base = {"analysis": "llc_heads", "kind": "", "component": head, "head": head,
-                "pos": None}  # fmt: skip
-        out += [{**base, "metric": "llc", "value": r.llc},
-                {**base, "metric": "llc_std", "value": r.llc_std}]  # fmt: skip
+        layer, h = parse_head(head)
+        out += [head_record("llc_heads", "llc", r.llc, layer, h),
+                head_record("llc_heads", "llc_std", r.llc_std, layer, h)]
     return out

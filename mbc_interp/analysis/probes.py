@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mbc_interp.analysis.records import record
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -82,8 +84,7 @@ def probe_records(
         feats = cache[site][:, task.answer_pos]
         for name, y in targets.items():
             acc, chance = probe_accuracy(feats, y, train, test)
-            base = {"analysis": "probes", "kind": name, "component": label, "head": None,
-                    "pos": task.answer_pos}  # fmt: skip
-            out += [{**base, "metric": "probe_acc", "value": acc},
-                    {**base, "metric": "probe_chance", "value": chance}]  # fmt: skip
+            where = {"kind": name, "component": label, "layer": i, "pos": task.answer_pos}
+            out += [record("probes", "probe_acc", acc, **where),
+                    record("probes", "probe_chance", chance, **where)]  # fmt: skip
     return out

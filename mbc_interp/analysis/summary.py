@@ -39,6 +39,10 @@ Rules (also in the README; fixed before the sweeps that report them):
   :mod:`mbc_interp.analysis.groups` applied to the analysed checkpoints: the solved fraction
   at the plateau's middle, the groups' 10-90% solve-time spread over the plateau's duration
   and its verdict.
+- **The extra kinds** (where analysed): ``essential`` (the output trajectory's turn against
+  ``t_loss``), ``ablation`` (the head set's necessity and sufficiency at the last checkpoint),
+  ``atp`` (attribution patching's rank agreement with exact head patching):
+  :mod:`mbc_interp.analysis.extra_summary`.
 - **Routing heads**: each head's z-use at each analysed checkpoint is its total effect, the raw
   effect of patching its clean output into the corrupt run (logits, with a standard error) and,
   beside it, its direct z-effect (:mod:`mbc_interp.analysis.zuse`). A head's routing score is
@@ -67,6 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.analysis.extra_summary import ablation_summary, atp_summary, essential_summary
 from mbc_interp.analysis.groups import collective_summary
 from mbc_interp.analysis.stages import resting_levels, stage_times
 from mbc_interp.analysis.transition import (
@@ -247,6 +252,10 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     else:
         _routing(table, out)
         _collective(table, out)
+        for key, value in (("essential", essential_summary(table, out["t_loss"])),
+                           ("ablation", ablation_summary(table)), ("atp", atp_summary(table))):
+            if value is not None:
+                out[key] = value
         out["n_checkpoints_analysed"] = int(table["step"].nunique())
     return _with_tokens(out, run.config.tokens_per_step)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mbc_interp.analysis.records import head_record, record
+
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
@@ -58,20 +60,19 @@ def weight_records(model: nn.Module) -> list[dict[str, Any]]:
             g = parameter_group(name)
             sq[g] = sq.get(g, 0.0) + float(p.double().pow(2).sum())
         for g, v in sq.items():
-            rows.append(_row(g, None, "norm", v**0.5))
-        rows.append(_row("all", None, "norm", sum(sq.values()) ** 0.5))
+            rows.append(record("weights", "norm", v**0.5, component=g))
+        rows.append(record("weights", "norm", sum(sq.values()) ** 0.5))
         cfg = model.cfg
         for layer in range(cfg.n_layers):
             attn = model.blocks[layer].attn
             for h in range(cfg.n_heads):
-                head = f"L{layer}H{h}"
                 q, k, v, o = attn.W_Q[h], attn.W_K[h], attn.W_V[h], attn.W_O[h]
                 norm = sum(float(w.double().pow(2).sum()) for w in (q, k, v, o)) ** 0.5
-                rows.append(_row(head, head, "head_norm", norm))
                 ov_rank, ov_top = effective_rank(v @ o)
                 qk_rank, _ = effective_rank(q @ k.T)
-                rows += [_row(head, head, "ov_rank", ov_rank), _row(head, head, "qk_rank", qk_rank),
-                         _row(head, head, "ov_top_frac", ov_top)]  # fmt: skip
+                for metric, value in (("head_norm", norm), ("ov_rank", ov_rank),
+                                      ("qk_rank", qk_rank), ("ov_top_frac", ov_top)):  # fmt: skip
+                    rows.append(head_record("weights", metric, value, layer, h))
     return rows
 
 
@@ -90,8 +91,3 @@ def update_cosines(states: list[dict[str, Tensor]]) -> list[float]:
         denom = float(u.norm() * w.norm())
         out.append(float(u @ w) / denom if denom > 0 else float("nan"))
     return out
-
-
-def _row(component: str, head: str | None, metric: str, value: float) -> dict[str, Any]:
-    return {"analysis": "weights", "kind": "", "component": component, "head": head,
-            "pos": None, "metric": metric, "value": value}  # fmt: skip

@@ -1,0 +1,78 @@
+"""What the summary reads from the extra kinds' rows, where they were analysed.
+
+- ``essential``: the PCA of the projected output vectors across the analysed checkpoints and
+  the trajectory's turn (:mod:`mbc_interp.analysis.essential`): ``t_turn``, its angle, the
+  components' variance shares, and ``turn_minus_t_loss`` (steps).
+- ``ablation``: at the last analysed checkpoint, the head set of the ``set:`` / ``only:`` rows
+  with the candidate-loss increase when it is ablated (necessity) and when every other head is
+  (sufficiency), mean ablation; and the single head whose ablation costs most.
+- ``atp``: at the checkpoints where exact head patching (``head_out_all_pos``) ran too, the
+  Spearman correlation between the attribution estimates and the exact effects; its median and
+  range.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mbc_interp.analysis.atp import rank_agreement
+from mbc_interp.analysis.essential import EssentialConfig, pca_trajectory, turn
+
+
+def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, Any] | None:
+    rows = table[(table.analysis == "essential") & (table.metric == "projection")]
+    if rows.empty:
+        return None
+    wide = rows.pivot_table(index="step", columns="component", values="value").dropna()
+    if len(wide) < 3:
+        return None
+    cfg = EssentialConfig()
+    coords, share = pca_trajectory(wide.to_numpy(float), cfg.n_components)
+    out = turn(wide.index.to_numpy(float), coords, cfg.window)
+    t = out["t_turn"]
+    return {"t_turn": t, "turn_angle": out["turn_angle"],
+            "variance_share": [float(x) for x in share],
+            "turn_minus_t_loss": None if t is None or t_loss is None else t - t_loss}  # fmt: skip
+
+
+def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
+    rows = table[(table.analysis == "ablation") & (table.kind == "mean")
+                 & (table.metric == "cand_loss_increase")]  # fmt: skip
+    if rows.empty:
+        return None
+    last = rows[rows.step == rows.step.max()].set_index("component")["value"]
+    sets = [c for c in last.index if c.startswith("set:")]
+    heads = last[[c for c in last.index if c.startswith("L")]]
+    out: dict[str, Any] = {"step": float(rows.step.max()),
+                           "costliest_head": str(heads.idxmax()) if len(heads) else None,
+                           "costliest_head_increase": float(heads.max()) if len(heads) else None}
+    if sets:
+        label = sets[0][4:]
+        out.update(heads=label.split("+"), necessity=float(last[f"set:{label}"]),
+                   sufficiency=float(last[f"only:{label}"]))  # fmt: skip
+    return out
+
+
+def atp_summary(table: pd.DataFrame) -> dict[str, Any] | None:
+    est = table[(table.analysis == "atp") & (table.kind == "head_out_all_pos")
+                & (table.metric == "atp_raw")]  # fmt: skip
+    exact = table[(table.analysis == "patching") & (table.kind == "head_out_all_pos")
+                  & (table.metric == "patch_raw")]  # fmt: skip
+    if est.empty or exact.empty:
+        return None
+    rhos = []
+    for step, e in est.groupby("step"):
+        x = exact[exact.step == step]
+        if x.empty:
+            continue
+        both = e.set_index("component")["value"].to_frame("est").join(
+            x.set_index("component")["value"].to_frame("exact"), how="inner")
+        rhos.append(rank_agreement(both["est"].to_numpy(), both["exact"].to_numpy()))
+    rhos = [r for r in rhos if np.isfinite(r)]
+    if not rhos:
+        return None
+    return {"n_checkpoints": len(rhos), "rank_agreement_median": float(np.median(rhos)),
+            "rank_agreement_min": float(min(rhos)), "rank_agreement_max": float(max(rhos))}

@@ -1,0 +1,53 @@
+"""The summary's reading of the extra kinds' rows, on tables whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbc_interp.analysis.extra_summary import ablation_summary, atp_summary, essential_summary
+from mbc_interp.analysis.records import head_record, record
+
+
+def _table(rows, step):
+    return pd.DataFrame([{"step": step, "tokens": 0, **r} for r in rows])
+
+
+def test_atp_agreement_is_one_when_estimates_rank_like_exact_patching():
+    rows = []
+    for step in (10, 20):
+        for h in range(4):
+            rows += [{**head_record("atp", "atp_raw", h, 0, h, kind="head_out_all_pos"),
+                      "step": step},
+                     {**head_record("patching", "patch_raw", 10 * h + 1, 0, h,
+                                    kind="head_out_all_pos"), "step": step}]  # fmt: skip
+    out = atp_summary(pd.DataFrame(rows))
+    assert out["n_checkpoints"] == 2 and out["rank_agreement_median"] == pytest.approx(1.0)
+    assert atp_summary(pd.DataFrame(rows[::2])) is None  # no exact patching beside it
+
+
+def test_ablation_reads_the_last_checkpoint():
+    def rows(step, top):
+        return _table([head_record("ablation", "cand_loss_increase", v, 0, h, kind="mean")
+                       for h, v in enumerate(top)]
+                      + [record("ablation", "cand_loss_increase", 2.0, kind="mean",
+                                component="set:L0H1"),
+                         record("ablation", "cand_loss_increase", 0.1, kind="mean",
+                                component="only:L0H1")], step)  # fmt: skip
+
+    out = ablation_summary(pd.concat([rows(10, [0.5, 0.1]), rows(20, [0.1, 1.5])]))
+    assert out["step"] == 20 and out["costliest_head"] == "L0H1"
+    assert out["heads"] == ["L0H1"] and out["necessity"] == 2.0 and out["sufficiency"] == 0.1
+
+
+def test_essential_turn_against_t_loss():
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    rows = []
+    for i, step in enumerate(range(0, 200, 10)):
+        v = min(i, 10) * a + max(i - 10, 0) * b
+        rows += [{**record("essential", "projection", x, component=f"p{j}"), "step": step}
+                 for j, x in enumerate(v)]  # fmt: skip
+    out = essential_summary(pd.DataFrame(rows), t_loss=120.0)
+    assert out["t_turn"] == 100.0 and out["turn_minus_t_loss"] == -20.0
+    assert sum(out["variance_share"]) == pytest.approx(1.0)
