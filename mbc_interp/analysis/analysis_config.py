@@ -123,6 +123,9 @@ class AnalysisConfig:
                 raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
         values = {k: v for k, v in data.items() if k in known}
         values["extra_settings"] = {k: v for k, v in data.items() if k in extra}
+        for kind, table in values["extra_settings"].items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: {kind} = {table!r}: must be a table of settings")
         for name in ("patch_kinds", "kinds"):
             if name not in values:
                 continue
