@@ -143,9 +143,9 @@ def _kind_sections(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> li
     the timeline has (``mbc analyze --kinds ...`` computed them)."""
     out = []
     for kind in extra_kinds().values():
-        build = kind.report_function()
-        if build is None or not (table.analysis == kind.name).any():
+        if kind.report is None or not (table.analysis == kind.name).any():
             continue
+        build = kind.report_function()
         section = _guarded(kind.title or kind.name, lambda b=build: b(run, table, summary))
         if section is not None:
             out.append(section)
