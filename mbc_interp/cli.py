@@ -145,6 +145,7 @@ def _print_info(run) -> None:
 def _add_analyze(p: argparse.ArgumentParser) -> None:
     from .analysis.analysis_config import AnalysisConfig
     from .analysis.plan import BUDGET_S
+    from .analysis.registry import extra_kinds
     from .analysis.sites import SITE_KINDS
 
     d = AnalysisConfig()
@@ -176,10 +177,17 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
         help="position-resolved patching (resid_pre, attn_out, mlp_out, head_out_by_pos) at "
         f"every n-th checkpoint and the last (default {d.detail_every}{given})",
     )  # fmt: skip
+    kinds = extra_kinds()
     p.add_argument(
-        "--kinds", nargs="+", default=argparse.SUPPRESS, choices=["gradients", "llc"],
-        help="extra analyses per checkpoint: gradients (|G|, noise scale, coherence, group "
-        "ratio, Adam statistics), llc (local learning coefficient, ~10 s per checkpoint)",
+        "--kinds", nargs="+", default=argparse.SUPPRESS, choices=list(kinds),
+        help="extra analyses per checkpoint, added to those of the run's earlier analysis: "
+        + ", ".join(f"{k.name} ({k.help})" if k.help else k.name for k in kinds.values()),
+    )  # fmt: skip
+    p.add_argument(
+        "--kind-setting", action="append", default=argparse.SUPPRESS, metavar="KIND.NAME=VALUE",
+        dest="kind_setting",
+        help="a setting of an extra kind of --kinds, e.g. llc.draws=200 (repeat for more; the "
+        "others keep their defaults, or the run's earlier analysis' values)",
     )  # fmt: skip
     p.add_argument(
         "--budget", type=float, default=BUDGET_S, metavar="SECONDS",
@@ -228,17 +236,35 @@ def _analysis_plan(args: argparse.Namespace, run):
     given = {k: getattr(args, k) for k in _ANALYSIS_FLAGS if hasattr(args, k)}  # flags given
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
     try:
+        settings = _kind_settings(getattr(args, "kind_setting", []))
         saved = None if args.force else saved_config(run)
         if saved is not None:
             if "kinds" in given:  # extra kinds add to the earlier analysis' (computed alone)
                 given["kinds"] = tuple(dict.fromkeys((*saved.kinds, *given["kinds"])))
+            if settings:
+                old = saved.extra_settings
+                settings = {k: {**old.get(k, {}), **v} for k, v in settings.items()}
+                given["extra_settings"] = {**old, **settings}
             source = "of the run's earlier analysis" + (" and given" if given else "")
             return fixed_plan(run, steps, replace(saved, **given), source)
+        if settings:
+            given["extra_settings"] = settings
         if args.full:
             return fixed_plan(run, steps, AnalysisConfig(**given), "given (--full)")
         return plan_analysis(run, steps, given=given, budget_s=args.budget)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _kind_settings(texts: list[str]) -> dict[str, dict[str, object]]:
+    """``--kind-setting KIND.NAME=VALUE`` flags as ``{kind: {name: value}}``."""
+    from .analysis.registry import parse_setting
+
+    out: dict[str, dict[str, object]] = {}
+    for text in texts:
+        kind, name, value = parse_setting(text)
+        out.setdefault(kind, {})[name] = value
+    return out
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {

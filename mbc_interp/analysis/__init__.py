@@ -27,6 +27,10 @@ __all__ = lazy_package(
             "patch_sites"
         ),
         ".patterns": ("AttentionPatterns", "attention_patterns"),
+        ".registry": (
+            "ExtraKind", "extra_kinds", "get_kind", "kind_names", "register_kind",
+            "unregister_kind"
+        ),
         ".summary": (
             "CIRCUIT_FRAC", "format_summary", "routing_scores", "summarize", "z_use_table"
         ),

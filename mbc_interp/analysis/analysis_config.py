@@ -7,14 +7,16 @@ or TransformerLens.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from mbc_interp.analysis import registry
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.config import ConfigError
 
 _KIND_NAMES = tuple(k.name for k in SITE_KINDS)
-EXTRA_KINDS = ("gradients", "llc")
 ANALYSIS_VERSION = 2
 """2: z-use rows, patching standard errors, attention to the previous position."""
 DETAIL_KINDS = ("resid_pre", "attn_out", "mlp_out", "head_out_by_pos")
@@ -39,11 +41,16 @@ class AnalysisConfig:
     :func:`~mbc_interp.analysis.timeline.detail_steps`."""
     kinds: tuple[str, ...] = ()
     """Extra per-checkpoint analyses beyond the core ones (attribution, z-use, patching, logit
-    lens): ``"gradients"`` (|G|, B_simple, coherence, group ratio, Adam update statistics;
-    :mod:`mbc_interp.analysis.gradients`) and ``"llc"`` (local learning coefficient by SGLD;
-    :mod:`mbc_interp.analysis.llc`)."""
+    lens), by name in :mod:`mbc_interp.analysis.registry`: ``"gradients"`` (|G|, B_simple,
+    coherence, group ratio, Adam update statistics; :mod:`mbc_interp.analysis.gradients`),
+    ``"llc"`` (local learning coefficient by SGLD; :mod:`mbc_interp.analysis.llc`), and any kind
+    registered since."""
     version: int = ANALYSIS_VERSION
     """Analysis format; files written by an older one are recomputed (never mixed)."""
+    extra_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    """Per extra kind of ``kinds``, the settings given (``{"llc": {"draws": 200}}``); the others
+    keep their defaults (see :meth:`settings_of`). In a file, each kind's table sits beside the
+    fields (``llc = { draws = 200 }``)."""
 
     def __post_init__(self) -> None:
         if self.n_pairs < 1:
@@ -52,45 +59,83 @@ class AnalysisConfig:
             raise ValueError(f"analysis.detail_every = {self.detail_every}: must be >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise ValueError(f"analysis.n_examples = {self.n_examples}: must be >= 1 or None")
-        extra = [k for k in self.kinds if k not in EXTRA_KINDS]
+        known = registry.kind_names()
+        extra = [k for k in self.kinds if k not in known]
         if extra:
-            raise ValueError(f"analysis.kinds: unknown kind {extra[0]!r} (known: {EXTRA_KINDS})")
+            raise ValueError(f"analysis.kinds: unknown kind {extra[0]!r} (known: {known})")
+        object.__setattr__(self, "extra_settings", self._checked_settings())
         unknown = [k for k in self.patch_kinds if k not in _KIND_NAMES]
         if unknown:
             raise ValueError(
                 f"analysis.patch_kinds: unknown kind {unknown[0]!r} (known: {list(_KIND_NAMES)})"
             )
 
-    def to_dict(self) -> dict[str, Any]:
+    def _checked_settings(self) -> dict[str, dict[str, Any]]:
+        """``extra_settings`` validated (each kind's settings built once) and as JSON values,
+        kinds given no setting left out."""
+        out = {}
+        for kind, given in self.extra_settings.items():
+            if kind not in self.kinds:
+                raise ValueError(f"analysis.{kind}: settings for a kind not computed (add "
+                                 f"{kind!r} to kinds)")  # fmt: skip
+            if not isinstance(given, Mapping):
+                raise ValueError(f"analysis.{kind} = {given!r}: must be a table of settings")
+            try:
+                registry.build_settings(kind, given)
+            except ValueError as e:
+                raise ValueError(f"analysis.{e}") from None
+            if given:
+                out[kind] = json.loads(json.dumps(dict(given)))
+        return out
+
+    def settings_of(self, kind: str) -> Any:
+        """The settings dataclass of extra kind ``kind``: its defaults, with those given."""
+        return registry.build_settings(kind, self.extra_settings.get(kind))
+
+    def step_settings(self) -> dict[str, Any]:
+        """What a step file records as ``settings``: every field but ``extra_settings`` (each
+        kind's settings are recorded, in full, as its ``kind_settings``)."""
         d = asdict(self)
+        del d["extra_settings"]
         d["patch_kinds"] = list(self.patch_kinds)
         d["kinds"] = list(self.kinds)
         return d
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields, with each kind's settings given as a table named after it."""
+        return {**self.step_settings(), **{k: dict(v) for k, v in self.extra_settings.items()}}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "analysis settings") -> AnalysisConfig:
-        """Strict: an unknown key or a value of the wrong type is an error naming it."""
+        """Strict: an unknown key or a value of the wrong type is an error naming it. A key
+        naming an extra kind is that kind's table of settings."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: must be a table/object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = {f.name for f in fields(cls)} - {"extra_settings"}
+        extra = set(registry.kind_names())
+        unknown = sorted(set(data) - known - extra)
         if unknown:
-            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)}, "
+                              f"and a table of settings per extra kind: {sorted(extra)})")
         for name in ("n_pairs", "pair_seed", "n_examples", "detail_every"):  # n_examples: None ok
             v = data.get(name, 0)
             if not (type(v) is int or (name == "n_examples" and v is None)):
                 raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
-        data = dict(data)
+        values = {k: v for k, v in data.items() if k in known}
+        values["extra_settings"] = {k: v for k, v in data.items() if k in extra}
+        for kind, table in values["extra_settings"].items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{source}: {kind} = {table!r}: must be a table of settings")
         for name in ("patch_kinds", "kinds"):
-            if name not in data:
+            if name not in values:
                 continue
-            kinds = data[name]
+            kinds = values[name]
             if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
                 raise ConfigError(f"{source}: {name} = {kinds!r}: must be a list of names")
-            data[name] = tuple(kinds)
-        data.setdefault("version", 1)  # files from before the field existed
-        data.setdefault("detail_every", 1)
+            values[name] = tuple(kinds)
+        values.setdefault("version", 1)  # files from before the field existed
+        values.setdefault("detail_every", 1)
         try:
-            return cls(**data)
+            return cls(**values)
         except ValueError as e:
             raise ConfigError(f"{source}: {e}") from None

@@ -41,44 +41,12 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from mbc_interp.analysis.extra_settings import GradientConfig
 from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
-from mbc_interp.checks import check_field
 from mbc_interp.evaluation import target_losses
 from mbc_interp.run import OptimizerState
 
 ALL = "all"
-
-
-@dataclass(frozen=True)
-class GradientConfig:
-    """Sample sizes and switches for :func:`gradient_diagnostics`."""
-
-    sample_size: int = 512
-    """Examples (whole B-groups, at most this many) for the per-example gradients."""
-    seed: int = 0
-    """Seed of the example sample and the full-batch subsample."""
-    full_batch_cap: int | None = 4096
-    """|G| over all examples up to this many, else over a seeded subsample of this size."""
-    chunk_size: int = 128
-    """Examples per vmap call (memory: chunk x parameters floats)."""
-    adam_quantiles: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
-    """Quantiles of |m_hat| / (sqrt(v_hat) + eps) reported from an Adam state."""
-    hessian: bool = False
-    """Lanczos on Hessian-vector products for the extreme eigenvalues (slower)."""
-    lanczos_iters: int = 30
-    hessian_examples: int = 1024
-    """Examples in the loss whose Hessian is probed (seeded subsample)."""
-
-    def __post_init__(self) -> None:
-        need = partial(check_field, obj=self, section="gradients")
-
-        need(self.sample_size >= 2, "sample_size", "must be >= 2")
-        need(self.seed >= 0, "seed", "must be >= 0")
-        need(self.full_batch_cap is None or self.full_batch_cap >= 1, "full_batch_cap", ">= 1")
-        need(self.chunk_size >= 1, "chunk_size", "must be >= 1")
-        need(all(0 <= q <= 1 for q in self.adam_quantiles), "adam_quantiles", "each in [0, 1]")
-        need(self.lanczos_iters >= 2, "lanczos_iters", "must be >= 2")
-        need(self.hessian_examples >= 1, "hessian_examples", "must be >= 1")
 
 
 # -- parameter groups ---------------------------------------------------------------------------
@@ -463,3 +431,13 @@ def _subsample(n: int, cap: int | None, seed: int) -> Tensor | slice:
         return slice(None)
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=g)[:cap].sort().values
+
+
+def timeline_rows(
+    model: nn.Module,
+    task: Any,
+    settings: GradientConfig,
+    optimizer_state: OptimizerState | None,
+) -> list[dict[str, Any]]:
+    """The ``gradients`` kind at one checkpoint (see :mod:`mbc_interp.analysis.registry`)."""
+    return gradient_diagnostics(model, task, settings, optimizer_state).to_records()

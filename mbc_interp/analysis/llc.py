@@ -28,7 +28,6 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,37 +35,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from mbc_interp.checks import check_field
+from mbc_interp.analysis.extra_settings import LLCConfig
 from mbc_interp.evaluation import target_losses
-
-
-@dataclass(frozen=True)
-class LLCConfig:
-    """SGLD settings (defaults from examples/calibrate_llc.py on the default run)."""
-
-    step_size: float = 1e-3
-    """eps: SGLD step size (1e-4 had not settled on the plateau within 150 steps)."""
-    nbeta: float = 100.0
-    """n x inverse temperature, multiplying the mean per-example loss."""
-    localization: float = 100.0
-    """gamma: pull towards the checkpoint's weights."""
-    chains: int = 2
-    draws: int = 100
-    burn_in: int = 50
-    batch_size: int = 256
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        need = partial(check_field, obj=self, section="llc")
-
-        for name in ("step_size", "nbeta"):
-            value = getattr(self, name)
-            need(math.isfinite(value) and value > 0, name, "must be a finite number > 0")
-        need(self.localization >= 0, "localization", "must be >= 0")
-        for name in ("chains", "draws", "batch_size"):
-            need(getattr(self, name) >= 1, name, "must be >= 1")
-        need(self.burn_in >= 0, "burn_in", "must be >= 0")
-        need(self.seed >= 0, "seed", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -172,3 +142,11 @@ def estimate_llc(model: nn.Module, task: Any, config: LLCConfig = LLCConfig()) -
     with torch.no_grad():
         init = sum(float(target_losses(work, t, a).sum()) for t in tokens.split(2048))
     return sgld_llc(params, batch_loss, len(tokens), init / len(tokens), config)
+
+
+def timeline_rows(
+    model: nn.Module, task: Any, settings: LLCConfig, optimizer_state: object = None
+) -> list[dict[str, Any]]:
+    """The ``llc`` kind at one checkpoint (see :mod:`mbc_interp.analysis.registry`); the
+    optimizer state is not used."""
+    return estimate_llc(model, task, settings).to_records()

@@ -1,8 +1,9 @@
 """What an analysis will cost, and a plan that fits a run's analysis into a time budget.
 
 The cost of every analysis is counted in forward passes of the run's model (activation patching:
-one per site and pair; attribution, logit lens and z-use: a few per example or pair; the
-gradient kinds and the LLC: backward passes counted as two forwards), and forward passes in
+one per site and pair; attribution, logit lens and z-use: a few per example or pair; each extra
+kind: what its declaration in :mod:`mbc_interp.analysis.registry` says, backward passes counted
+as two forwards), and forward passes in
 floating-point operations from the architecture. Two constants turn them into seconds of one
 CPU core: :data:`GFLOPS` for the arithmetic and :data:`TOKEN_S` per token for the rest, fitted
 to ``benchmarks/bench_analysis.py`` on the development machine, where the estimates land within
@@ -23,7 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mbc_interp.analysis.analysis_config import DETAIL_KINDS, EXTRA_KINDS, AnalysisConfig
+from mbc_interp.analysis.analysis_config import DETAIL_KINDS, AnalysisConfig
+from mbc_interp.analysis.registry import get_kind
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.model_config import ModelConfig
 from mbc_interp.run import Run
@@ -48,8 +50,6 @@ MIN_DETAIL = 8
 # forward passes per example or pair, measured against a plain forward (bench_analysis.py)
 _PER_EXAMPLE = {"attribution": 1.6, "logit_lens": 1.8}
 _PER_PAIR_ZUSE = 2.5
-_GRADIENT_PER_EXAMPLE, _GRADIENT_SAMPLE = 3.0, 5 * 512
-_LLC_PER_DRAW = 4.0
 
 
 def flops_per_token(m: ModelConfig, task: WindTunnelTask) -> float:
@@ -71,13 +71,13 @@ class Cost:
     detail_s: float
     """Per detail checkpoint: the position-resolved patching kinds."""
     extra_s: float
-    """Per checkpoint: the extra kinds (gradients, llc) asked for."""
+    """Per checkpoint: the extra kinds (``kinds``) asked for."""
 
 
 def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> dict[str, float]:
     """Estimated seconds of each analysis ``config`` asks for at one checkpoint of model ``m``
-    on ``task``: ``attribution``, ``logit_lens``, ``zuse``, each patching kind, ``gradients``
-    and ``llc`` (see the module doc; the benchmark checks them against measurements)."""
+    on ``task``: ``attribution``, ``logit_lens``, ``zuse``, each patching kind and each extra
+    kind (see the module doc; the benchmark checks them against measurements)."""
     per_tok = flops_per_token(m, task) / (GFLOPS * 1e9) + TOKEN_S
     prompt, full = task.answer_pos + 1, task.tokens.shape[1]
     n = len(task)
@@ -91,14 +91,9 @@ def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> 
         if not (kind == "mlp_out" and m.d_mlp is None):
             n_sites = math.prod(sites[a] for a in axes[kind])
             parts[kind] = (n_sites + 2) * pairs * prompt * per_tok
-    if "gradients" in config.kinds:
-        parts["gradients"] = (_GRADIENT_PER_EXAMPLE * n + _GRADIENT_SAMPLE) * full * per_tok
-    if "llc" in config.kinds:
-        from mbc_interp.analysis.llc import LLCConfig
-
-        c = LLCConfig()
-        draws = c.chains * (c.draws + c.burn_in) * c.batch_size
-        parts["llc"] = _LLC_PER_DRAW * draws * full * per_tok
+    for kind in config.kinds:
+        passes = get_kind(kind).cost(config.settings_of(kind), n)
+        parts[kind] = passes * full * per_tok
     return parts
 
 
@@ -106,7 +101,7 @@ def estimate_cost(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) 
     """Seconds per checkpoint of ``config`` for model ``m`` on ``task``, by who pays them."""
     parts = cost_parts(config, m, task)
     detail = sum(v for k, v in parts.items() if k in DETAIL_KINDS)
-    extra = sum(v for k, v in parts.items() if k in EXTRA_KINDS)
+    extra = sum(v for k, v in parts.items() if k in config.kinds)
     return Cost(float(sum(parts.values()) - detail - extra), float(detail), float(extra))
 
 
@@ -141,11 +136,20 @@ class AnalysisPlan:
             "attribution and the logit lens",
             f"position-resolved patching ({', '.join(detail) or 'none'}) at {len(self.detail)} "
             f"of them ({_every(c.detail_every)})",
-            f"extra kinds: {', '.join(c.kinds) or 'none'}",
+            f"extra kinds: {', '.join(_with_settings(c)) or 'none'}",
             f"settings {how}; estimated {self.seconds / 60:.1f} min of one core"
             + ("" if self.fits else " (over budget even at the cheapest settings)"),
         ]
         return "\n".join(lines)
+
+
+def _with_settings(c: AnalysisConfig) -> list[str]:
+    """Each extra kind, with the settings given for it (``llc (draws=200)``)."""
+    out = []
+    for kind in c.kinds:
+        given = ", ".join(f"{k}={v!r}" for k, v in c.extra_settings.get(kind, {}).items())
+        out.append(f"{kind} ({given})" if given else kind)
+    return out
 
 
 def _every(n: int) -> str:

@@ -7,15 +7,16 @@ settings) and ``timeline.csv``, the concatenation: one row per step x analysis x
 metric, with tokens seen. Memory stays flat: one model at a time, caches limited to the hooks
 each analysis needs.
 
-Kinds accumulate: an analysis asked for with an extra kind (``kinds``, e.g. ``gradients``) on
-a run analysed without it computes that kind alone on the checkpoints lacking it and adds its
-rows to their files, the rows already there untouched. The settings are compared per kind of
-analysis (:func:`kind_settings`): the core analyses' (attribution, z-use, patching, logit lens:
-the :class:`AnalysisConfig` fields but ``kinds``) and each extra kind's own (its fixed
-configuration, recorded in the step files as ``kind_settings``); a difference is an error
-naming the kind, the setting and both values (``force`` recomputes everything instead). Files
-written before ``kind_settings`` existed record no extra kind's settings, which are then taken
-as unchanged.
+Kinds accumulate: an analysis asked for with an extra kind (``kinds``, e.g. ``gradients``; the
+kinds are declared in :mod:`mbc_interp.analysis.registry`) on a run analysed without it
+computes that kind alone on the checkpoints lacking it and adds its rows to their files, the
+rows already there untouched. The settings are compared per kind of analysis
+(:func:`kind_settings`): the core analyses' (attribution, z-use, patching, logit lens: the
+:class:`AnalysisConfig` fields but ``kinds`` and ``extra_settings``) and each extra kind's own
+(its settings dataclass with those given in ``extra_settings``, recorded in full in the step
+files as ``kind_settings``); a difference is an error naming the kind, the setting and both
+values (``force`` recomputes everything instead). Files written before ``kind_settings``
+existed record no extra kind's settings, which are then taken as unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,9 @@ from mbc_interp.analysis.analysis_config import (  # re-exported: the settings o
     AnalysisConfig,
 )
 from mbc_interp.analysis.attribution import head_attribution
-from mbc_interp.analysis.gradients import GradientConfig, gradient_diagnostics
-from mbc_interp.analysis.llc import LLCConfig, estimate_llc
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
+from mbc_interp.analysis.registry import get_kind, settings_record
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
@@ -76,31 +76,36 @@ def analyze_checkpoint(
     parts: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """All analyses of one model as tidy rows (without step/tokens); ``optimizer_state`` (the
-    checkpoint's, when saved) feeds the Adam statistics of the ``gradients`` kind; ``detail``
-    False leaves out the position-resolved patching kinds; ``parts`` limits them to these kinds
-    (:data:`CORE` and/or extra kinds; default: the core and every kind of ``config``)."""
+    checkpoint's, when saved) goes to the extra kinds that need it (the Adam statistics of
+    ``gradients``); ``detail`` False leaves out the position-resolved patching kinds; ``parts``
+    limits them to these kinds (:data:`CORE` and/or extra kinds, run in that order; default:
+    the core and every kind of ``config``)."""
     parts = (CORE, *config.kinds) if parts is None else tuple(parts)
     rows: list[dict[str, Any]] = []
-    if CORE in parts:
-        rows.extend(_core_rows(model, task, config, detail))
-    if "gradients" in parts:
-        rows.extend(gradient_diagnostics(model, task, GradientConfig(), optimizer_state)
-                    .to_records())  # fmt: skip
-    if "llc" in parts:
-        rows.extend(estimate_llc(model, task, LLCConfig()).to_records())
+    for part in parts:
+        if part == CORE:
+            rows.extend(_core_rows(model, task, config, detail))
+            continue
+        kind = get_kind(part)
+        state = optimizer_state if kind.needs_optimizer_state else None
+        found = kind.run_function()(model, task, config.settings_of(part), state)
+        rows.extend({"analysis": part, **r} for r in found)
     return rows
+
+
+def needs_optimizer_state(parts: Iterable[str]) -> bool:
+    """Whether any of these kinds (:data:`CORE` or extra) reads the optimizer state."""
+    return any(p != CORE and get_kind(p).needs_optimizer_state for p in parts)
 
 
 def kind_settings(config: AnalysisConfig) -> dict[str, dict[str, Any]]:
     """Per kind of analysis ``config`` computes, the settings its rows depend on (as JSON
-    values): :data:`CORE`'s are the config's fields but ``kinds``; an extra kind's its fixed
-    configuration (:class:`~mbc_interp.analysis.gradients.GradientConfig`,
-    :class:`~mbc_interp.analysis.llc.LLCConfig`)."""
-    core = {k: v for k, v in config.to_dict().items() if k != "kinds"}
-    extra = {"gradients": GradientConfig, "llc": LLCConfig}
+    values): :data:`CORE`'s are the config's fields but ``kinds`` and ``extra_settings``; an
+    extra kind's every field of its settings dataclass (its defaults, with those given)."""
+    core = {k: v for k, v in config.step_settings().items() if k != "kinds"}
     out = {CORE: core}
     for kind in config.kinds:
-        out[kind] = json.loads(json.dumps(asdict(extra[kind]())))
+        out[kind] = settings_record(kind, config.extra_settings.get(kind))
     return out
 
 
@@ -203,11 +208,12 @@ def analyze_run(
     for step in bar:
         parts, kept = todo[step]
         model = run.model(step, device=device)
-        state = run.optimizer_state(step) if "gradients" in parts else None
+        state = run.optimizer_state(step) if needs_optimizer_state(parts) else None
         rows = analyze_checkpoint(model, task, config, state, detail=step in detailed, parts=parts)
         tokens = run.tokens_at(step)
         record = kept + [{"step": step, "tokens": tokens, **r} for r in rows]
-        data = {"settings": config.to_dict(), "kind_settings": record_settings, "rows": record}
+        data = {"settings": config.step_settings(), "kind_settings": record_settings,
+                "rows": record}
         atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(data).encode())
         del model
     table = load_timeline(run, config)
@@ -277,7 +283,7 @@ def analysed_steps(run: Run, config: AnalysisConfig | None = None) -> set[int]:
             found[int(m.group(1))] = f
     if config is None:
         return set(found)
-    wanted = config.to_dict()
+    wanted = config.step_settings()
     return {s for s, f in found.items() if _read_step_file(f)[0] == wanted}
 
 
@@ -354,7 +360,7 @@ def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFram
     for step in sorted(analysed_steps(run)):
         file = folder / f"step{step:08d}.json"
         settings, rows = _read_step_file(file)
-        if config is not None and settings != config.to_dict():
+        if config is not None and settings != config.step_settings():
             raise RunStoreError(f"{file}: computed with settings {settings}, not {config}; "
                                 "re-run `mbc analyze --force`")  # fmt: skip
         if first is None:
@@ -385,8 +391,9 @@ def _read_config(file: Path) -> AnalysisConfig:
 
 def _check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisConfig:
     """The settings of the run's analysis from now on: ``config`` with the extra kinds of the
-    earlier analysis added (``force``: ``config`` alone); written to ``config.json``. Core
-    settings other than the earlier analysis' are an error naming each (old and new value)."""
+    earlier analysis (and their settings) added (``force``: ``config`` alone); written to
+    ``config.json``. Settings other than the earlier analysis' are an error naming each (old
+    and new value)."""
     file = out / CONFIG_FILE
     if file.is_file() and not force:
         saved = _read_config(file)
@@ -397,7 +404,9 @@ def _check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisCon
                 f"({'; '.join(conflicts)}); give the earlier values, or re-run with force "
                 "(`mbc analyze --force`) to recompute them all with the new settings"
             )
-        config = replace(config, kinds=tuple(dict.fromkeys((*saved.kinds, *config.kinds))))
+        kept = {k: v for k, v in saved.extra_settings.items() if k not in config.kinds}
+        config = replace(config, kinds=tuple(dict.fromkeys((*saved.kinds, *config.kinds))),
+                         extra_settings={**kept, **config.extra_settings})
     write_if_changed(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
     return config
 

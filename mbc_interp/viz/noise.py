@@ -9,10 +9,17 @@ Inputs: tidy timeline rows with ``step`` (the records of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+
+from mbc_interp.viz.report import Section
+
+if TYPE_CHECKING:
+    from mbc_interp.run import Run
 
 TEMPLATE = "plotly_white"
 ALL_COLOR = "#222222"
@@ -165,3 +172,25 @@ def _mark_t_loss(fig: go.Figure, t_loss: float | None, rows: int) -> None:
         fig.add_vline(
             x=t_loss, line={"dash": "dot", "color": T_LOSS_COLOR}, row=row, col=1, **label
         )
+
+
+def gradient_section(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    """The run report's section of the ``gradients`` kind (its declaration in
+    :mod:`mbc_interp.analysis.registry` names it)."""
+    return Section(
+        "Gradient noise",
+        text="Full-batch gradient norm |G|, simple noise scale B_simple = tr(Σ)/|G|² (the "
+        "batch size as a line), coherence of per-example gradients (1/n null) and the "
+        "within-B group ratio (its independent-vectors null), on the loss's time axis.",
+        figures=[noise_timelines(table, run.metrics, t_loss=summary.get("t_loss"),
+                                 batch_size=run.config.train.batch_size)],
+    )  # fmt: skip
+
+
+def llc_section(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    """The run report's section of the ``llc`` kind."""
+    return Section(
+        "Local learning coefficient",
+        text="LLC per checkpoint by localised SGLD on the answer-token loss.",
+        figures=[llc_curve(table, run.metrics, t_loss=summary.get("t_loss"))],
+    )

@@ -19,6 +19,7 @@ import pandas as pd
 from mbc_interp.analysis.forecast import forecast, forecast_path, sweep_references
 from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.moments import key_steps
+from mbc_interp.analysis.registry import extra_kinds
 from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
 from mbc_interp.integrity import DamagedCheckpointWarning, check_entry
@@ -35,7 +36,6 @@ from mbc_interp.viz.figures import (
     patching_heatmaps,
 )
 from mbc_interp.viz.forecast import forecast_path_figure
-from mbc_interp.viz.noise import llc_curve, noise_timelines
 from mbc_interp.viz.report import Section, write_html_report
 
 REPORT_FILE = "report.html"
@@ -114,7 +114,7 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
             "it; the routing head comes first." + _substituted(moments, views),
             blocks=[attention_views(run, views, example=example, heads=heads)],
         )),
-        *_noise_sections(run, table, summary),
+        *_kind_sections(run, table, summary),
         Section("Run", table=run_table(run, table)),
     ]  # fmt: skip
 
@@ -138,24 +138,17 @@ def forecast_section(run: Run, summary: dict[str, Any]) -> Section:
     )  # fmt: skip
 
 
-def _noise_sections(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> list[Section]:
-    """Gradient noise and the LLC, when ``mbc analyze --kinds gradients llc`` computed them."""
-    out, t_loss = [], summary.get("t_loss")
-    if (table.analysis == "gradients").any():
-        out.append(_guarded("Gradient noise", lambda: Section(
-            "Gradient noise",
-            text="Full-batch gradient norm |G|, simple noise scale B_simple = tr(Σ)/|G|² (the "
-            "batch size as a line), coherence of per-example gradients (1/n null) and the "
-            "within-B group ratio (its independent-vectors null), on the loss's time axis.",
-            figures=[noise_timelines(table, run.metrics, t_loss=t_loss,
-                                     batch_size=run.config.train.batch_size)],
-        )))  # fmt: skip
-    if (table.analysis == "llc").any():
-        out.append(_guarded("Local learning coefficient", lambda: Section(
-            "Local learning coefficient",
-            text="LLC per checkpoint by localised SGLD on the answer-token loss.",
-            figures=[llc_curve(table, run.metrics, t_loss=t_loss)],
-        )))  # fmt: skip
+def _kind_sections(run: Run, table: pd.DataFrame, summary: dict[str, Any]) -> list[Section]:
+    """The report section of every extra kind (:mod:`mbc_interp.analysis.registry`) whose rows
+    the timeline has (``mbc analyze --kinds ...`` computed them)."""
+    out = []
+    for kind in extra_kinds().values():
+        if kind.report is None or not (table.analysis == kind.name).any():
+            continue
+        build = kind.report_function()
+        section = _guarded(kind.title or kind.name, lambda b=build: b(run, table, summary))
+        if section is not None:
+            out.append(section)
     return out
 
 
@@ -310,7 +303,7 @@ def _heads_routing_first(scores: pd.DataFrame, summary: dict[str, Any]) -> list[
     return list(dict.fromkeys([*first, *heads]))
 
 
-def _guarded(heading: str, build: Callable[[], Section]) -> Section:
+def _guarded(heading: str, build: Callable[[], Section | None]) -> Section | None:
     try:
         return build()
     except (ValueError, KeyError) as e:

@@ -1,0 +1,250 @@
+"""The extra per-checkpoint analyses (``mbc analyze --kinds``), each declared once.
+
+An extra kind is an :class:`ExtraKind`: its name (the ``analysis`` column of its rows), how it
+runs at one checkpoint, its settings dataclass, its cost for the analysis plan, whether it needs
+the checkpoint's optimizer state, and its section of the run report. Everything that handles
+kinds reads this registry: the command line's ``--kinds`` choices and ``--kind-setting``,
+:class:`~mbc_interp.analysis.analysis_config.AnalysisConfig` (validation, and a sweep file's
+``[analysis]`` table such as ``llc = { draws = 200 }``), the plan's cost
+(:mod:`mbc_interp.analysis.plan`), the timeline (:mod:`mbc_interp.analysis.timeline`, which
+records each kind's resolved settings in every step file and refuses to mix two) and the run
+report (:mod:`mbc_interp.viz.run_report`).
+
+A new analysis is one module: the function computing its rows, and a declaration
+``register_kind(ExtraKind(...))`` (the built-in ones, ``gradients`` and ``llc``, are declared
+below). Declarations stay importable without torch, so ``mbc --help`` stays light: the run and
+report functions are named by import path (``"package.module:function"``) and imported on first
+use, and settings are plain dataclasses (:mod:`mbc_interp.analysis.extra_settings`). The report
+function belongs to the viz layer, which the analysis layer never imports; the run report
+resolves the path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
+
+from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig
+from mbc_interp.analysis.sites import SITE_KINDS
+from mbc_interp.checks import is_int
+
+if TYPE_CHECKING:  # annotations only: nothing heavy at import
+    import pandas as pd
+
+    from mbc_interp.run import OptimizerState, Run
+    from mbc_interp.task import WindTunnelTask
+
+RunFunction = Callable[[Any, "WindTunnelTask", Any, "OptimizerState | None"], list[dict[str, Any]]]
+"""``(model, task, settings, optimizer_state) -> rows``: the tidy timeline rows of one checkpoint
+(without ``step`` and ``tokens``; ``analysis`` defaults to the kind's name)."""
+ReportFunction = Callable[["Run", "pd.DataFrame", dict[str, Any]], Any]
+"""``(run, timeline, summary) ->`` a :class:`mbc_interp.viz.report.Section` (``None``: nothing
+to show). Typed ``Any``: the analysis layer does not import the viz layer, not even for types."""
+RESERVED = frozenset(
+    {"core", "attribution", "zuse", "patching", "logit_lens", *(k.name for k in SITE_KINDS),
+     "n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_every", "kinds", "version",
+     "extra_settings"}
+)  # fmt: skip
+"""Names a kind cannot take: the core analyses and patching kinds (their rows and costs share the
+namespace) and :class:`AnalysisConfig`'s fields (a kind's settings table sits beside them)."""
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings of a kind that has none."""
+
+
+@dataclass(frozen=True)
+class ExtraKind:
+    """One extra per-checkpoint analysis, as the registry knows it."""
+
+    name: str
+    """``--kinds`` name and the ``analysis`` column of its rows (lower case, ``_``)."""
+    run: str | RunFunction
+    """Computes the rows at one checkpoint: a :data:`RunFunction`, or its import path
+    ``"package.module:function"`` (imported on first use, so torch stays out of start-up)."""
+    cost: Callable[[Any, int], float]
+    """``(settings, n_examples) -> forward passes`` of one whole example per checkpoint (a
+    backward counting two), ``n_examples`` being the task's size; the plan turns them into
+    seconds with the run's architecture."""
+    settings: type = NoSettings
+    """Frozen dataclass of its settings (importable without torch), every field defaulted; a
+    field's annotation decides what a value given on the command line or in a file may be."""
+    needs_optimizer_state: bool = False
+    """Run gets the checkpoint's optimizer state (``None`` where none was saved)."""
+    report: str | ReportFunction | None = None
+    """Its section of the run report, shown when the timeline has its rows: a
+    :data:`ReportFunction` or its import path; ``None``: no section."""
+    title: str = ""
+    """Heading of its report section (default: its name)."""
+    help: str = ""
+    """What it computes, in a few words, for ``mbc analyze --help``."""
+
+    def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name) or self.name in RESERVED:
+            raise ValueError(f"analysis kind {self.name!r}: a name must be lower case letters, "
+                             f"digits and '_', and none of {sorted(RESERVED)}")  # fmt: skip
+        if not is_dataclass(self.settings):
+            raise ValueError(f"analysis kind {self.name!r}: settings must be a dataclass")
+
+    def run_function(self) -> RunFunction:
+        return _load(self.run)
+
+    def report_function(self) -> ReportFunction | None:
+        return None if self.report is None else _load(self.report)
+
+
+_KINDS: dict[str, ExtraKind] = {}
+
+
+def register_kind(kind: ExtraKind, *, replace: bool = False) -> ExtraKind:
+    """Add ``kind`` to the registry (``replace``: over one of the same name); returns it."""
+    if kind.name in _KINDS and not replace:
+        raise ValueError(f"analysis kind {kind.name!r} is registered already")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister_kind(name: str) -> None:
+    """Remove a kind (tests that register their own take it out again)."""
+    get_kind(name)
+    del _KINDS[name]
+
+
+def extra_kinds() -> dict[str, ExtraKind]:
+    """Every registered kind by name, in registration order."""
+    return dict(_KINDS)
+
+
+def kind_names() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def get_kind(name: str) -> ExtraKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown analysis kind {name!r} (known: {list(_KINDS)})") from None
+
+
+def build_settings(name: str, given: Mapping[str, Any] | None = None) -> Any:
+    """The settings of kind ``name``: its dataclass's defaults with ``given`` (JSON-like values:
+    a list for a tuple, an int for a float) over them. Strict: an unknown setting or a value
+    of the wrong type is an error naming the kind, the setting and the value."""
+    cls = get_kind(name).settings
+    given = dict(given or {})
+    known = [f.name for f in fields(cls)]
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        raise ValueError(f"{name}.{unknown[0]}: unknown setting (known: {known})")
+    hints = get_type_hints(cls)
+    values = {k: _coerce(v, hints[k], f"{name}.{k}") for k, v in given.items()}
+    return cls(**values)
+
+
+def settings_record(name: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every setting of kind ``name`` (see :func:`build_settings`) as JSON values: what the
+    step files record and compare."""
+    return json.loads(json.dumps(asdict(build_settings(name, given))))
+
+
+def parse_setting(text: str) -> tuple[str, str, Any]:
+    """``KIND.NAME=VALUE`` (the command line's ``--kind-setting``) as ``(kind, name, value)``;
+    the value is read as JSON (``200``, ``1e-3``, ``true``, ``[0.5, 0.9]``), ``none`` or
+    ``null`` as None, anything else as a string."""
+    key, sep, raw = text.partition("=")
+    kind, dot, name = key.strip().partition(".")
+    if not (sep and dot and kind and name):
+        raise ValueError(f"--kind-setting {text!r}: expected KIND.NAME=VALUE (e.g. llc.draws=200)")
+    raw = raw.strip()
+    if raw.lower() in ("none", "null"):
+        return kind, name, None
+    try:
+        return kind, name, json.loads(raw)
+    except json.JSONDecodeError:
+        return kind, name, raw
+
+
+def _coerce(value: Any, hint: Any, label: str) -> Any:
+    """``value`` as the annotation ``hint`` wants it (a list for a tuple becomes one, an int for
+    a float a float); a value it does not fit is a ValueError naming ``label``."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        hint = options[0] if len(options) == 1 else Any
+        origin, args = get_origin(hint), get_args(hint)
+    bad = ValueError(f"{label} = {value!r}: must be {_describe(hint)}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+    elif hint is int:
+        if not is_int(value):
+            raise bad
+    elif hint is float:
+        if not (is_int(value) or isinstance(value, float)):
+            raise bad
+        return float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise bad
+    elif origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise bad
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, label) for v in value)
+    return value
+
+
+def _describe(hint: Any) -> str:
+    if get_origin(hint) is tuple:
+        return "a list"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, str(hint))
+
+
+def _load(ref: str | Callable) -> Callable:
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# -- the built-in kinds -------------------------------------------------------------------------
+def _gradients_cost(s: GradientConfig, n: int) -> float:
+    """Full-batch gradient over the examples (forward and backward, with per-sample overhead:
+    3 per example) and the per-example gradients of the sample (5 per example)."""
+    return 3.0 * n + 5 * s.sample_size
+
+
+def _llc_cost(s: LLCConfig, n: int) -> float:
+    """4 forward equivalents per example of every SGLD minibatch (burn-in included)."""
+    return 4.0 * s.chains * (s.draws + s.burn_in) * s.batch_size
+
+
+register_kind(ExtraKind(
+    name="gradients",
+    run="mbc_interp.analysis.gradients:timeline_rows",
+    settings=GradientConfig,
+    cost=_gradients_cost,
+    needs_optimizer_state=True,
+    report="mbc_interp.viz.noise:gradient_section",
+    title="Gradient noise",
+    help="|G|, noise scale, coherence, group ratio, Adam statistics",
+))  # fmt: skip
+register_kind(ExtraKind(
+    name="llc",
+    run="mbc_interp.analysis.llc:timeline_rows",
+    settings=LLCConfig,
+    cost=_llc_cost,
+    report="mbc_interp.viz.noise:llc_section",
+    title="Local learning coefficient",
+    help="local learning coefficient by SGLD, ~10 s per checkpoint",
+))  # fmt: skip
