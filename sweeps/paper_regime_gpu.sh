@@ -1,8 +1,8 @@
 #!/bin/bash
 # sweeps/paper_regime.toml (the paper's model and regime, 65 points) on one GPU: WORKERS runs
 # share the chip (`--device cuda`, local pool), each training step through torch.compile
-# (`--compile true`: these runs are thousands to tens of thousands of steps, far past the
-# ~1,500-step CPU break-even; on a GPU it is unmeasured so far, COMPILE=false runs eager).
+# (`--compile true`: steps this small are launch-bound on a GPU, which fusing cuts, and these
+# runs are long enough to repay the compile; the GPU gain is unmeasured, COMPILE=false: eager).
 # The flags are laid over every grid, so points are named ..._device-cuda_compile-True and never
 # mix with the CPU sweep's; the fits hold `compile` fixed (sweep.fit.AXIS_COLUMNS). Resumable:
 # run it again (done points are skipped, unfinished runs resume in their saved mode). Not CI.
