@@ -134,6 +134,13 @@ class TrainConfig:
     """torch device: ``auto`` uses CUDA when present, else the CPU."""
     threads: int | None = 1
     """torch CPU threads; one thread per run is fastest per core for models this small."""
+    compile: bool = False
+    """Run the training step's forward and backward through torch.compile (evaluation stays
+    eager, checkpoints are unchanged). On one CPU thread the paper's model gains only 1.04-1.08x
+    (three quarters of its step is matrix products, which it leaves as they are) for 2-3 min of
+    compiling, 20-30 s from the inductor cache (benchmarks/bench_train.py); small models on a GPU,
+    bound by kernel launches, are where fusing can pay. Part of the run's config: a resumed run
+    keeps its mode; runs reproduce exactly within one mode only."""
     checkpoints: CheckpointSchedule = field(default_factory=CheckpointSchedule)
     keep_optimizer: Literal["latest", "all"] = "latest"
     """Which checkpoints keep the optimiser state needed to resume."""

@@ -3,7 +3,7 @@
 Batch order is a pure function of (seed, step): each epoch is a fresh permutation drawn from
 ``default_rng([seed, epoch])``. Together with the weights and AdamW state saved at a
 checkpoint, that makes a resumed run log exactly the metrics of an uninterrupted one (on the same
-device and thread count).
+device and thread count, and in the same ``train.compile`` mode, which the run's config fixes).
 """
 
 from __future__ import annotations
@@ -53,6 +53,32 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
     return out
 
 
+# -- torch.compile ------------------------------------------------------------------------------
+def check_compiler(device: torch.device) -> None:
+    """Raise :class:`TrainingError` naming ``--compile`` unless torch.compile works on ``device``.
+
+    A tiny function is compiled before anything is written, so a machine without a C++
+    compiler (CPU) or Triton (CUDA) fails with a clear message instead of mid-run, deep in
+    the first training step; its cost is mostly the compiler start-up the run pays anyway."""
+    try:
+        probe = torch.compile(lambda x: (x * 2).sin(), dynamic=False)
+        probe(torch.ones(4, device=device))
+    except Exception as e:  # torch raises many kinds (BackendCompilerFailed, RuntimeError...)
+        detail = " ".join(str(e).split())[:300]
+        raise TrainingError(
+            f"train.compile (--compile): torch.compile does not work on {device} here "
+            f"({type(e).__name__}: {detail}); train without --compile"
+        ) from None
+
+
+def training_forward(model: HookedTransformer, compile: bool) -> Callable[[Tensor], Tensor]:
+    """The callable the training step runs ``model`` through: the model itself, or a
+    torch.compile wrapper of it (the module is not replaced, so its ``state_dict`` keys, its
+    checkpoints and every evaluation, which calls the module eagerly, stay as they are).
+    Shapes never change during training, hence ``dynamic=False``."""
+    return torch.compile(model, dynamic=False) if compile else model
+
+
 # -- the loop -----------------------------------------------------------------------------------
 @dataclass
 class _Progress:
@@ -82,10 +108,12 @@ def train(
     config = config or RunConfig()
     store = RunStore(out)
     task = WindTunnelTask(config.task)
+    device = resolve_device(config.train.device)
+    _apply_threads(config)
+    if config.train.compile:  # before anything is written
+        check_compiler(device)
     with store.writer():
         store.create(_config_record(config, task))
-        _apply_threads(config)
-        device = resolve_device(config.train.device)
         model = build_model(
             config.model,
             config.task.d_vocab,
@@ -132,6 +160,8 @@ def resume(
             config = config.with_overrides({"train": {"steps": steps}})
         _apply_threads(config)
         device = resolve_device(config.train.device)
+        if config.train.compile:  # the run's saved mode; checked before anything changes
+            check_compiler(device)
         model = run.model(entry.step, device=device)
         model.train()
         optimizer = make_optimizer(model, config)
@@ -158,6 +188,7 @@ class _Loop:
     ):  # fmt: skip
         self.config, self.store, self.task = config, store, task
         self.model, self.optimizer, self.p = model, optimizer, counters
+        self.forward = training_forward(model, config.train.compile)
         self.show_progress = progress
         self.monitor = monitor if progress else None
         self.history = store.read_metrics() if self.monitor and counters.step else []
@@ -239,7 +270,7 @@ class _Loop:
             group["lr"] = tc.lr_at(step)
         idx = torch.from_numpy(batch_indices(tc.seed, step, tc.batch_size, len(self.task)))
         batch = self.tokens[idx.to(self.device)]
-        loss = target_losses(self.model, batch, self.answer_pos).sum(-1).mean()
+        loss = target_losses(self.forward, batch, self.answer_pos).sum(-1).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

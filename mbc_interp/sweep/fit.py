@@ -62,7 +62,7 @@ BATCH_DELAY = 1.5
 """The smallest batch delay of interest: an interval reaching it cannot rule it out."""
 AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len",
                 "construction", "data_seed", "n_layers", "d_model", "n_heads",
-                "selector_gap", "optimizer", "eps", "momentum")  # fmt: skip
+                "selector_gap", "optimizer", "eps", "momentum", "compile")  # fmt: skip
 
 CI = 0.95
 

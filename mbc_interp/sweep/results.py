@@ -53,6 +53,9 @@ OPTIMIZER_AXES = {"train.optimizer": "optimizer", "train.eps": "eps", "train.mom
 """Optimizer fields, copied with their defaults filled in (a point that does not set eps ran
 at the default eps): a slice over any axis holds these at the reference, so a sweep with an eps
 or optimizer block does not mix those runs into its size, K, lr or batch fits."""
+MODE_AXES = {"train.compile": "compile"}
+"""How the training step ran (eager or through torch.compile), its default filled in likewise:
+the modes' numerics differ in rounding, so the fits never mix them in one slice."""
 _DEFAULTS = flatten(RunConfig().to_dict())
 
 TIMES = ("t_plateau_start", "t_plateau_end", "t_loss", "t_solved", "t_z", "t_route",
@@ -76,7 +79,8 @@ def collect(sweep: str | Path) -> pd.DataFrame:
         row: dict[str, Any] = {"name": point["name"], "labels": ",".join(point["labels"])}
         flat = flatten(point["config"])
         row.update({col: flat.get(key) for key, col in AXES.items()})
-        row.update({col: flat.get(key, _DEFAULTS[key]) for key, col in OPTIMIZER_AXES.items()})
+        filled = {**OPTIMIZER_AXES, **MODE_AXES}
+        row.update({col: flat.get(key, _DEFAULTS[key]) for key, col in filled.items()})
         row["direction"] = row["direction"] or "backward"
         row["selector_gap"] = row["selector_gap"] or 0
         row["point_status"] = outcome.get("status", "pending")

@@ -310,3 +310,20 @@ def test_stages_table_reports_each_run_and_the_order_counts():
            "in 0 of 1; first tokens: marginal first in 0, together in 0, conditional first in " \
            "0 of 0" in text
     assert stages_table(runs.drop(columns="order_seq")) is None
+
+
+def test_compiled_runs_do_not_leak_into_the_eager_fits():
+    """Runs that differ from the reference only in train.compile (with durations 10x longer,
+    so a leak would show) must not enter the D, lr or batch fits as reference runs."""
+    table = synthetic(seeds=3)
+    table["compile"] = False
+    base = fit_sweep(table)
+    at_ref = table[(table.D == 500) & (table.K == 4) & (table.lr == 3e-4) & (table.batch == 128)]
+    compiled = at_ref.assign(compile=True, duration_tokens=at_ref.duration_tokens * 10,
+                             duration_steps=at_ref.duration_steps * 10,
+                             name=[f"compiled{i}" for i in range(len(at_ref))])  # fmt: skip
+    fits = fit_sweep(pd.concat([table, compiled], ignore_index=True))
+    assert not fits["reference"]["compile"]
+    for axis in ("D", "lr", "batch"):
+        assert fits[axis]["n_runs"] == base[axis]["n_runs"]
+    assert fits["D"]["exponent"] == pytest.approx(base["D"]["exponent"])
