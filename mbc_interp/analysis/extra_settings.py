@@ -74,3 +74,18 @@ class LLCConfig:
             need(getattr(self, name) >= 1, name, "must be >= 1")
         need(self.burn_in >= 0, "burn_in", "must be >= 0")
         need(self.seed >= 0, "seed", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class LLCHeadsConfig(LLCConfig):
+    """The ``llc`` kind's SGLD settings, plus the heads whose weights alone the chains move
+    (:mod:`mbc_interp.analysis.llc_heads`): the routing heads and a control head."""
+
+    heads: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.heads:
+            raise ValueError("llc_heads.heads: give the heads, e.g. the routing heads of "
+                             "summary.json and a control head: --kind-setting "
+                             "'llc_heads.heads=[\"L0H0\", \"L1H3\"]'")  # fmt: skip

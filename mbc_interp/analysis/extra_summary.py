@@ -2,7 +2,7 @@
 
 - ``essential``: the PCA of the projected output vectors across the analysed checkpoints and
   the trajectory's turn (:mod:`mbc_interp.analysis.essential`): ``t_turn``, its angle, the
-  components' variance shares, and ``turn_minus_t_loss`` (steps).
+  components' variance shares, ``turn_minus_t_loss`` (steps) and the trajectory itself.
 - ``ablation``: at the last analysed checkpoint, the head set of the ``set:`` / ``only:`` rows
   with the candidate-loss increase when it is ablated (necessity) and when every other head is
   (sufficiency), mean ablation; and the single head whose ablation costs most.
@@ -35,7 +35,10 @@ def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, An
     t = out["t_turn"]
     return {"t_turn": t, "turn_angle": out["turn_angle"],
             "variance_share": [float(x) for x in share],
-            "turn_minus_t_loss": None if t is None or t_loss is None else t - t_loss}  # fmt: skip
+            "turn_minus_t_loss": None if t is None or t_loss is None else t - t_loss,
+            "trajectory": {"step": [float(x) for x in wide.index],
+                           **{f"pc{i + 1}": [float(x) for x in coords[:, i]]
+                              for i in range(coords.shape[1])}}}  # fmt: skip
 
 
 def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:

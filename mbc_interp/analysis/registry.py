@@ -29,7 +29,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig
+from mbc_interp.analysis.ablation import AblationConfig
+from mbc_interp.analysis.essential import EssentialConfig
+from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
+from mbc_interp.analysis.groups import GroupsConfig
+from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.checks import is_int
 
@@ -248,3 +252,52 @@ register_kind(ExtraKind(
     title="Local learning coefficient",
     help="local learning coefficient by SGLD, ~10 s per checkpoint",
 ))  # fmt: skip
+
+
+# -- the mechanistic kinds (costs in forward passes of one example; where the cost depends on
+# the architecture or the task's K, the default run's and the paper preset's order is assumed:
+# 16 heads, whole-sequence candidates with K^2 = 64 sequences per group) ----------------------
+@dataclass(frozen=True)
+class AtpConfig:
+    """Pairs of attribution patching (the exact patching's defaults)."""
+
+    n_pairs: int = 256
+    seed: int = 0
+
+
+ASSUMED_HEADS = 16
+ASSUMED_GROUP_SEQUENCES = 64
+
+for _kind in (
+    ExtraKind(name="groups", run="mbc_interp.analysis.kind_runs:groups", settings=GroupsConfig,
+              cost=lambda s, n: float(s.n_groups * ASSUMED_GROUP_SEQUENCES),
+              report="mbc_interp.viz.kinds:groups_section", title="Groups solved over training",
+              help="per B group: solved (all members' candidates right, loss < 0.05 log K)"),
+    ExtraKind(name="weights", run="mbc_interp.analysis.kind_runs:weights",
+              settings=NoSettings, cost=lambda s, n: 1.0,
+              report="mbc_interp.viz.kinds:weights_section", title="Weights",
+              help="norms per group and head, OV/QK effective rank"),
+    ExtraKind(name="ablation", run="mbc_interp.analysis.kind_runs:ablation",
+              settings=AblationConfig,
+              cost=lambda s, n: float(s.n_examples * (2 + len(s.methods) * (ASSUMED_HEADS + 2))),
+              report="mbc_interp.viz.kinds:ablation_section", title="Ablation",
+              help="mean/resample ablation per head; necessity and sufficiency of a head set"),
+    ExtraKind(name="probes", run="mbc_interp.analysis.kind_runs:probes", settings=ProbeConfig,
+              cost=lambda s, n: float(min(s.n_examples, n)),
+              report="mbc_interp.viz.kinds:probes_section", title="Linear probes",
+              help="per layer, held-out probes of z and the first target token"),
+    ExtraKind(name="atp", run="mbc_interp.analysis.kind_runs:atp", settings=AtpConfig,
+              cost=lambda s, n: 4.0 * min(s.n_pairs, n),
+              report="mbc_interp.viz.kinds:atp_section", title="Attribution patching",
+              help="linear estimates of every head and residual patch (3 passes)"),
+    ExtraKind(name="llc_heads", run="mbc_interp.analysis.kind_runs:llc_heads",
+              settings=LLCHeadsConfig,
+              cost=lambda s, n: len(s.heads) * _llc_cost(s, n),
+              report="mbc_interp.viz.kinds:llc_heads_section", title="LLC per head",
+              help="the LLC restricted to given heads' weights (settings: heads)"),
+    ExtraKind(name="essential", run="mbc_interp.analysis.kind_runs:essential",
+              settings=EssentialConfig, cost=lambda s, n: float(min(s.n_examples, n)),
+              report="mbc_interp.viz.kinds:essential_section", title="Essential dynamics",
+              help="outputs on a probe set, projected; PCA across checkpoints and the turn"),
+):
+    register_kind(_kind)

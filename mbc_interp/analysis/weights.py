@@ -91,3 +91,18 @@ def update_cosines(states: list[dict[str, Tensor]]) -> list[float]:
         denom = float(u.norm() * w.norm())
         out.append(float(u @ w) / denom if denom > 0 else float("nan"))
     return out
+
+
+def run_update_cosines(run: Any, steps: list[int] | None = None) -> list[tuple[int, float]]:
+    """``(step, cosine)`` of successive updates over a run's checkpoints (``steps``: a subset,
+    default all), loading one state at a time beside the two before it."""
+    from mbc_interp.model import model_state
+
+    steps = list(run.steps if steps is None else steps)
+    out, window = [], []
+    for step in steps:
+        state = model_state(run.model(step))
+        window = [*window[-2:], {k: v.detach().clone() for k, v in state.items()}]
+        if len(window) == 3:
+            out.append((step, update_cosines(window)[0]))
+    return out

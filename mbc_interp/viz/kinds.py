@@ -1,0 +1,135 @@
+"""The run report's sections of the mechanistic kinds (groups, weights, ablation, probes, atp,
+llc_heads, essential): each draws the kind's timeline rows and the summary's reading of them.
+Declared in :mod:`mbc_interp.analysis.registry`; they compute nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from mbc_interp.viz.report import Section
+
+
+def metric_lines(
+    table: pd.DataFrame,
+    analysis: str,
+    metric: str,
+    *,
+    kind: str | None = None,
+    components: list[str] | None = None,
+    title: str = "",
+    y_title: str = "",
+    t_loss: float | None = None,
+    log_y: bool = False,
+) -> go.Figure:
+    """One line per component of ``analysis``/``metric`` over the analysed steps, with the
+    loss drop as a dashed line."""
+    rows = table[(table.analysis == analysis) & (table.metric == metric)]
+    if kind is not None:
+        rows = rows[rows.kind == kind]
+    if components is not None:
+        rows = rows[rows.component.isin(components)]
+    fig = go.Figure()
+    for component, g in rows.groupby("component", sort=False):
+        g = g.sort_values("step")
+        fig.add_trace(go.Scatter(x=g.step, y=g.value, mode="lines+markers", name=str(component)))
+    if t_loss is not None:
+        fig.add_vline(x=t_loss, line_dash="dash", annotation_text="t_loss")
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title or metric,
+                      template="plotly_white", height=380)  # fmt: skip
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def _t(summary: dict[str, Any]) -> float | None:
+    return summary.get("t_loss")
+
+
+def groups_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    g = summary.get("groups") or {}
+    text = ("Share of the followed B groups solved at each checkpoint (every member's candidate "
+            "right and the group's candidate loss below 0.05 log K).")  # fmt: skip
+    if g:
+        score = g.get("collective_score")
+        shown = "n/a" if score is None else f"{score:.2f}"
+        text += (f" Solved at the plateau's middle: {g.get('solved_at_half')}; 10-90% spread "
+                 f"of the solve times over the plateau's duration: {shown} "
+                 f"({g.get('collective')}).")  # fmt: skip
+    fig = metric_lines(table, "groups", "solved_fraction", title="Groups solved",
+                       y_title="solved fraction", t_loss=_t(summary))  # fmt: skip
+    return Section("Groups solved over training", text=text, figures=[fig])
+
+
+def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    figs = [metric_lines(table, "weights", "ov_rank", title="Effective rank of each head's OV "
+                         "circuit", y_title="exp(entropy of singular values)", t_loss=_t(summary)),
+            metric_lines(table, "weights", "norm", title="Weight norm by parameter group",
+                         t_loss=_t(summary), log_y=True)]  # fmt: skip
+    return Section("Weights", text="A head whose OV circuit's effective rank falls is "
+                   "specialising: it writes fewer directions.", figures=figs)  # fmt: skip
+
+
+def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    a = summary.get("ablation") or {}
+    text = ("Increase of the first-token candidate loss when a head's output is replaced by its "
+            "mean over the rows (per head), when the head set is (necessity) and when every "
+            "other head is (sufficiency).")  # fmt: skip
+    if a.get("heads"):
+        text += (f" At step {a['step']:.0f}, set {'+'.join(a['heads'])}: necessity "
+                 f"{a['necessity']:.3f} nats, sufficiency {a['sufficiency']:.3f} nats.")
+    fig = metric_lines(table, "ablation", "cand_loss_increase", kind="mean",
+                       title="Mean ablation", y_title="candidate loss increase (nats)",
+                       t_loss=_t(summary))  # fmt: skip
+    return Section("Ablation", text=text, figures=[fig])
+
+
+def probes_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    figs = [metric_lines(table, "probes", "probe_acc", kind=k, title=f"Probe of {name}",
+                         y_title="held-out accuracy", t_loss=_t(summary))
+            for k, name in (("z", "z"), ("first", "the first target token"))]  # fmt: skip
+    return Section("Linear probes", text="Ridge probes on the residual stream at the answer "
+                   "position, per layer (held-out accuracy).", figures=figs)  # fmt: skip
+
+
+def atp_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    a = summary.get("atp") or {}
+    text = "Attribution-patching estimates of each head's z-use (logits, all positions)."
+    if a:
+        text += (f" Rank agreement with exact patching: median {a['rank_agreement_median']:.2f} "
+                 f"over {a['n_checkpoints']} checkpoints.")  # fmt: skip
+    fig = metric_lines(table, "atp", "atp_raw", kind="head_out_all_pos",
+                       title="Attribution patching per head", y_title="logits",
+                       t_loss=_t(summary))  # fmt: skip
+    return Section("Attribution patching", text=text, figures=[fig])
+
+
+def llc_heads_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    fig = metric_lines(table, "llc_heads", "llc", title="LLC restricted to each head",
+                       y_title="LLC", t_loss=_t(summary))  # fmt: skip
+    return Section("LLC per head", text="The local learning coefficient over one head's weights "
+                   "(the others frozen), same SGLD settings as the llc kind.", figures=[fig])
+
+
+def essential_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    e = summary.get("essential") or {}
+    text = "The model's outputs on a fixed probe set across checkpoints, reduced by PCA."
+    if e.get("t_turn") is not None:
+        text += (f" The trajectory turns most at step {e['t_turn']:.0f} "
+                 f"({e['turn_angle']:.0f} degrees), {e['turn_minus_t_loss']:+.0f} steps from "
+                 "t_loss." if e.get("turn_minus_t_loss") is not None else "")
+    figs = []
+    traj = e.get("trajectory")
+    if traj and "pc2" in traj:
+        fig = go.Figure(go.Scatter(
+            x=traj["pc1"], y=traj["pc2"], mode="lines+markers", text=traj["step"],
+            marker={"color": traj["step"], "colorscale": "Viridis", "showscale": True,
+                    "colorbar": {"title": "step"}},
+            hovertemplate="step %{text}<extra></extra>",
+        ))  # fmt: skip
+        fig.update_layout(title="Output trajectory (PC1, PC2)", xaxis_title="PC1",
+                          yaxis_title="PC2", template="plotly_white", height=420)  # fmt: skip
+        figs.append(fig)
+    return Section("Essential dynamics", text=text, figures=figs)
