@@ -238,6 +238,13 @@ def _analysis_plan(args: argparse.Namespace, run):
     try:
         settings = _kind_settings(getattr(args, "kind_setting", []))
         saved = None if args.force else saved_config(run)
+        known = saved is not None and "llc_heads" in saved.extra_settings
+        new_llc_heads = ("llc_heads" in given.get("kinds", ()) and not known
+                         and "heads" not in settings.get("llc_heads", {}))  # fmt: skip
+        if new_llc_heads:  # the routing heads of the earlier analysis, and a control head
+            from .analysis.llc_heads import default_heads
+
+            settings.setdefault("llc_heads", {})["heads"] = list(default_heads(run))
         if saved is not None:
             if "kinds" in given:  # extra kinds add to the earlier analysis' (computed alone)
                 given["kinds"] = tuple(dict.fromkeys((*saved.kinds, *given["kinds"])))

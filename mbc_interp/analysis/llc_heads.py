@@ -30,6 +30,26 @@ def parse_head(label: str) -> tuple[int, int]:
         raise ValueError(f"head {label!r}: expected L<layer>H<head>, e.g. L0H1") from None
 
 
+def default_heads(run: Any) -> tuple[str, ...]:
+    """The routing heads of the run's ``summary.json`` and, as a control, the head with the
+    lowest routing score; a ValueError when the run has no routing heads yet."""
+    import json
+
+    from mbc_interp.analysis.summary import SUMMARY_FILE
+    from mbc_interp.store import ANALYSIS_DIR
+
+    path = run.path / ANALYSIS_DIR / SUMMARY_FILE
+    summary = json.loads(path.read_text()) if path.exists() else {}
+    heads, scores = summary.get("routing_heads") or [], summary.get("routing_scores") or {}
+    if not heads:
+        raise ValueError(f"{path}: no routing heads to restrict the LLC to; analyse the run "
+                         "first, or give them: --kind-setting "
+                         "'llc_heads.heads=[\"L0H0\"]'")  # fmt: skip
+    others = [h for h in scores if h not in heads]
+    control = min(others, key=scores.get) if others else None
+    return (*heads, *([control] if control else []))
+
+
 def head_llc(model: Any, task: Any, head: str, config: LLCConfig = LLCConfig()) -> LLCResult:
     """The LLC over ``head``'s weights only (the model itself is left untouched)."""
     layer, h = parse_head(head)

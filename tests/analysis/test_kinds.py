@@ -51,3 +51,18 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
     for heading in ("Groups solved over training", "Weights", "Ablation", "Linear probes",
                     "Attribution patching", "LLC per head", "Essential dynamics"):
         assert heading in html, heading
+
+
+def test_llc_heads_defaults_to_the_routing_heads_and_a_control(run, capsys):
+    import json
+
+    assert main(["analyze", str(run.path), "--stop", "8", "--n-pairs", "16", "--n-examples",
+                 "32", "--patch-kinds", "head_out_all_pos", "--no-progress"]) == 0  # fmt: skip
+    summary = json.loads((run.path / "analysis" / "summary.json").read_text())
+    assert main(["analyze", str(run.path), "--stop", "8", "--kinds", "llc_heads",
+                 "--kind-setting", "llc_heads.chains=1", "--kind-setting", "llc_heads.draws=2",
+                 "--kind-setting", "llc_heads.burn_in=0", "--no-progress"]) == 0  # fmt: skip
+    heads = set(load_timeline(run).query("analysis == 'llc_heads'").component)
+    scores = summary["routing_scores"]
+    control = min((h for h in scores if h not in summary["routing_heads"]), key=scores.get)
+    assert heads == {*summary["routing_heads"], control}
