@@ -235,7 +235,8 @@ def resting_table(table: pd.DataFrame) -> pd.DataFrame | None:
     if "flat_loss_tok" not in table or table["flat_loss_tok"].isna().all():
         return None
     rows = []
-    for k, g in table.groupby("K"):
+    done = table[table.point_status == "done"] if "point_status" in table else table
+    for k, g in done.groupby("K"):
         flat = g["flat_loss_tok"].dropna()
         gap = g["marginal_gap_at_drop"].dropna()
         layout = g["format_loss_tok"].dropna()
