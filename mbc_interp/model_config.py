@@ -77,10 +77,5 @@ class ModelConfig:
     def attn_only(self) -> bool:
         return self.d_mlp is None
 
-    @property
-    def head_labels(self) -> list[str]:
-        """``"L{layer}H{head}"`` for every head, layer-major."""
-        return [f"L{l}H{h}" for l in range(self.n_layers) for h in range(self.n_heads)]
-
     def to_dict(self) -> dict:
         return asdict(self)
