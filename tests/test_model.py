@@ -210,7 +210,9 @@ def test_model_config_properties():
     cfg = ModelConfig(n_layers=2, d_model=32, n_heads=2, d_mlp=None)
     assert cfg.head_dim == 16
     assert cfg.attn_only
-    assert cfg.head_labels == ["L0H0", "L0H1", "L1H0", "L1H1"]
+    from mbc_interp.analysis.heads import head_labels  # the one source of head labels
+
+    assert head_labels(cfg.n_layers, cfg.n_heads) == ["L0H0", "L0H1", "L1H0", "L1H1"]
     assert ModelConfig(d_model=32, n_heads=2, d_head=5).head_dim == 5
 
 
