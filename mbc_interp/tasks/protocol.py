@@ -1,0 +1,188 @@
+"""The task protocol: what training, evaluation, analysis, summary, forecast, report and sweep
+may know about a task, whatever it is.
+
+A task is a fixed, seeded table of token sequences with a loss on the positions from
+``answer_pos`` on, a split into rows trained on and rows evaluated, an ``evaluate`` that returns
+named metrics, and a statement of what its transition and its hidden progress are:
+
+- :class:`Transition`: the logged metric whose drop is the transition (``t_loss``), the scale
+  of that loss (chance level: log K for the wind tunnel, log p for modular addition) that
+  "solved" and the adaptive checkpoints are measured in, and the level it rests at before the
+  drop where the task has one (``None`` where it has none);
+- :class:`ProgressSignal`: a hidden-progress signal (a logged metric or a per-checkpoint
+  analysis column), with its standard error where it has one, how its onset is read, and
+  whether it grows or falls; the first one a task lists is its primary signal, whose onset is
+  every summary's ``t_progress``.
+
+Optional capabilities are separate protocols (:class:`HasPatchingPairs`, :class:`HasGroups`):
+an analysis that needs clean/corrupt pairs or example groups checks for them with
+:func:`supports` and says which task lacks what, instead of assuming a construction. Nothing
+outside a task's own package knows how its rows are built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from jaxtyping import Int
+from torch import Tensor, nn
+
+__all__ = [
+    "HasGroups",
+    "HasPatchingPairs",
+    "ProgressSignal",
+    "Task",
+    "TaskConfigLike",
+    "TaskProtocolError",
+    "Transition",
+    "require",
+    "supports",
+]
+
+
+class TaskProtocolError(TypeError):
+    """A task lacks what an analysis needs; the message names the task and the capability."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What the transition of a task is, in terms of its logged metrics."""
+
+    metric: str
+    """The logged evaluation metric whose drop is the transition (``t_loss``)."""
+    scale: float
+    """The metric's chance level in nats: "solved" is below ``solved_frac x scale`` and the
+    adaptive checkpoints trigger on moves of ``loss_delta x scale``."""
+    rest_level: float | None = None
+    """The level the metric rests at before its drop (log K on the wind tunnel); ``None``
+    where the task has no plateau level, and the drop is timed from the metric's own rest."""
+
+    def __post_init__(self) -> None:
+        if not self.metric:
+            raise ValueError("Transition.metric must name a logged metric")
+        if not self.scale > 0:
+            raise ValueError(f"Transition.scale = {self.scale}: must be > 0")
+        if self.rest_level is not None and not self.rest_level >= 0:
+            raise ValueError(f"Transition.rest_level = {self.rest_level}: must be >= 0 or None")
+
+
+@dataclass(frozen=True)
+class ProgressSignal:
+    """A hidden-progress signal: a quantity that moves before the transition metric does."""
+
+    name: str
+    """Column name: a logged metric (``source = "metrics"``) or a column of an analysis
+    kind's per-checkpoint table (``source`` = the kind's name)."""
+    se: str | None = None
+    """Column of its standard error, ``None`` where it has none."""
+    source: str = "metrics"
+    """``"metrics"`` (evaluated at every evaluation during training) or an analysis kind."""
+    direction: Literal["up", "down"] = "up"
+    """``up``: grows from a noise floor near 0 (the onset is its rise above 3 SE);
+    ``down``: falls from its initial level (the onset is its first held fall)."""
+    description: str = ""
+    """One line on what it measures, for reports."""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("up", "down"):
+            raise ValueError(f"ProgressSignal.direction = {self.direction!r}: 'up' or 'down'")
+
+
+@runtime_checkable
+class TaskConfigLike(Protocol):
+    """A task's configuration: a frozen dataclass that fully determines its data."""
+
+    name: ClassVar[str]
+
+    @property
+    def d_vocab(self) -> int: ...
+    @property
+    def seq_len(self) -> int: ...
+    def describe(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What every task provides (see the module docstring)."""
+
+    name: ClassVar[str]
+    config: Any
+
+    @property
+    def tokens(self) -> Int[Tensor, "n seq"]:
+        """Every row's full token sequence (training and evaluation rows)."""
+        ...
+
+    @property
+    def train_rows(self) -> Int[Tensor, " n_train"]:
+        """Rows the model is trained on (all rows where the task has no held-out split)."""
+        ...
+
+    def eval_rows(self, n_max: int | None, seed: int = 0) -> Int[Tensor, " n_eval"]:
+        """Rows an evaluation uses (at most ``n_max`` of each split, seeded and sorted)."""
+        ...
+
+    @property
+    def answer_pos(self) -> int:
+        """The position predicting the first target token; the loss runs from here on."""
+        ...
+
+    @property
+    def n_targets(self) -> int:
+        """Target tokens per row (the loss is summed over them)."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the token table (and split): identical configs give identical data."""
+        ...
+
+    @property
+    def transition(self) -> Transition: ...
+
+    @property
+    def progress_signals(self) -> tuple[ProgressSignal, ...]:
+        """Hidden-progress signals, the primary one first (empty: the task has none)."""
+        ...
+
+    def evaluate(self, model: nn.Module, rows: Int[Tensor, " n"], **settings: Any) -> dict:
+        """Named metrics of ``model`` on ``rows``; always ``transition.metric`` and ``loss``."""
+        ...
+
+    def position_labels(self) -> list[str]:
+        """A short label for every position (axis labels of attention plots)."""
+        ...
+
+    def token_label(self, token: int) -> str: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class HasPatchingPairs(Protocol):
+    """Clean/corrupt prompts that differ in one input, for activation and attribution patching."""
+
+    def patching_pairs(self, n: int | None = None, seed: int = 0) -> Any: ...
+
+
+@runtime_checkable
+class HasGroups(Protocol):
+    """Rows grouped by a shared context (the K examples of one base string)."""
+
+    def group_rows(self, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K"]: ...
+
+
+def supports(task: object, capability: type) -> bool:
+    """Whether ``task`` provides ``capability`` (one of the protocols above)."""
+    return isinstance(task, capability)
+
+
+def require(task: object, capability: type, what: str) -> None:
+    """Raise :class:`TaskProtocolError` naming the task, ``what`` needs it and what is missing."""
+    if not supports(task, capability):
+        name = getattr(task, "name", type(task).__name__)
+        raise TaskProtocolError(
+            f"{what} needs a task with {capability.__name__}; task {name!r} does not provide it"
+        )
