@@ -24,6 +24,8 @@ from typing import Any, Literal
 from .checks import check_field
 from .model_config import ModelConfig
 from .task_config import TaskConfig
+from .tasks.protocol import TaskConfigLike
+from .tasks.registry import DEFAULT_TASK, UnknownTaskError, entry
 
 
 class ConfigError(ValueError):
@@ -216,7 +218,8 @@ def read_mapping(path: str | Path, what: str) -> dict[str, Any]:
 class RunConfig:
     """Everything that defines a run."""
 
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: TaskConfigLike = field(default_factory=TaskConfig)
+    """The task's config; its ``name`` (a registered task) says which task it is."""
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -230,10 +233,10 @@ class RunConfig:
         """Steps between evaluations: ``train.eval_every``, or one epoch clamped to 5..25."""
         if self.train.eval_every is not None:
             return self.train.eval_every
-        return min(25, max(5, round(self.task.n_total / self.train.batch_size)))
+        return min(25, max(5, round(self.task.n_train / self.train.batch_size)))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "task": self.task.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
@@ -262,8 +265,11 @@ SIZE_FIELDS = ("D", "n_examples")
 
 def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` laid over ``base`` (nested dicts merge); a task size given in one unit
-    (``D`` or ``n_examples``) replaces a size given in the other."""
+    (``D`` or ``n_examples``) replaces a size given in the other; a task section naming another
+    task than the base's replaces the base's task section whole."""
     merged = dict(base)
+    if _other_task(base.get("task"), overrides.get("task")):
+        merged.pop("task")
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = merge_config(merged[key], value)
@@ -277,6 +283,17 @@ def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
     return merged
 
 
+def _other_task(base: Any, override: Any) -> bool:
+    if not (isinstance(base, dict) and isinstance(override, dict) and "name" in override):
+        return False
+    return override["name"] != base.get("name", DEFAULT_TASK)
+
+
+_GROKKING_MODEL = {"n_layers": 1, "d_model": 128, "n_heads": 4, "d_mlp": 512, "act_fn": "relu",
+                   "normalization": "none"}  # fmt: skip
+_GROKKING_TRAIN = {"lr": 1e-3, "weight_decay": 1.0, "betas": [0.9, 0.98], "warmup_steps": 10,
+                   "eval_examples": None, "checkpoints": {"dz_delta": None}}  # fmt: skip
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "task": {"construction": "random_strings", "K": 20, "n_examples": 3000,
@@ -286,10 +303,31 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "warmup_steps": 500, "eval_every": 25, "eval_examples": 512,
                   "cand_examples": 48},
     },
+    "grokking": {
+        "task": {"name": "modular_addition", "p": 113, "train_frac": 0.3},
+        "model": _GROKKING_MODEL,
+        "train": {**_GROKKING_TRAIN, "batch_size": 3831, "steps": 40000, "eval_every": 100,
+                  "stop_after_solved": None},
+    },
+    "grokking_cpu": {
+        "task": {"name": "modular_addition", "p": 59, "train_frac": 0.4},
+        "model": _GROKKING_MODEL,
+        "train": {**_GROKKING_TRAIN, "batch_size": 1392, "steps": 10000, "eval_every": 10,
+                  "stop_after_solved": 100},
+    },
 }  # fmt: skip
 """Named settings: ``paper`` is the paper's task, model and optimiser (see PAPER.md): 36
 characters, B 6 / z 2 / A 4, K = 20 at 3,000 examples; 4 layers x 4 heads, d_model 128, d_mlp
-512, GELU; AdamW lr 1e-3, weight decay 0.01, batch 128, 500 linear warm-up steps."""
+512, GELU; AdamW lr 1e-3, weight decay 0.01, batch 128, 500 linear warm-up steps.
+
+``grokking`` is the canonical setting of the progress-measures study of grokking (Nanda et al.
+2023): a + b mod 113, 30% of the pairs trained on; one layer, d_model 128, 4 heads, d_mlp 512,
+ReLU, no LayerNorm; AdamW lr 1e-3, weight decay 1.0, betas (0.9, 0.98), full batch (3,831
+pairs), 10 warm-up steps, 40,000 steps. ``grokking_cpu`` is the same at p = 59 with 40% trained
+on (full batch: 1,392 pairs), which groks within minutes on one core; it stops 100 evaluations
+(1,000 steps) after the test loss is solved, so the clean-up after the drop is recorded. The
+batch is the whole training split only at these sizes: a changed ``train_frac`` needs
+``batch_size`` = its ``n_train`` for full batch."""
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
@@ -340,6 +378,8 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
             _coerce(a, v, source, f"{name}[{i}]")
             for i, (a, v) in enumerate(zip(args, value, strict=True))
         )
+    if tp is TaskConfigLike:
+        return _task_config(value, source, name)
     if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
         return _build(tp, value, source, name + ".")
     if tp is float:
@@ -355,6 +395,18 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
             return value
         raise bad
     return value
+
+
+def _task_config(value: Any, source: str, name: str) -> Any:
+    """The config of the task ``value["name"]`` names (absent: the default task)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {name} must be a table/object, got {type(value).__name__}")
+    data = dict(value)
+    try:
+        cls = entry(data.pop("name", DEFAULT_TASK)).config_class
+    except UnknownTaskError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return _build(cls, data, source, name + ".")
 
 
 def _tname(tp: Any) -> str:

@@ -23,11 +23,14 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
-from torch import Tensor
+from torch import Tensor, nn
+
+from mbc_interp.tasks.protocol import ProgressSignal, Transition
 
 from .construction import build_random_strings, build_targets, distinct_rows, repeated_row
 from .task_config import (
@@ -86,6 +89,8 @@ class PatchingPairs:
 
 class WindTunnelTask:
     """The full example set of a :class:`TaskConfig`, built deterministically from its seed."""
+
+    name: ClassVar[str] = "wind_tunnel"
 
     def __init__(self, config: TaskConfig):
         self.config = config
@@ -161,6 +166,44 @@ class WindTunnelTask:
 
     def __len__(self) -> int:
         return self.config.n_total
+
+    # -- the task protocol (mbc_interp.tasks.protocol) -------------------------------------------
+    @cached_property
+    def train_rows(self) -> Int[Tensor, " n"]:
+        """Every row: the wind tunnel trains and evaluates on the same examples."""
+        return torch.arange(len(self))
+
+    def eval_rows(self, n_max: int | None, seed: int = 0) -> Int[Tensor, " n_eval"]:
+        """All rows, or a fixed seeded subsample of ``n_max`` (sorted)."""
+        from .evaluation import eval_rows
+
+        return eval_rows(self, n_max, seed)
+
+    def evaluate(self, model: nn.Module, rows: Int[Tensor, " n"], **settings: Any) -> dict:
+        """Every metric of :mod:`~mbc_interp.evaluation` on ``rows`` (``cand_examples``)."""
+        from .evaluation import evaluate
+
+        return evaluate(model, self, rows, **settings)
+
+    @property
+    def transition(self) -> Transition:
+        """The loss's drop from its log K plateau; timed on the candidate loss where the raw
+        loss rests at an alphabet-level value instead (the paper's random strings)."""
+        scale = self.log_k if self.log_k > 0 else 1.0
+        return Transition("loss", scale, rest_level=self.log_k, fallback="cand_loss")
+
+    @property
+    def progress_signals(self) -> tuple[ProgressSignal, ...]:
+        """Δz (raw, then candidate-normalised): the loss's rise when z is replaced by another
+        selector of the same B; 0 for any model that ignores z. None without a selector."""
+        if not self.has_selector or self.K < 2:
+            return ()
+        return (
+            ProgressSignal("dz", "dz_se", description="loss with z deranged minus clean loss"),
+            ProgressSignal(
+                "dz_cand", "dz_cand_se", description="the same on the candidate-normalised loss"
+            ),
+        )
 
     def __repr__(self) -> str:
         return f"WindTunnelTask({self.config.describe()})"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from functools import cached_property, partial
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .checks import check_field, is_int
 
@@ -72,6 +72,8 @@ class Layout:
 @dataclass(frozen=True)
 class TaskConfig:
     """The wind-tunnel dataset: fully determined by these fields (and numpy's PCG64)."""
+
+    name: ClassVar[str] = "wind_tunnel"
 
     D: int | None = None
     """Number of distinct base strings B (default 1000 unless ``n_examples`` is given)."""
@@ -211,6 +213,11 @@ class TaskConfig:
         return self.n_bases * self.K
 
     @property
+    def n_train(self) -> int:
+        """Every example is trained on: the wind tunnel has no held-out split."""
+        return self.n_total
+
+    @property
     def n_base_strings(self) -> int:
         """How many distinct base strings the alphabet allows."""
         return (len(CHARS) if self.strings else self.n_base_symbols) ** self.base_len
@@ -290,4 +297,4 @@ class TaskConfig:
         )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"name": self.name, **asdict(self)}

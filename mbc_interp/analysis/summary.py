@@ -1,4 +1,5 @@
-"""When does the model start to use z, and which heads carry it? ``RUN/analysis/summary.json``.
+"""When does the transition happen, what moves before it, and (on the wind tunnel) which heads
+carry z? ``RUN/analysis/summary.json``.
 
 Rules (also in the README; fixed before the sweeps that report them):
 
@@ -29,6 +30,12 @@ Rules (also in the README; fixed before the sweeps that report them):
   of the probability the model puts on B's K candidates when they are scored as whole
   sequences (an upper bound when only their first tokens are; it mixes the loss's rows with
   the candidate rows: the matched ``marg_loss`` measures the same on one set of rows).
+- **Every task** (:mod:`mbc_interp.analysis.signals`): the times above are read off the
+  task's transition metric (``transition_signal``; ``loss_scale`` is its chance level,
+  ``log_k`` its resting level, null where it has none); ``progress_signal`` names the task's
+  primary hidden-progress signal and ``t_progress`` is its onset (``t_progress_reason`` says
+  why where it is null); ``progress`` holds every signal's onset, phase and lead fraction.
+  On the wind tunnel the primary signal is Δz and ``t_progress`` equals ``t_z``.
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
   (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
@@ -73,11 +80,9 @@ import pandas as pd
 
 from mbc_interp.analysis.extra_summary import ablation_summary, atp_summary, essential_summary
 from mbc_interp.analysis.groups import collective_summary
+from mbc_interp.analysis.signals import progress_summary, transition_of
 from mbc_interp.analysis.stages import resting_levels, stage_times
 from mbc_interp.analysis.transition import (
-    detect_loss_transition,
-    detect_rest_transition,
-    first_stretch,
     flat_stretch,
     growth_onset,
     growth_rate,
@@ -132,23 +137,6 @@ def routing_scores(z_use: pd.DataFrame, start: float | None, stop: float | None)
         x, y = curve.step.to_numpy(float), curve.total.to_numpy(float)
         out[head] = float(np.trapezoid(y, x) / (x[-1] - x[0])) if len(x) > 1 else float(y[0])
     return pd.Series(out, dtype=float)
-
-
-def transition_of(metrics: pd.DataFrame, log_k: float) -> tuple[dict[str, Any], str]:
-    """The loss times of a metrics table and the curve they were read from (``"loss"``, or
-    ``"cand_loss"`` when the raw loss never rests at log K; see the module docstring)."""
-    m = metrics
-    if m.empty:
-        raise ValueError("no evaluation in the metrics yet")
-    steps = m["step"].to_numpy(float)
-    lt = detect_loss_transition(steps, m["loss"].to_numpy(float), log_k)
-    if lt.status == "no_plateau" and "cand_loss" in m and m["cand_loss"].notna().any():
-        rest = first_stretch(steps, m["loss_tok"]).start if "loss_tok" in m else None
-        cand = detect_rest_transition(steps, m["cand_loss"].to_numpy(float), log_k, rest)
-        out = cand.to_dict()
-        out["raw_loss_reason"] = lt.reason
-        return out, "cand_loss"
-    return lt.to_dict(), "loss"
 
 
 def _hidden_progress(m: pd.DataFrame, out: dict[str, Any]) -> None:
@@ -236,8 +224,10 @@ def _collective(table: pd.DataFrame, out: dict[str, Any]) -> None:
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     """The transition summary of a run from its metrics and analysis timeline."""
     metrics = run.metrics  # read once: the file is read fresh on every access
-    transition, signal = transition_of(metrics, run.log_k)
-    out: dict[str, Any] = {"log_k": run.log_k, "transition_signal": signal, **transition}
+    task = run.task
+    transition, signal = transition_of(metrics, task.transition)
+    out: dict[str, Any] = {"log_k": task.transition.rest_level, "transition_signal": signal,
+                           **transition, "loss_scale": task.transition.scale}  # fmt: skip
     out.update(
         t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,
         routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
@@ -246,7 +236,9 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
         marginal_gap_at_drop=None,
     )  # fmt: skip
     _hidden_progress(metrics, out)
-    _marginal_stage(metrics, run.config.task.format_loss_tok, out)
+    out.update(progress_summary(task.progress_signals, metrics, table, out["t_plateau_start"],
+                                out["t_loss"]))  # fmt: skip
+    _marginal_stage(metrics, getattr(run.config.task, "format_loss_tok", None), out)
     if table.empty:
         out["routing_reason"] = "no checkpoint analysed"
     else:

@@ -23,10 +23,11 @@ outside a task's own package knows how its rows are built.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from jaxtyping import Int
-from torch import Tensor, nn
+if TYPE_CHECKING:  # annotations only: configs import this module without torch
+    from jaxtyping import Int
+    from torch import Tensor, nn
 
 __all__ = [
     "HasGroups",
@@ -55,12 +56,21 @@ class Transition:
     """The metric's chance level in nats: "solved" is below ``solved_frac x scale`` and the
     adaptive checkpoints trigger on moves of ``loss_delta x scale``."""
     rest_level: float | None = None
-    """The level the metric rests at before its drop (log K on the wind tunnel); ``None``
-    where the task has no plateau level, and the drop is timed from the metric's own rest."""
+    """The level the metric rests at before its drop (log K on the wind tunnel): the plateau
+    is where the metric stays within 5% of it. ``None`` where the task has no plateau level:
+    the plateau then starts where ``rest_from`` is first held below ``solved_frac x scale``."""
+    rest_from: str | None = None
+    """With no ``rest_level``: the logged metric whose being solved starts the plateau (the
+    training loss on modular addition: memorisation done, the test loss not yet fallen)."""
+    fallback: str | None = None
+    """A metric to time the transition on where ``metric`` never rests at ``rest_level`` (the
+    wind tunnel's candidate loss, when the raw loss rests at an alphabet-level value)."""
 
     def __post_init__(self) -> None:
         if not self.metric:
             raise ValueError("Transition.metric must name a logged metric")
+        if self.rest_level is None and self.rest_from is None:
+            raise ValueError("Transition: give rest_level or rest_from (where the plateau starts)")
         if not self.scale > 0:
             raise ValueError(f"Transition.scale = {self.scale}: must be > 0")
         if self.rest_level is not None and not self.rest_level >= 0:
@@ -79,14 +89,19 @@ class ProgressSignal:
     source: str = "metrics"
     """``"metrics"`` (evaluated at every evaluation during training) or an analysis kind."""
     direction: Literal["up", "down"] = "up"
-    """``up``: grows from a noise floor near 0 (the onset is its rise above 3 SE);
-    ``down``: falls from its initial level (the onset is its first held fall)."""
+    """Whether the signal rises (``up``) or falls (``down``) as the hidden progress is made."""
+    baseline: Literal["zero", "rest"] = "zero"
+    """What its onset is measured from: ``zero`` (its value for any model without the
+    mechanism, as Δz is 0 for a model that ignores z) or ``rest`` (its value where the plateau
+    starts, for a signal with no such null value: a weight norm, a restricted loss)."""
     description: str = ""
     """One line on what it measures, for reports."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("up", "down"):
             raise ValueError(f"ProgressSignal.direction = {self.direction!r}: 'up' or 'down'")
+        if self.baseline not in ("zero", "rest"):
+            raise ValueError(f"ProgressSignal.baseline = {self.baseline!r}: 'zero' or 'rest'")
 
 
 @runtime_checkable
@@ -99,6 +114,16 @@ class TaskConfigLike(Protocol):
     def d_vocab(self) -> int: ...
     @property
     def seq_len(self) -> int: ...
+    @property
+    def n_total(self) -> int:
+        """Rows in the task's table (training and held-out)."""
+        ...
+
+    @property
+    def n_train(self) -> int:
+        """Rows trained on (``n_total`` where the task has no held-out split)."""
+        ...
+
     def describe(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
 
