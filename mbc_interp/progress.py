@@ -28,8 +28,11 @@ def loss_phase(loss: float, log_k: float, solved_frac: float) -> str:
     return "on the plateau" if ratio >= 1 - PLATEAU_BAND else "dropping"
 
 
-def train_postfix(loss: float, log_k: float, acc: float, solved_frac: float) -> str:
-    """The progress bar's words: the loss against log K and its phase (no ETA: a run stops by
-    itself once solved, long before its step cap)."""
-    return (f"loss {loss:.4f} = {loss / log_k:.2f} log K ({loss_phase(loss, log_k, solved_frac)})"
-            f", exact match {acc:.2f}")  # fmt: skip
+def train_postfix(
+    loss: float, log_k: float, acc: float, solved_frac: float, metric: str = "loss"
+) -> str:
+    """The progress bar's words: the transition metric against its scale (log K on the wind
+    tunnel) and its phase (no ETA: a run stops by itself once solved, long before its cap)."""
+    unit = "log K" if metric == "loss" else "scale"
+    return (f"{metric} {loss:.4f} = {loss / log_k:.2f} {unit} "
+            f"({loss_phase(loss, log_k, solved_frac)}), accuracy {acc:.2f}")  # fmt: skip

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
 
-    from .task import WindTunnelTask
+    from mbc_interp.tasks.protocol import Task
+
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,11 @@ class Run:
         return dict(self._record.get("versions", {}))
 
     @cached_property
-    def task(self) -> WindTunnelTask:
+    def task(self) -> Task:
         """The task rebuilt from the saved config; checked against the saved data fingerprint."""
-        from .task import WindTunnelTask
+        from mbc_interp.tasks.registry import build_task
 
-        task = WindTunnelTask(self.config.task)
+        task = build_task(self.config.task)
         saved = self._record.get("task_fingerprint")
         if saved is not None and saved != task.fingerprint:
             raise RunStoreError(
@@ -107,7 +108,13 @@ class Run:
 
     @property
     def log_k(self) -> float:
-        return self.config.task.log_k
+        """The level the transition metric rests at (log K on the wind tunnel); a task with no
+        resting level has none, and this is an error naming the task."""
+        level = getattr(self.config.task, "log_k", None)  # from the config: no data built
+        if level is None:
+            name = type(self.config.task).name
+            raise AttributeError(f"{self.path}: task {name!r} has no log K plateau level")
+        return level
 
     @property
     def metrics(self) -> pd.DataFrame:

@@ -26,12 +26,13 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from .config import RunConfig, dz_level
-from .evaluation import eval_rows, evaluate, target_losses
+from .evaluation import target_losses
 from .model import build_model, model_state, resolve_device
 from .progress import progress_interval, train_postfix
 from .run import Run, load_run
 from .store import RunStore, RunStoreError
-from .task import WindTunnelTask
+from .tasks.protocol import Task
+from .tasks.registry import build_task
 
 
 class TrainingError(RuntimeError):
@@ -107,7 +108,7 @@ def train(
     """Train a new run into ``out`` and return it (see :class:`mbc_interp.run.Run`)."""
     config = config or RunConfig()
     store = RunStore(out)
-    task = WindTunnelTask(config.task)
+    task = build_task(config.task)
     device = resolve_device(config.train.device)
     _apply_threads(config)
     if config.train.compile:  # before anything is written
@@ -194,15 +195,17 @@ class _Loop:
         self.history = store.read_metrics() if self.monitor and counters.step else []
         self.device = next(model.parameters()).device
         self.tokens = task.tokens.to(self.device)
+        self.train_rows = task.train_rows.to(self.device)
         self.answer_pos = task.answer_pos
-        self.eval_rows = eval_rows(task, config.train.eval_examples)
+        self.eval_rows = task.eval_rows(config.train.eval_examples)
+        self.transition = task.transition
         self.eval_every = config.eval_interval
 
     def run(self, fresh: bool = False) -> None:
         """Train to the step cap or until solved; ``fresh``: a new run, whose step 0 is
         evaluated and checkpointed first (a resumed one, even from step 0, has them already)."""
         tc = self.config.train
-        log_k = self.task.log_k
+        tr = self.transition
         t0 = time.perf_counter() - self.p.wall_offset
         bar = tqdm(  # no total: the cap is shown as a cap, with no ETA to it
             initial=self.p.step,
@@ -243,7 +246,7 @@ class _Loop:
                     break
                 if self._solved_enough() and step < tc.steps:
                     stop_reason = (
-                        f"solved: loss < {tc.solved_frac} log K for "
+                        f"solved: {tr.metric} < {tc.solved_frac} x {tr.scale:.4f} for "
                         f"{tc.stop_after_solved} further evaluations"
                     )
                     break
@@ -251,7 +254,7 @@ class _Loop:
         if self.show_progress:
             tqdm.write(
                 f"{self.store.path}: {status} at step {self.p.step} ({stop_reason}); "
-                f"log K = {log_k:.4f}"
+                f"{tr.metric} scale = {tr.scale:.4f}"
             )
 
     def _diverged(self, bad_step: int | None, step: int) -> str:
@@ -268,8 +271,8 @@ class _Loop:
         tc = self.config.train
         for group in self.optimizer.param_groups:
             group["lr"] = tc.lr_at(step)
-        idx = torch.from_numpy(batch_indices(tc.seed, step, tc.batch_size, len(self.task)))
-        batch = self.tokens[idx.to(self.device)]
+        idx = torch.from_numpy(batch_indices(tc.seed, step, tc.batch_size, len(self.train_rows)))
+        batch = self.tokens[self.train_rows[idx.to(self.device)]]
         loss = target_losses(self.forward, batch, self.answer_pos).sum(-1).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -280,21 +283,21 @@ class _Loop:
         self, step, train_loss, t0, bar, force_ckpt: bool = False
     ) -> dict | None:
         tc = self.config.train
-        log_k = self.task.log_k
+        tr = self.transition
         self.model.eval()
-        ev = evaluate(self.model, self.task, self.eval_rows, cand_examples=tc.cand_examples)
+        ev = self.task.evaluate(self.model, self.eval_rows, cand_examples=tc.cand_examples)
         self.model.train()
         if not (math.isfinite(ev["loss"]) and _weights_finite(self.model)):
             return None
         level = dz_level(ev)
-        solved = ev["loss"] < tc.solved_frac * log_k
+        solved = ev[tr.metric] < tc.solved_frac * tr.scale
         self.p.solved_evals = self.p.solved_evals + 1 if solved else 0
         ckpt = (
             force_ckpt
             or self._solved_enough()
             or tc.checkpoints.is_fixed(step)
             or step == tc.steps
-            or tc.checkpoints.moved(ev["loss"], self.p.last_ckpt_loss, log_k)
+            or tc.checkpoints.moved(ev[tr.metric], self.p.last_ckpt_loss, tr.scale)
             or tc.checkpoints.dz_moved(level, self.p.last_ckpt_dz)
         )
         row = {
@@ -303,7 +306,7 @@ class _Loop:
             "examples": step * tc.batch_size,
             **ev,
             "train_loss": train_loss,
-            "log_k": log_k,
+            **({} if tr.rest_level is None else {"log_k": tr.rest_level}),
             "lr": tc.lr_at(max(step, 1)),
             "checkpoint": ckpt,
             "wall_time": time.perf_counter() - t0,
@@ -312,8 +315,8 @@ class _Loop:
         if ckpt:
             self.p.wall_offset = row["wall_time"]
             self.p.last_ckpt_dz = level
-            self._checkpoint(step, ev["loss"])
-        postfix = train_postfix(ev["loss"], log_k, ev["acc"], tc.solved_frac)
+            self._checkpoint(step, ev[tr.metric])
+        postfix = train_postfix(ev[tr.metric], tr.scale, ev["acc"], tc.solved_frac, tr.metric)
         if self.monitor is not None:
             self.history.append(row)
             extra = self.monitor(self.history)
@@ -425,7 +428,7 @@ def _apply_threads(config: RunConfig) -> None:
         torch.set_num_threads(config.train.threads)
 
 
-def _config_record(config: RunConfig, task: WindTunnelTask) -> dict[str, Any]:
+def _config_record(config: RunConfig, task: Task) -> dict[str, Any]:
     def version(pkg: str) -> str | None:
         try:
             return metadata.version(pkg)
@@ -436,7 +439,7 @@ def _config_record(config: RunConfig, task: WindTunnelTask) -> dict[str, Any]:
         "format": 1,
         "config": config.to_dict(),
         "task_fingerprint": task.fingerprint,
-        "log_k": task.log_k,
+        "log_k": task.transition.rest_level,
         "tokens_per_step": config.tokens_per_step,
         "versions": {
             "mbc_interp": version("mbc-interp"),

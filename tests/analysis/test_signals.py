@@ -1,0 +1,104 @@
+"""The task-independent timing rules of mbc_interp.analysis.signals, on curves whose answers
+are known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mbc_interp.analysis.signals import (
+    progress_summary,
+    signal_onset,
+    signal_series,
+    transition_of,
+)
+from mbc_interp.analysis.transition import detect_loss_transition, growth_onset
+from mbc_interp.tasks.protocol import ProgressSignal, Transition
+
+STEPS = np.arange(0, 2001, 20, dtype=float)
+
+
+def _grokking_metrics() -> pd.DataFrame:
+    """Train loss memorised by step 200; test loss high (8 nats) until it falls at step 1200."""
+    train = np.where(STEPS < 200, 4.0 * (1 - STEPS / 200) + 0.001, 0.001)
+    test = np.where(STEPS < 1000, 8.0, np.maximum(8.0 - (STEPS - 1000) * 0.04, 0.001))
+    return pd.DataFrame({"step": STEPS, "loss": train, "test_loss": test})
+
+
+def test_rest_level_transition_is_the_loss_rule():
+    log_k = math.log(4)
+    loss = np.where(STEPS < 1000, log_k, 0.01)
+    m = pd.DataFrame({"step": STEPS, "loss": loss})
+    times, signal = transition_of(m, Transition("loss", log_k, rest_level=log_k))
+    assert signal == "loss"
+    assert times == detect_loss_transition(STEPS, loss, log_k).to_dict()
+    assert 980 <= times["t_loss"] <= 1000
+
+
+def test_no_rest_level_starts_where_the_train_loss_is_solved():
+    scale = math.log(59)
+    tr = Transition("test_loss", scale, rest_from="loss")
+    times, signal = transition_of(_grokking_metrics(), tr)
+    assert signal == "test_loss"
+    # train loss first below 0.05 log 59 = 0.204 at step 200 (4 (1 - s/200) < 0.2 from s = 190)
+    assert times["t_plateau_start"] == 200.0
+    # test loss crosses 0.5 log 59 = 2.04 at 1000 + (8 - 2.04) / 0.04 = 1149
+    assert times["t_loss"] == pytest.approx(1000 + (8 - 0.5 * scale) / 0.04, abs=1e-6)
+    assert times["status"] == "transitioned"
+
+
+def test_no_rest_level_without_memorisation_has_no_plateau():
+    m = _grokking_metrics().assign(loss=1.0)
+    times, _ = transition_of(m, Transition("test_loss", math.log(59), rest_from="loss"))
+    assert times["status"] == "no_plateau" and times["t_loss"] is None
+
+
+def test_transition_metric_must_be_logged():
+    with pytest.raises(ValueError, match="test_loss"):
+        transition_of(pd.DataFrame({"step": [0.0], "loss": [1.0]}),
+                      Transition("test_loss", 1.0, rest_from="loss"))  # fmt: skip
+
+
+def test_zero_baseline_onset_is_the_growth_rule():
+    rng = np.random.default_rng(0)
+    v = np.where(STEPS < 600, 0.0, 1e-3 * np.exp((STEPS - 600) / 100)) + rng.normal(
+        0, 1e-3, len(STEPS)
+    )
+    se = np.full_like(v, 1e-3)
+    m = pd.DataFrame({"step": STEPS, "dz": v, "dz_se": se})
+    sig = ProgressSignal("dz", "dz_se")
+    row = signal_onset(sig, signal_series(sig, m, pd.DataFrame()), 100.0, 1500.0)
+    assert row["t"] == growth_onset(STEPS, v, se, sustain=3).t
+    assert 600 < row["t"] < 1000 and row["phase"] == "plateau"
+    assert row["lead_fraction"] == pytest.approx((1500 - row["t"]) / 1400)
+    assert row["doubling_steps"] == pytest.approx(100 * math.log(2), rel=0.1)
+
+
+def test_rest_baseline_falling_signal_without_se():
+    """A weight norm that rises to 30 during memorisation, rests, then falls from step 800."""
+    norm = np.where(
+        STEPS < 200, 10 + STEPS / 10, np.where(STEPS < 800, 30.0, 30 - (STEPS - 800) / 20)
+    )
+    table = pd.DataFrame({"step": STEPS, "analysis": "weights", "component": "all",
+                          "metric": "weight_norm", "value": norm})  # fmt: skip
+    sig = ProgressSignal("weight_norm", source="weights", direction="down", baseline="rest")
+    series = signal_series(sig, pd.DataFrame({"step": STEPS}), table)
+    row = signal_onset(sig, series, 200.0, 1500.0)
+    # 5% of 30 = 1.5 below the rest: 30 - (s - 800) / 20 < 28.5 from s = 830
+    assert 820 <= row["t"] <= 840
+    assert row["phase"] == "plateau"
+
+
+def test_progress_summary_names_the_primary_and_missing_signals():
+    m = pd.DataFrame({"step": STEPS, "dz": 0.0, "dz_se": 1.0})
+    sigs = (ProgressSignal("dz", "dz_se"), ProgressSignal("gini", source="fourier"))
+    out = progress_summary(sigs, m, pd.DataFrame(), 0.0, 1000.0)
+    assert out["progress_signal"] == "dz"
+    assert out["t_progress"] is None and "never above" in out["t_progress_reason"]
+    assert out["progress"]["gini"]["t"] is None
+    assert "'fourier' analysis holds no 'gini'" in out["progress"]["gini"]["reason"]
+    none = progress_summary((), m, pd.DataFrame(), 0.0, 1000.0)
+    assert none["progress_signal"] is None and "no hidden-progress" in none["t_progress_reason"]
