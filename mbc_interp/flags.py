@@ -20,6 +20,7 @@ from typing import Any, Literal
 from .config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
 from .model_config import ModelConfig
 from .task_config import TaskConfig
+from .tasks.registry import DEFAULT_TASK, TASKS
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {
@@ -49,6 +50,24 @@ def _flag_specs() -> list[tuple[str, str, Any]]:
     for section, cls in _SECTIONS.items():
         walk(section, cls, "")
     return specs
+
+
+@functools.cache
+def _other_task_fields() -> tuple[tuple[str, str, Any, type], ...]:
+    """``(task, field, annotation, config class)`` of every registered task's config field the
+    default task's config lacks (``--p``, ``--train-frac``): flags for whichever task is run."""
+    have = {f.name for f in fields(TaskConfig)}
+    out = []
+    for name, entry in TASKS.items():
+        if name == DEFAULT_TASK:
+            continue
+        cls = entry.config_class
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name not in have:
+                out.append((name, f.name, hints[f.name], cls))
+                have.add(f.name)
+    return tuple(out)
 
 
 def _flag_name(section: str, path: str) -> str:
@@ -114,12 +133,35 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
     """One flag per config field; ``multi=True`` lets each take several values (a grid)."""
     groups = {s: parser.add_argument_group(f"{s} config") for s in _SECTIONS}
     parser.add_argument(
-        "--preset", choices=list(PRESETS), nargs="+" if multi else None, default=argparse.SUPPRESS,
+        "--preset",
+        choices=list(PRESETS),
+        nargs="+" if multi else None,
+        default=argparse.SUPPRESS,
         help="start from named settings (paper: the paper's task, model and optimiser); "
         "a config file and flags override it",
     )
     defaults = RunConfig()
     unset = _unset_defaults(defaults)
+    groups["task"].add_argument(
+        "--task",
+        dest="cfg__task__name",
+        choices=list(TASKS),
+        default=argparse.SUPPRESS,
+        nargs="+" if multi else None,
+        help=f"the task (task.name; default: {DEFAULT_TASK}); "
+        + "; ".join(f"{n}: {e.summary}" for n, e in TASKS.items()),
+    )
+    for task, name, tp, cls in _other_task_fields():
+        group = parser.add_argument_group(f"task config ({task})")
+        doc = field_docs(cls).get(name, "")
+        default = getattr(cls(), name)
+        kwargs = {"dest": _dest("task", name), "default": argparse.SUPPRESS,
+                  "type": tp if isinstance(tp, type) else float, "metavar": name.upper(),
+                  "help": f"{doc} (task.{name}, {task} only; default: {default})"
+                  .replace("%", "%%")}  # fmt: skip
+        if multi:
+            kwargs["nargs"] = "+"
+        group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
     for section, path, tp in _flag_specs():
         # SUPPRESS: an unset flag leaves no attribute, so an explicit 'none' stays distinct
         kwargs: dict[str, Any] = {"dest": _dest(section, path), "default": argparse.SUPPRESS}
@@ -186,7 +228,8 @@ def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     out: dict[str, Any] = {}
     if hasattr(args, "preset"):
         out["preset"] = args.preset
-    for section, path, _ in _flag_specs():
+    extra = [("task", "name", str), *(("task", n, tp) for _, n, tp, _ in _other_task_fields())]
+    for section, path, _ in (*_flag_specs(), *extra):
         if not hasattr(args, _dest(section, path)):
             continue
         value = getattr(args, _dest(section, path))
@@ -216,6 +259,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 def run_name(config: RunConfig) -> str:
     """A readable default run directory name from the fields people sweep."""
     t, tr = config.task, config.train
+    if hasattr(t, "short_name"):  # a task that names its own data
+        return f"{t.short_name()}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
     size = f"D{t.n_bases}" if t.n_examples is None else f"N{t.n_total}"
     name = f"{size}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
     return name + ("_forward" if t.direction == "forward" else "")
