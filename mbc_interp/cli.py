@@ -76,7 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.exist_ok and RunStore(out).exists():
             run = _existing(out, config, progress)
         else:
-            monitor = _monitor(out, progress, config.task.log_k)
+            monitor = _monitor(out, progress, config.task)
             run = train(config, out, progress=progress, monitor=monitor)
     _print_info(run)
     return 0
@@ -96,15 +96,17 @@ def _existing(out: Path, config: RunConfig, progress: bool):
     return run
 
 
-def _monitor(out: Path, progress: bool, log_k: float | None = None):
-    """The live drop forecast on the progress line (none without a progress line)."""
+def _monitor(out: Path, progress: bool, task_config=None):
+    """The live drop forecast on the progress line (none without a progress line, and none for
+    a task without a log K plateau: its forecast has no logged signal to run on)."""
     if not progress:
         return None
-    if log_k is None:
+    if task_config is None:
         from .run import load_run
 
-        log_k = load_run(out).log_k
-    return _forecast.live_monitor(out, log_k)
+        task_config = load_run(out).config.task
+    log_k = getattr(task_config, "log_k", None)
+    return None if log_k is None else _forecast.live_monitor(out, log_k)
 
 
 def _add_info(p: argparse.ArgumentParser) -> None:
@@ -126,7 +128,7 @@ def _print_info(run) -> None:
         f"status     {manifest.status}"
         + (f" ({manifest.stop_reason})" if manifest.stop_reason else "")
     )
-    print(f"task       WindTunnelTask({run.config.task.describe()})")  # the data is not built
+    print(f"task       {type(run.config.task).name}({run.config.task.describe()})")  # no data built
     print(
         f"checkpoints {len(manifest.checkpoints)} (steps {run.steps[0]}..{run.steps[-1]})"
         if run.steps
@@ -135,10 +137,12 @@ def _print_info(run) -> None:
     print(_verify.checkpoint_health(run.store))
     if len(m):
         last = m.iloc[-1]
+        log_k = getattr(run.config.task, "log_k", None)
+        where = f" ({last.loss / log_k:.1%} of log K = {log_k:.4f})" if log_k else ""
+        test = f", test loss {last.test_loss:.4f}" if "test_loss" in m else ""
         print(
             f"last eval  step {int(last.step)}, tokens {int(last.tokens):,}, "
-            f"loss {last.loss:.4f} nats ({last.loss / run.log_k:.1%} of log K = "
-            f"{run.log_k:.4f}), exact match {last.acc:.3f}"
+            f"loss {last.loss:.4f} nats{where}{test}, accuracy {last.acc:.3f}"
         )
 
 

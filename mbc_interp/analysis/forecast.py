@@ -54,11 +54,12 @@ from mbc_interp.analysis.forecast_calibration import (
     calibrated_interval,
     load_calibration,
 )
-from mbc_interp.analysis.summary import transition_of
+from mbc_interp.analysis.signals import transition_of
 from mbc_interp.analysis.transition import growth_onset
 from mbc_interp.checks import check_field
 from mbc_interp.run import load_run
 from mbc_interp.store import RunStoreError
+from mbc_interp.tasks.protocol import ProgressSignal, Task, Transition
 
 ForecastStatus = Literal["forecast", "not_enough_signal", "already_dropped", "no_plateau"]
 SIGNAL = ("dz", "dz_se")
@@ -108,7 +109,7 @@ class Reference:
     @classmethod
     def from_metrics(cls, metrics: pd.DataFrame, log_k: float) -> Reference | None:
         """The reference of a finished run (``None`` without a plateau, a drop or Δz)."""
-        times, _ = transition_of(metrics, log_k)
+        times, _ = transition_of(metrics, _as_transition(log_k))
         if times["t_loss"] is None or times["t_plateau_start"] is None or log_k <= 0:
             return None
         if SIGNAL[0] not in metrics:
@@ -191,15 +192,19 @@ class Forecast:
 
 def forecast(
     metrics: pd.DataFrame,
-    log_k: float,
+    log_k: float | Transition,
     *,
+    signal: tuple[str, str] = SIGNAL,
     as_of: float | int | None = None,
     references: Sequence[Reference] = (),
     config: ForecastConfig | None = None,
     calibration: Calibration | str | None = COMMITTED,
 ) -> Forecast:
     """Forecast the loss drop from ``metrics`` rows at or before ``as_of`` (default: all);
-    with ``references`` (finished runs of the same task), by analogy with them. The
+    with ``references`` (finished runs of the same task), by analogy with them. ``log_k``: the
+    wind tunnel's log K, or any task's :class:`Transition` (its scale is the unit of the
+    levels); ``signal``: the (value, SE) columns of a logged growing signal (see
+    :func:`forecast_signal`). The
     extrapolation's interval uses ``calibration`` (default: the committed one; ``None``: none,
     an open interval)."""
     config = config or ForecastConfig()
@@ -210,8 +215,10 @@ def forecast(
         return Forecast("no_plateau", None, None, None, None, None, "no evaluation yet")
     m = m.reset_index(drop=True)
     now = float(m["step"].iloc[-1])
-    times, _ = transition_of(m, log_k)
-    col, se_col = SIGNAL
+    transition = _as_transition(log_k)
+    log_k = transition.scale
+    times, _ = transition_of(m, transition)
+    col, se_col = signal
     base: dict[str, Any] = {"signal": None, "as_of_step": now,
                             "t_plateau_start": times["t_plateau_start"]}  # fmt: skip
     if times["t_loss"] is not None:
@@ -278,6 +285,28 @@ def _fit(
                 f"step over {n} evaluations")  # fmt: skip
     return {**fit, "n": n, "start": plateau_start, "doubling": float(np.log(2) / slope),
             "doubling_rel_se": slope_se / slope}  # fmt: skip
+
+
+def _as_transition(log_k: float | Transition) -> Transition:
+    """The wind tunnel's transition for a bare log K (the rule the summary uses there)."""
+    if isinstance(log_k, Transition):
+        return log_k
+    return Transition("loss", log_k if log_k > 0 else 1.0, rest_level=log_k, fallback="cand_loss")
+
+
+def forecast_signal(task: Task) -> tuple[str, str] | str:
+    """The (value, SE) columns the forecast reads for ``task``: its primary hidden-progress
+    signal where that is logged at every evaluation and grows from zero with a standard error
+    (the forecast extrapolates an exponential from its noise floor); else why there is none."""
+    if not task.progress_signals:
+        return f"task {task.name!r} declares no hidden-progress signal"
+    sig: ProgressSignal = task.progress_signals[0]
+    if sig.source != "metrics" or sig.se is None or sig.baseline != "zero" or sig.direction != "up":
+        return (
+            f"task {task.name!r}: its primary signal {sig.name!r} is not a logged signal growing "
+            "from zero with a standard error, which the forecast extrapolates"
+        )
+    return sig.name, sig.se
 
 
 def predictive_bounds(centre: float, sd: float, dof: int, coverage: float) -> tuple[float, float]:
@@ -408,3 +437,23 @@ def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Referenc
             refs.append(ref)
             used.append(d)
     return refs, used
+
+
+def forecast_run(
+    run: Any,
+    *,
+    as_of: float | int | None = None,
+    references: Sequence[Reference] = (),
+    metrics: pd.DataFrame | None = None,
+) -> Forecast:
+    """The forecast of a run's drop from its task's own signal: the wind tunnel's with the
+    committed calibration (made on wind-tunnel backtests), any other task's with none (an open
+    interval), and ``not_enough_signal`` naming why for a task without a forecastable signal."""
+    task = run.task
+    m = run.metrics if metrics is None else metrics
+    signal = forecast_signal(task)
+    if isinstance(signal, str):
+        return Forecast("not_enough_signal", None, None, None, None, None, signal)
+    calibration = COMMITTED if task.name == "wind_tunnel" else None
+    return forecast(m, task.transition, signal=signal, as_of=as_of, references=references,
+                    calibration=calibration)  # fmt: skip

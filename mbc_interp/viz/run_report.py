@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mbc_interp.analysis.forecast import forecast, forecast_path, sweep_references
+from mbc_interp.analysis.forecast import forecast_path, forecast_run, sweep_references
 from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.registry import extra_kinds
@@ -44,8 +44,11 @@ _TIMES = (
     ("t_z", "Δz (loss with z deranged - clean) above 3 SE for 3 evaluations: z starts to be used"),
     ("t_route", "the routing head's z-use (patching effect) above 3 SE for 2 checkpoints"),
     ("t_route_direct", "the same for its direct z-effect"),
-    ("t_attn_to_z", "half-way onset of its attention to z: when z is moved next to the answer "
-     "position, not when it is used"),
+    (
+        "t_attn_to_z",
+        "half-way onset of its attention to z: when z is moved next to the answer "
+        "position, not when it is used",
+    ),
     ("t_loss", "loss below 0.5 log K (held, interpolated)"),
     ("t_solved", "loss below 0.05 log K (held, interpolated)"),
 )
@@ -124,7 +127,7 @@ def forecast_section(run: Run, summary: dict[str, Any]) -> Section:
     evaluation (calibrated on the other runs of the run's sweep, if any)."""
     refs, _ = sweep_references(run.path, None)
     m = run.metrics
-    now = forecast(m, run.log_k, references=refs)
+    now = forecast_run(run, references=refs, metrics=m)
     path = forecast_path(m, run.log_k, references=refs)
     calib = (f"calibrated on {len(refs)} other runs of its sweep" if refs
              else "no reference runs: the extrapolation of Δz alone")  # fmt: skip
@@ -187,11 +190,17 @@ def headline(summary: dict[str, Any]) -> str:
     if summary.get("status") != "transitioned" or None in (head, route, drop):
         reason = summary.get("routing_reason") or summary.get("reason") or ""
         return f"Status: {summary.get('status')}. {reason}".strip()
-    z = ("" if tz is None else
-         f"Δz leaves its noise floor at step {tz:,.0f} ({summary['z_phase']}). ")
+    z = (
+        ""
+        if tz is None
+        else f"Δz leaves its noise floor at step {tz:,.0f} ({summary['z_phase']}). "
+    )
     lead = summary.get("lead_fraction")
-    where = (f"a lead of {lead:.0%} of the plateau" if lead is not None
-             else f"not a lead: {summary.get('route_phase', '').replace('_', ' ')}")
+    where = (
+        f"a lead of {lead:.0%} of the plateau"
+        if lead is not None
+        else f"not a lead: {summary.get('route_phase', '').replace('_', ' ')}"
+    )
     return (
         f"{z}The routing head {head}'s z-use leaves its noise floor at step {route:,.0f}, "
         f"{drop - route:,.0f} steps before the loss drops at step {drop:,.0f}: {where}. "
