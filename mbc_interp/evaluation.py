@@ -37,14 +37,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from .task import WindTunnelTask
+if TYPE_CHECKING:  # annotations only: the task's evaluate() calls this module
+    from mbc_interp.task import WindTunnelTask
 
 EVAL_CHUNK = 4096
 DERANGEMENT_SEED = 0

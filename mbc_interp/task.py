@@ -30,10 +30,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from mbc_interp.tasks.protocol import ProgressSignal, Transition
-
-from .construction import build_random_strings, build_targets, distinct_rows, repeated_row
-from .task_config import (
+from mbc_interp.construction import build_random_strings, build_targets, distinct_rows, repeated_row
+from mbc_interp.task_config import (
     CHARS,
     CONSTRUCTIONS,
     DIRECTIONS,
@@ -41,6 +39,7 @@ from .task_config import (
     TaskConfig,
     TaskConfigError,
 )
+from mbc_interp.tasks.protocol import ProgressSignal, Transition
 
 __all__ = [
     "CONSTRUCTIONS",
@@ -175,13 +174,13 @@ class WindTunnelTask:
 
     def eval_rows(self, n_max: int | None, seed: int = 0) -> Int[Tensor, " n_eval"]:
         """All rows, or a fixed seeded subsample of ``n_max`` (sorted)."""
-        from .evaluation import eval_rows
+        from mbc_interp.evaluation import eval_rows
 
         return eval_rows(self, n_max, seed)
 
     def evaluate(self, model: nn.Module, rows: Int[Tensor, " n"], **settings: Any) -> dict:
         """Every metric of :mod:`~mbc_interp.evaluation` on ``rows`` (``cand_examples``)."""
-        from .evaluation import evaluate
+        from mbc_interp.evaluation import evaluate
 
         return evaluate(model, self, rows, **settings)
 

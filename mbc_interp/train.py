@@ -25,13 +25,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from .config import RunConfig, dz_level
-from .evaluation import eval_rows, evaluate, target_losses
-from .model import build_model, model_state, resolve_device
-from .progress import progress_interval, train_postfix
-from .run import Run, load_run
-from .store import RunStore, RunStoreError
-from .task import WindTunnelTask
+from mbc_interp.config import RunConfig, dz_level
+from mbc_interp.core.progress import progress_interval, train_postfix
+from mbc_interp.evaluation import eval_rows, evaluate, target_losses
+from mbc_interp.model import build_model, model_state, resolve_device
+from mbc_interp.store.run import Run, load_run
+from mbc_interp.store.run_store import RunStore, RunStoreError
+from mbc_interp.task import WindTunnelTask
 
 
 class TrainingError(RuntimeError):
@@ -104,7 +104,7 @@ def train(
     progress: bool = True,
     monitor: Monitor | None = None,
 ) -> Run:
-    """Train a new run into ``out`` and return it (see :class:`mbc_interp.run.Run`)."""
+    """Train a new run into ``out`` and return it (see :class:`mbc_interp.store.run.Run`)."""
     config = config or RunConfig()
     store = RunStore(out)
     task = WindTunnelTask(config.task)

@@ -44,7 +44,7 @@ from torch.func import functional_call, grad, vmap
 from mbc_interp.analysis.extra_settings import GradientConfig
 from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
 from mbc_interp.evaluation import target_losses
-from mbc_interp.run import OptimizerState
+from mbc_interp.store.run import OptimizerState
 
 ALL = "all"
 
@@ -373,7 +373,8 @@ def gradient_diagnostics(
     optimizer_state: OptimizerState | None = None,
 ) -> GradientDiagnostics:
     """Measure one checkpoint. ``task`` needs ``tokens``, ``answer_pos``, ``base_index`` only;
-    ``optimizer_state`` (see :meth:`mbc_interp.run.Run.optimizer_state`) adds the Adam rows."""
+    ``optimizer_state`` (see :meth:`mbc_interp.store.run.Run.optimizer_state`) adds the Adam
+    rows."""
     device = next(model.parameters()).device
     tokens, a = task.tokens.to(device), task.answer_pos
     if not 0 <= a < tokens.shape[1] - 1:

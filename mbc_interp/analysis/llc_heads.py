@@ -36,7 +36,7 @@ def default_heads(run: Any) -> tuple[str, ...]:
     import json
 
     from mbc_interp.analysis.summary import SUMMARY_FILE
-    from mbc_interp.store import ANALYSIS_DIR
+    from mbc_interp.store.run_store import ANALYSIS_DIR
 
     path = run.path / ANALYSIS_DIR / SUMMARY_FILE
     summary = json.loads(path.read_text()) if path.exists() else {}

@@ -22,7 +22,7 @@ from mbc_interp.analysis.gradients import (
 )
 from mbc_interp.analysis.hessian import hessian_extremes, lanczos
 from mbc_interp.evaluation import target_losses
-from mbc_interp.run import OptimizerState
+from mbc_interp.store.run import OptimizerState
 from mbc_interp.task import sequence_nll
 
 from .conftest import tiny_model
