@@ -58,7 +58,7 @@ from mbc_interp.config import RunConfig
 from mbc_interp.model import build_model, model_state
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import RunStore
-from mbc_interp.task import PatchingPairs, WindTunnelTask, sequence_nll
+from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask, sequence_nll
 
 TARGET = 5.0
 PAIR_COUNTS = (16, 64, 256)

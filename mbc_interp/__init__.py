@@ -17,13 +17,13 @@ __all__ = lazy_package(
     __name__,
     {
         ".config": ("CheckpointSchedule", "ConfigError", "RunConfig", "TrainConfig"),
-        ".evaluation": ("evaluate",),
+        ".tasks.wind_tunnel.evaluation": ("evaluate",),
         ".model": ("build_model",),
         ".model_config": ("ModelConfig",),
         ".store.run": ("Run", "load_run"),
         ".store.run_store": ("CheckpointError", "RunStoreError"),
-        ".task": ("PatchingPairs", "WindTunnelTask"),
-        ".task_config": ("TaskConfig",),
+        ".tasks.wind_tunnel.task": ("PatchingPairs", "WindTunnelTask"),
+        ".tasks.wind_tunnel.config": ("TaskConfig",),
         ".train": ("resume", "train"),
     },
 )

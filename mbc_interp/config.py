@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from mbc_interp.core.checks import check_field
 from mbc_interp.model_config import ModelConfig
-from mbc_interp.task_config import TaskConfig
 from mbc_interp.tasks.protocol import TaskConfigLike
 from mbc_interp.tasks.registry import DEFAULT_TASK, UnknownTaskError, entry
+from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 
 class ConfigError(ValueError):

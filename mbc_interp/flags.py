@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from mbc_interp.config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
 from mbc_interp.model_config import ModelConfig
-from mbc_interp.task_config import TaskConfig
+from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {

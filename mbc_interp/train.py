@@ -27,11 +27,12 @@ from transformer_lens import HookedTransformer
 
 from mbc_interp.config import RunConfig, dz_level
 from mbc_interp.core.progress import progress_interval, train_postfix
-from mbc_interp.evaluation import eval_rows, evaluate, target_losses
 from mbc_interp.model import build_model, model_state, resolve_device
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import RunStore, RunStoreError
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.losses import target_losses
+from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows, evaluate
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 
 class TrainingError(RuntimeError):

@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "cli": 7,  # one module per command
     "__init__": 8,  # the package's public exports
 }
-LAYERS.update(construction=1, task=1, task_config=1, evaluation=1, flags=2, train=4,
+LAYERS.update(flags=2, train=4,
               reproduction=6, forecast_commands=7, verify_commands=7)  # TRANSITIONAL
 """Top-level directory or top-level module -> layer, lowest first; a module may import its own
 layer or lower ones only."""

@@ -31,7 +31,7 @@ from mbc_interp.model_config import ModelConfig
 from mbc_interp.store.run import Run
 
 if TYPE_CHECKING:  # the constants (BUDGET_S) are read by `mbc analyze --help`: no torch here
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 GFLOPS = 75.0
 """Floating-point throughput of one CPU core on the analyses' batched forward passes."""

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
 
     from mbc_interp.store.run import OptimizerState, Run
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 RunFunction = Callable[[Any, "WindTunnelTask", Any, "OptimizerState | None"], list[dict[str, Any]]]
 """``(model, task, settings, optimizer_state) -> rows``: the tidy timeline rows of one checkpoint

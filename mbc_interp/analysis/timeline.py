@@ -49,7 +49,7 @@ from mbc_interp.core.progress import progress_interval
 from mbc_interp.store.integrity import validate_metrics
 from mbc_interp.store.run import OptimizerState, Run, load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR, RunStoreError
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
 CONFIG_FILE = "config.json"

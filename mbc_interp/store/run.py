@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
 
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class Run:
     @cached_property
     def task(self) -> WindTunnelTask:
         """The task rebuilt from the saved config; checked against the saved data fingerprint."""
-        from mbc_interp.task import WindTunnelTask
+        from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
         task = WindTunnelTask(self.config.task)
         saved = self._record.get("task_fingerprint")

@@ -147,7 +147,7 @@ class TaskConfig:
         )
 
     def _check_proxy(self, need) -> None:
-        from mbc_interp.construction import targets_distinct
+        from mbc_interp.tasks.wind_tunnel.construction import targets_distinct
 
         need(self.selector_len == 1, "selector_len", "the proxy tasks use a one-token selector")
         need(self.selectors == "shared", "selectors", "'per_base' needs random_strings")
