@@ -35,7 +35,7 @@ from mbc_interp.analysis.timeline import AnalysisConfig, _example_rows
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import PRESETS, RunConfig
 from mbc_interp.model import build_model
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 
 def bench(preset: str, repeats: int) -> None:

@@ -31,9 +31,9 @@ from mbc_interp.analysis.gradients import (
 )
 from mbc_interp.analysis.llc import estimate_llc
 from mbc_interp.config import RunConfig
-from mbc_interp.evaluation import target_losses as example_losses
 from mbc_interp.model import build_model
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.losses import target_losses as example_losses
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 
 def main() -> None:

@@ -4,8 +4,9 @@
 
 Checkpoints: ``--checkpoints`` models of the default :class:`ModelConfig` on the default
 :class:`TaskConfig` (fresh seeds, or a chain trained ``--train-steps`` steps apart), saved into a
-temporary run directory with :class:`mbc_interp.store.RunStore` and read back with
-:meth:`mbc_interp.run.Run.model`, as ``mbc analyze`` does. Timings do not depend on the weights.
+temporary run directory with :class:`mbc_interp.store.run_store.RunStore` and read back with
+:meth:`mbc_interp.store.run.Run.model`, as ``mbc analyze`` does. Timings do not depend on the
+weights.
 
 1. Head-output patching over all heads (``get_act_patch_attn_head_out_all_pos``) on ``--pairs``
    clean/corrupt pairs: our batched engine (:func:`patch_head_out_all_pos`) against
@@ -55,9 +56,9 @@ from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.timeline import AnalysisConfig, _example_rows, analyze_checkpoint
 from mbc_interp.config import RunConfig
 from mbc_interp.model import build_model, model_state
-from mbc_interp.run import Run, load_run
-from mbc_interp.store import RunStore
-from mbc_interp.task import PatchingPairs, WindTunnelTask, sequence_nll
+from mbc_interp.store.run import Run, load_run
+from mbc_interp.store.run_store import RunStore
+from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask, sequence_nll
 
 TARGET = 5.0
 PAIR_COUNTS = (16, 64, 256)

@@ -61,10 +61,10 @@ from transformer_lens.components import LayerNorm as TLLayerNorm
 from transformer_lens.hook_points import HookPoint
 
 from mbc_interp.config import RunConfig
-from mbc_interp.evaluation import eval_rows, evaluate
-from mbc_interp.evaluation import target_losses as example_losses
 from mbc_interp.model import FastLayerNorm, build_model
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.losses import target_losses as example_losses
+from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows, evaluate
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 from mbc_interp.train import batch_indices, make_optimizer, training_forward
 
 BASELINE = "plain PyTorch"

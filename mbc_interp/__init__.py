@@ -4,12 +4,12 @@ The public API::
 
     from mbc_interp import load_run, train, RunConfig, TaskConfig, ModelConfig, TrainConfig
 
-Every name is imported from its module on first use (:mod:`mbc_interp.lazy`): importing the
+Every name is imported from its module on first use (:mod:`mbc_interp.core.lazy`): importing the
 package, reading configs and opening runs never loads torch or TransformerLens; building a
 model, a task's data or training does.
 """
 
-from .lazy import lazy_package
+from mbc_interp.core.lazy import lazy_package
 
 __version__ = "0.1.0"
 
@@ -17,13 +17,13 @@ __all__ = lazy_package(
     __name__,
     {
         ".config": ("CheckpointSchedule", "ConfigError", "RunConfig", "TrainConfig"),
-        ".evaluation": ("evaluate",),
+        ".tasks.wind_tunnel.evaluation": ("evaluate",),
         ".model": ("build_model",),
         ".model_config": ("ModelConfig",),
-        ".run": ("Run", "load_run"),
-        ".store": ("CheckpointError", "RunStoreError"),
-        ".task": ("PatchingPairs", "WindTunnelTask"),
-        ".task_config": ("TaskConfig",),
+        ".store.run": ("Run", "load_run"),
+        ".store.run_store": ("CheckpointError", "RunStoreError"),
+        ".tasks.wind_tunnel.task": ("PatchingPairs", "WindTunnelTask"),
+        ".tasks.wind_tunnel.config": ("TaskConfig",),
         ".train": ("resume", "train"),
     },
 )

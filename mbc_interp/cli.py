@@ -27,19 +27,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import forecast_commands as _forecast
-from . import verify_commands as _verify
-from .config import ConfigError, RunConfig
-from .flags import (
+from mbc_interp import forecast_commands as _forecast
+from mbc_interp import verify_commands as _verify
+from mbc_interp.config import ConfigError, RunConfig
+from mbc_interp.flags import (
     _parse_optional,
     add_config_flags,
     config_overrides,
     resolve_config,
     run_name,
 )
-from .store import RunStore, RunStoreError
-from .sweep import commands as _sweep
-from .viz.commands import add_report_args, cmd_report
+from mbc_interp.store.run_store import RunStore, RunStoreError
+from mbc_interp.sweep import commands as _sweep
+from mbc_interp.viz.commands import add_report_args, cmd_report
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -57,7 +57,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import resume, train
+    from mbc_interp.train import resume, train
 
     progress = not args.no_progress
     if args.resume is not None:
@@ -83,8 +83,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _existing(out: Path, config: RunConfig, progress: bool):
-    from .run import load_run
-    from .train import resume
+    from mbc_interp.store.run import load_run
+    from mbc_interp.train import resume
 
     run = load_run(out)
     if run.config != config:
@@ -102,7 +102,7 @@ def _monitor(out: Path, progress: bool, task_config=None):
     if not progress:
         return None
     if task_config is None:
-        from .run import load_run
+        from mbc_interp.store.run import load_run
 
         task_config = load_run(out).config.task
     log_k = getattr(task_config, "log_k", None)
@@ -114,7 +114,7 @@ def _add_info(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .run import load_run
+    from mbc_interp.store.run import load_run
 
     _print_info(load_run(args.run))
     return 0
@@ -147,10 +147,10 @@ def _print_info(run) -> None:
 
 
 def _add_analyze(p: argparse.ArgumentParser) -> None:
-    from .analysis.analysis_config import AnalysisConfig
-    from .analysis.plan import BUDGET_S
-    from .analysis.registry import extra_kinds
-    from .analysis.sites import SITE_KINDS
+    from mbc_interp.analysis.analysis_config import AnalysisConfig
+    from mbc_interp.analysis.plan import BUDGET_S
+    from mbc_interp.analysis.registry import extra_kinds
+    from mbc_interp.analysis.sites import SITE_KINDS
 
     d = AnalysisConfig()
     p.add_argument("run", type=Path, metavar="RUN", help="run directory (may still be training)")
@@ -210,9 +210,9 @@ _ANALYSIS_FLAGS = ("n_pairs", "pair_seed", "n_examples", "patch_kinds", "detail_
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis.summary import format_summary
-    from .analysis.timeline import analyze
-    from .run import load_run
+    from mbc_interp.analysis.summary import format_summary
+    from mbc_interp.analysis.timeline import analyze
+    from mbc_interp.store.run import load_run
 
     if args.budget <= 0:
         raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
@@ -233,8 +233,8 @@ def _analysis_plan(args: argparse.Namespace, run):
     earlier analysis (unless ``--force``), else the defaults (``--full``) or the budget plan."""
     from dataclasses import replace
 
-    from .analysis.plan import fixed_plan, plan_analysis
-    from .analysis.timeline import AnalysisConfig, saved_config, select_steps
+    from mbc_interp.analysis.plan import fixed_plan, plan_analysis
+    from mbc_interp.analysis.timeline import AnalysisConfig, saved_config, select_steps
 
     steps = select_steps(run.steps, args.every, args.start, args.stop)
     given = {k: getattr(args, k) for k in _ANALYSIS_FLAGS if hasattr(args, k)}  # flags given
@@ -246,7 +246,7 @@ def _analysis_plan(args: argparse.Namespace, run):
         new_llc_heads = ("llc_heads" in given.get("kinds", ()) and not known
                          and "heads" not in settings.get("llc_heads", {}))  # fmt: skip
         if new_llc_heads:  # the routing heads of the earlier analysis, and a control head
-            from .analysis.llc_heads import default_heads
+            from mbc_interp.analysis.llc_heads import default_heads
 
             settings.setdefault("llc_heads", {})["heads"] = list(default_heads(run))
         if saved is not None:
@@ -269,7 +269,7 @@ def _analysis_plan(args: argparse.Namespace, run):
 
 def _kind_settings(texts: list[str]) -> dict[str, dict[str, object]]:
     """``--kind-setting KIND.NAME=VALUE`` flags as ``{kind: {name: value}}``."""
-    from .analysis.registry import parse_setting
+    from mbc_interp.analysis.registry import parse_setting
 
     out: dict[str, dict[str, object]] = {}
     for text in texts:

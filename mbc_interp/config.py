@@ -21,11 +21,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from .checks import check_field
-from .model_config import ModelConfig
-from .task_config import TaskConfig
-from .tasks.protocol import TaskConfigLike
-from .tasks.registry import DEFAULT_TASK, UnknownTaskError, entry
+from mbc_interp.core.checks import check_field
+from mbc_interp.model_config import ModelConfig
+from mbc_interp.tasks.protocol import TaskConfigLike
+from mbc_interp.tasks.registry import DEFAULT_TASK, UnknownTaskError, entry
+from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 
 class ConfigError(ValueError):

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any, Literal
 
-from .config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
-from .model_config import ModelConfig
-from .task_config import TaskConfig
-from .tasks.registry import DEFAULT_TASK, TASKS
+from mbc_interp.config import PRESETS, RunConfig, TrainConfig, merge_config, read_mapping
+from mbc_interp.model_config import ModelConfig
+from mbc_interp.tasks.registry import DEFAULT_TASK, TASKS
+from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 # (section, field path) -> flag name, where the plain field name would be ambiguous or unclear
 _RENAMES = {

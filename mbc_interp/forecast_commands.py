@@ -22,10 +22,10 @@ from mbc_interp.analysis.forecast_calibration import (
     held_out_intervals,
     write_calibration,
 )
-from mbc_interp.jsonsafe import json_safe
+from mbc_interp.core.files import atomic_write
+from mbc_interp.core.jsonsafe import json_safe
 from mbc_interp.reproduction import _md_table, _write_svgs, replace_section
-from mbc_interp.run import load_run
-from mbc_interp.store import atomic_write
+from mbc_interp.store.run import load_run
 from mbc_interp.sweep.backtest import (
     backtest,
     block_summary,

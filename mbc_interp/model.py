@@ -17,7 +17,7 @@ from torch import nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.components import LayerNorm as _TLLayerNorm
 
-from .model_config import (
+from mbc_interp.model_config import (
     ACT_FNS,
     NORMALIZATIONS,
     POSITIONAL,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Literal
 
-from .checks import check_field
+from mbc_interp.core.checks import check_field
 
 Normalization = Literal["LN", "LNPre", "RMS", "RMSPre", "none"]
 PositionalEmbedding = Literal["standard", "rotary", "shortformer"]

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.jsonsafe import json_safe
-from mbc_interp.run import load_run
-from mbc_interp.store import atomic_write
+from mbc_interp.core.files import atomic_write
+from mbc_interp.core.jsonsafe import json_safe
+from mbc_interp.store.run import load_run
 from mbc_interp.sweep.fit import PAPER, control_twins, fit_sweep
 from mbc_interp.sweep.results import collect
 
@@ -409,7 +409,7 @@ def noise_marker(results: Path) -> str:
 
 def _noise_figure_rows(table: pd.DataFrame, ref: dict[str, Any]) -> pd.DataFrame:
     """The lowest-seed measurable run at each D of the D slice."""
-    from mbc_interp.runtable import slice_of
+    from mbc_interp.store.sweep_runs import slice_of
     from mbc_interp.sweep.noise import MIN_CHECKPOINTS
 
     rows = slice_of(table[table.direction == "backward"], "D", ref).sort_values(["D", "seed"])

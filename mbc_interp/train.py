@@ -25,14 +25,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from .config import RunConfig, dz_level
-from .evaluation import target_losses
-from .model import build_model, model_state, resolve_device
-from .progress import progress_interval, train_postfix
-from .run import Run, load_run
-from .store import RunStore, RunStoreError
-from .tasks.protocol import Task
-from .tasks.registry import build_task
+from mbc_interp.config import RunConfig, dz_level
+from mbc_interp.core.progress import progress_interval, train_postfix
+from mbc_interp.model import build_model, model_state, resolve_device
+from mbc_interp.store.run import Run, load_run
+from mbc_interp.store.run_store import RunStore, RunStoreError
+from mbc_interp.tasks.losses import target_losses
+from mbc_interp.tasks.protocol import Task
+from mbc_interp.tasks.registry import build_task
 
 
 class TrainingError(RuntimeError):
@@ -105,7 +105,7 @@ def train(
     progress: bool = True,
     monitor: Monitor | None = None,
 ) -> Run:
-    """Train a new run into ``out`` and return it (see :class:`mbc_interp.run.Run`)."""
+    """Train a new run into ``out`` and return it (see :class:`mbc_interp.store.run.Run`)."""
     config = config or RunConfig()
     store = RunStore(out)
     task = build_task(config.task)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .integrity import FileProblem, drop_damaged, quick_check, verify_checkpoints
-from .store import RunStore
+from mbc_interp.store.integrity import FileProblem, drop_damaged, quick_check, verify_checkpoints
+from mbc_interp.store.run_store import RunStore
 
 
 def add_verify(p: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from mbc_interp.evaluation import evaluate
-from mbc_interp.task import TaskConfig, WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.evaluation import evaluate
+from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
 
 from .helpers import build_cfg
 

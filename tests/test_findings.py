@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.runtable import main_runs, slice_of
+from mbc_interp.store.sweep_runs import main_runs, slice_of
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

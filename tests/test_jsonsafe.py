@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.jsonsafe import json_safe
+from mbc_interp.core.jsonsafe import json_safe
 from mbc_interp.reproduction import claims_table
 from mbc_interp.sweep.fit import fit_sweep
 

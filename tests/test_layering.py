@@ -1,5 +1,7 @@
 """Import structure: no cycle between mbc_interp's modules (function-local imports included),
-and no lower layer importing an upper one. Read from the source (AST), nothing is imported."""
+and no lower layer importing an upper one. A module's layer is read from where it sits: its
+top-level directory (``mbc_interp/store/...``), or its name for the few top-level modules.
+Read from the source (AST), nothing is imported."""
 
 from __future__ import annotations
 
@@ -11,18 +13,29 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mbc_interp"
 
-# lowest first; a module may import its own layer or lower ones only
-LAYERS: tuple[tuple[str, ...], ...] = (
-    ("store", "integrity", "progress", "runtable", "jsonsafe", "checks", "lazy"),
-    ("model", "model_config", "task", "task_config", "construction", "config", "flags"),
-    ("run", "evaluation"),
-    ("train", "analysis"),
-    ("sweep", "viz"),
-    ("reproduction", "forecast_commands", "sweep.commands", "viz.commands", "verify_commands",
-     "cli", "__init__"),
-)
-APART = (("sweep", "viz"), ("analysis", "train"))
-"""Packages of one layer that must not import each other (the command layer composes them)."""
+LAYERS: dict[str, int] = {
+    "core": 0,  # generic helpers: checks, JSON, lazy exports, atomic writes, sampling, progress
+    "tasks": 1,  # the task protocol, the registry, each task's package
+    "model_config": 1,
+    "model": 1,  # every TransformerLens construction
+    "config": 2,  # RunConfig: task + model + training settings, run names
+    "store": 3,  # runs and sweeps on disk
+    "training": 4,
+    "analysis": 4,
+    "sweep": 5,
+    "viz": 5,
+    "studies": 6,  # one study's claims, verdicts and documents
+    "cli": 7,  # one module per command
+    "__init__": 8,  # the package's public exports
+}
+LAYERS.update(flags=2, train=4,
+              reproduction=6, forecast_commands=7, verify_commands=7)  # TRANSITIONAL
+"""Top-level directory or top-level module -> layer, lowest first; a module may import its own
+layer or lower ones only."""
+PACKAGES = {"core", "tasks", "store", "training", "analysis", "sweep", "viz", "studies"}
+"""The entries of :data:`LAYERS` that are directories (the others are top-level modules)."""
+APART = (("sweep", "viz"), ("analysis", "training"))
+"""Packages of one layer that must not import each other (an upper layer composes them)."""
 
 
 def _modules() -> dict[str, Path]:
@@ -34,44 +47,67 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+def _annotation_only(tree: ast.AST) -> set[int]:
+    """The nodes inside ``if TYPE_CHECKING:`` blocks (imports for annotations only)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
+def imports_of(
+    mod: str, source: str, is_package: bool, modules: set[str], runtime: bool = False
+) -> set[str]:
+    """The modules of ``modules`` that ``mod`` (its ``source``) imports anywhere, also inside
+    functions; relative imports resolved against ``mod``'s package. ``runtime``: leave out
+    the imports under ``if TYPE_CHECKING:``, which are never executed."""
+    package = mod if is_package else mod.rsplit(".", 1)[0]
+    found: set[str] = set()
+    tree = ast.parse(source)
+    skip = _annotation_only(tree) if runtime else set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from pkg import sub` names a submodule when one exists
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                       for a in node.names]  # fmt: skip
+        for t in targets:
+            while t and t not in modules:  # `import a.b.c` of a non-module attribute
+                t = t.rsplit(".", 1)[0] if "." in t else ""
+            if t and t != mod:
+                found.add(t)
+    return found
+
+
 @functools.cache
-def import_graph() -> dict[str, set[str]]:
-    """module -> mbc_interp modules it imports anywhere in its source (also inside functions);
-    parsed once per session (read-only)."""
+def import_graph(runtime: bool = False) -> dict[str, set[str]]:
+    """module -> mbc_interp modules it imports anywhere in its source (also inside functions;
+    ``runtime``: not those under ``if TYPE_CHECKING:``); parsed once per session (read-only)."""
     modules = _modules()
-    graph: dict[str, set[str]] = {m: set() for m in modules}
-    for mod, file in modules.items():
-        package = mod if file.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(file.read_text())):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                # `from pkg import sub` names a submodule when one exists
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                           for a in node.names]  # fmt: skip
-            for t in targets:
-                while t and t not in modules:  # `import a.b.c` of a non-module attribute
-                    t = t.rsplit(".", 1)[0] if "." in t else ""
-                if t and t != mod:
-                    graph[mod].add(t)
-    return graph
+    return {
+        mod: imports_of(mod, file.read_text(), file.name == "__init__.py", set(modules), runtime)
+        for mod, file in modules.items()
+    }
+
+
+def _top(mod: str) -> str:
+    """The entry of :data:`LAYERS` a module belongs to: its top-level directory or name."""
+    return mod.removeprefix("mbc_interp").lstrip(".").split(".")[0] or "__init__"
 
 
 def _layer(mod: str) -> int:
-    name = mod.removeprefix("mbc_interp").lstrip(".") or "__init__"
-    best = None
-    for i, layer in enumerate(LAYERS):
-        for prefix in layer:
-            inside = name == prefix or name.startswith(prefix + ".")
-            if inside and (best is None or len(prefix) > best[1]):
-                best = (i, len(prefix))
-    assert best is not None, f"{mod}: in no layer; add it to LAYERS"
-    return best[0]
+    if mod in ("mbc_interp.sweep.commands", "mbc_interp.viz.commands"):  # TRANSITIONAL
+        return 7
+    return LAYERS[_top(mod)]
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -96,15 +132,35 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+@pytest.mark.parametrize("mod", sorted(_modules()))
+def test_every_module_sits_in_a_known_place(mod):
+    top = _top(mod)
+    assert top in LAYERS, f"{mod}: {top!r} is neither a known directory nor a top-level module"
+    nested = mod.count(".") > 1 or _modules()[mod].name == "__init__.py"
+    if top != "__init__":
+        assert nested == (top in PACKAGES), (
+            f"{mod}: {top!r} is listed as a {'directory' if top in PACKAGES else 'module'}"
+        )
+
+
 def test_the_graph_sees_function_local_and_relative_imports():
     graph = import_graph()
-    assert "mbc_interp.train" in graph["mbc_interp.sweep.runner"]  # imported inside a function
-    assert "mbc_interp.config" in graph["mbc_interp.run"]  # from .config import ...
-    assert "mbc_interp.viz.scaling" in graph["mbc_interp.reproduction"]  # from pkg import sub
+    assert "mbc_interp.train" in graph["mbc_interp.sweep.runner"]  # inside a function
+    assert "mbc_interp.viz.scaling" in graph["mbc_interp.reproduction"]  # pkg import sub
+    modules = {"p", "p.a", "p.q", "p.q.a", "p.q.c"}
+    source = "from .a import x\nfrom .. import a\nfrom . import c\n\ndef f():\n    import p.q.a.y\n"
+    assert imports_of("p.q.c", source, False, modules) == {"p.q.a", "p.a"}
+    assert imports_of("p.q", "from . import c\nfrom .c import z\n", True, modules) == {"p.q.c"}
+    typed = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.a import T\n"
+    assert imports_of("p.q.c", typed, False, modules) == {"p.a"}
+    assert imports_of("p.q.c", typed, False, modules, runtime=True) == set()
 
 
 def test_no_import_cycle():
-    cycle = _cycle(import_graph())
+    """No cycle among the imports that run. An annotation-only import (``if TYPE_CHECKING:``)
+    may point back (a task's evaluation names the task's type; the task's ``evaluate`` calls
+    it); it still counts for the layers below."""
+    cycle = _cycle(import_graph(runtime=True))
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
@@ -120,6 +176,6 @@ def test_lower_layers_do_not_import_upper_ones(mod):
     assert not up, f"{mod} (layer {_layer(mod)}) imports upper layer(s): {up}"
     for a, b in APART:
         for x, y in ((a, b), (b, a)):
-            if _layer(mod) == _layer(f"mbc_interp.{x}") and mod.startswith(f"mbc_interp.{x}"):
-                crossed = sorted(t for t in graph[mod] if t.startswith(f"mbc_interp.{y}"))
+            if _top(mod) == x:
+                crossed = sorted(t for t in graph[mod] if _top(t) == y)
                 assert not crossed, f"{mod} imports {crossed}: {x} and {y} stay apart"

@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from mbc_interp.store import (
+from mbc_interp.core.files import atomic_write
+from mbc_interp.store.run_store import (
     LOCK_FILE,
     MANIFEST_FILE,
     METRICS_FILE,
@@ -17,7 +18,6 @@ from mbc_interp.store import (
     RunLockedError,
     RunStore,
     RunStoreError,
-    atomic_write,
 )
 
 
@@ -120,7 +120,7 @@ def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch)
 _HOLDER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from mbc_interp.store import RunStore
+from mbc_interp.store.run_store import RunStore
 with RunStore({path!r}).writer():
     print("locked", flush=True)
     time.sleep(120)
@@ -178,7 +178,7 @@ def _flip_last_byte(path) -> None:
 
 
 def test_verify_names_damaged_and_missing_files_and_quick_check_sees_truncation(store):
-    from mbc_interp.integrity import quick_check, verify_checkpoints
+    from mbc_interp.store.integrity import quick_check, verify_checkpoints
 
     for step in (10, 20, 30, 40):
         store.save_checkpoint(step, step, _weights(step), 1.0, {"optim.0.x": torch.ones(2)},
@@ -196,7 +196,7 @@ def test_verify_names_damaged_and_missing_files_and_quick_check_sees_truncation(
 
 
 def test_drop_damaged_moves_files_aside_and_rewrites_the_manifest(store):
-    from mbc_interp.integrity import DAMAGED_DIR, drop_damaged, verify_checkpoints
+    from mbc_interp.store.integrity import DAMAGED_DIR, drop_damaged, verify_checkpoints
 
     for step in (10, 20, 30):
         store.save_checkpoint(step, step, _weights(step), 1.0, {"optim.0.x": torch.ones(2)},

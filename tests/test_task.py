@@ -8,7 +8,12 @@ import torch
 
 from mbc_interp import train
 from mbc_interp.config import ConfigError, RunConfig
-from mbc_interp.task import TaskConfig, TaskConfigError, WindTunnelTask, sequence_nll
+from mbc_interp.tasks.wind_tunnel.task import (
+    TaskConfig,
+    TaskConfigError,
+    WindTunnelTask,
+    sequence_nll,
+)
 
 from .helpers import build_cfg
 

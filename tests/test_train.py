@@ -267,7 +267,7 @@ def test_garbled_weights_with_a_matching_checksum_are_named_on_load(tmp_path, ti
 
 
 def test_metrics_are_fsynced_before_each_checkpoint_is_written(tmp_path, monkeypatch):
-    import mbc_interp.store as store_mod
+    import mbc_interp.store.run_store as store_mod
 
     synced: list[str] = []
     real = os.fsync
@@ -292,7 +292,7 @@ def test_the_optimizer_implementation_is_recorded(tiny_run):
 
 
 def test_progress_words_show_the_loss_against_log_k_and_its_phase():
-    from mbc_interp.progress import loss_phase, train_postfix
+    from mbc_interp.core.progress import loss_phase, train_postfix
 
     log_k = float(np.log(4))
     assert loss_phase(2.5, log_k, 0.05) == "descending"
@@ -312,7 +312,7 @@ def test_the_progress_bar_shows_the_cap_as_a_cap_without_an_eta(tmp_path, capsys
 def test_a_run_with_a_damaged_checkpoint_dropped_loads_and_resumes(tiny_run, tmp_path):
     import shutil
 
-    from mbc_interp.integrity import drop_damaged
+    from mbc_interp.store.integrity import drop_damaged
 
     path = tmp_path / "run"
     shutil.copytree(tiny_run.path, path)

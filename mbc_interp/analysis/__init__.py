@@ -6,12 +6,12 @@ plus labels with ``to_records()``/``to_frame()``. Over a run: :func:`analyze` wr
 timeline and the summary that times the routing circuit against the loss drop. Nothing here
 plots.
 
-Every name is imported from its module on first use (:mod:`mbc_interp.lazy`), so importing
+Every name is imported from its module on first use (:mod:`mbc_interp.core.lazy`), so importing
 one light module of the package (``analysis.forecast``, say) does not load torch and
 TransformerLens through the others.
 """
 
-from mbc_interp.lazy import lazy_package
+from mbc_interp.core.lazy import lazy_package
 
 __all__ = lazy_package(
     __name__,

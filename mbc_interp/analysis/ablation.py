@@ -10,7 +10,7 @@ Metrics, each the ablated value minus the clean one on the same rows (nats):
 ``loss_increase`` (the answer loss, summed over the target positions) and
 ``cand_loss_increase`` (the first-token candidate loss: the correct first token's share of the
 mass on B's candidates' first tokens, the ``cand_first_loss`` of
-:mod:`mbc_interp.evaluation`), each with its standard error over rows.
+:mod:`mbc_interp.tasks.wind_tunnel.evaluation`), each with its standard error over rows.
 
 Per head alone (``component = "L{l}H{h}"``), and per set of heads: *necessity* of a set is the
 increase when the set is ablated (``set:<heads>``), *sufficiency* the increase when every
@@ -30,7 +30,7 @@ from mbc_interp.analysis.records import record
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 Method = Literal["mean", "resample"]
 
@@ -76,7 +76,7 @@ def ablation_records(
     necessity and sufficiency, for each method (see the module docstring)."""
     import torch
 
-    from mbc_interp.evaluation import eval_rows
+    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
 
     rows = eval_rows(task, config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]

@@ -21,7 +21,7 @@ import numpy as np
 from mbc_interp.analysis.records import record
 
 if TYPE_CHECKING:
-    from mbc_interp.task import PatchingPairs, WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask
 
 
 def atp_records(

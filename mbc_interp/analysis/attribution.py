@@ -35,7 +35,7 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.components import LayerNorm, LayerNormPre
 
 from mbc_interp.analysis.heads import head_labels, head_records
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 HEAD_METRICS: tuple[str, ...] = (
     "attn_to_z",

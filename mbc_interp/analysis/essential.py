@@ -27,7 +27,7 @@ from mbc_interp.analysis.records import record
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 MIN_MOVE = 0.02
 
@@ -50,7 +50,7 @@ def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> 
     """One checkpoint's log-probabilities at the target positions of the probe set, flat."""
     import torch
 
-    from mbc_interp.evaluation import eval_rows
+    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
 
     rows = eval_rows(task, config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
-from mbc_interp.checks import check_field
+from mbc_interp.core.checks import check_field
 
 
 @dataclass(frozen=True)

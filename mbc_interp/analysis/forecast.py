@@ -56,9 +56,9 @@ from mbc_interp.analysis.forecast_calibration import (
 )
 from mbc_interp.analysis.signals import transition_of
 from mbc_interp.analysis.transition import growth_onset
-from mbc_interp.checks import check_field
-from mbc_interp.run import load_run
-from mbc_interp.store import RunStoreError
+from mbc_interp.core.checks import check_field
+from mbc_interp.store.run import load_run
+from mbc_interp.store.run_store import RunStoreError
 from mbc_interp.tasks.protocol import ProgressSignal, Task, Transition
 
 ForecastStatus = Literal["forecast", "not_enough_signal", "already_dropped", "no_plateau"]

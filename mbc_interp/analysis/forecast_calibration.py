@@ -181,7 +181,7 @@ def _num(v: Any) -> float | None:
 
 def write_calibration(calibration: Calibration, path: Path) -> Path:
     """``path`` as JSON (atomically)."""
-    from mbc_interp.store import atomic_write
+    from mbc_interp.core.files import atomic_write
 
     atomic_write(path, (json.dumps(calibration.to_dict(), indent=1) + "\n").encode())
     return path

@@ -1,6 +1,6 @@
 """Gradient and noise diagnostics of one checkpoint: |G|, B_simple, coherence, within-B split.
 
-The loss is the training loss (:func:`mbc_interp.evaluation.target_losses`): per example, the
+The loss is the training loss (:func:`mbc_interp.tasks.losses.target_losses`): per example, the
 cross-entropy summed over the target positions (predicted from ``task.answer_pos`` on), i.e.
 nats per example; averaged over examples.
 ``G`` is its gradient over all examples (or a fixed seeded subsample when there are more than
@@ -43,8 +43,9 @@ from torch.func import functional_call, grad, vmap
 
 from mbc_interp.analysis.extra_settings import GradientConfig
 from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
-from mbc_interp.evaluation import target_losses
-from mbc_interp.run import OptimizerState
+from mbc_interp.core.sampling import seeded_subset
+from mbc_interp.store.run import OptimizerState
+from mbc_interp.tasks.losses import target_losses
 
 ALL = "all"
 
@@ -232,7 +233,7 @@ def full_gradient(
     chunk_size: int = 2048,
     n_total: int | None = None,
 ) -> Float[Tensor, " p"]:
-    """Gradient of the mean example loss (:func:`~mbc_interp.evaluation.target_losses` summed
+    """Gradient of the mean example loss (:func:`~mbc_interp.tasks.losses.target_losses` summed
     over target positions), flattened in ``named_parameters`` order (the sum over these
     examples divided by ``n_total``, when given: part of a larger mean)."""
     params = [p for _, p in model.named_parameters()]
@@ -373,7 +374,8 @@ def gradient_diagnostics(
     optimizer_state: OptimizerState | None = None,
 ) -> GradientDiagnostics:
     """Measure one checkpoint. ``task`` needs ``tokens``, ``answer_pos``, ``base_index`` only;
-    ``optimizer_state`` (see :meth:`mbc_interp.run.Run.optimizer_state`) adds the Adam rows."""
+    ``optimizer_state`` (see :meth:`mbc_interp.store.run.Run.optimizer_state`) adds the Adam
+    rows."""
     device = next(model.parameters()).device
     tokens, a = task.tokens.to(device), task.answer_pos
     if not 0 <= a < tokens.shape[1] - 1:
@@ -427,10 +429,8 @@ def gradient_diagnostics(
 
 
 def _subsample(n: int, cap: int | None, seed: int) -> Tensor | slice:
-    if cap is None or n <= cap:
-        return slice(None)
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=g)[:cap].sort().values
+    rows = seeded_subset(n, cap, seed)
+    return slice(None) if rows is None else rows
 
 
 def timeline_rows(

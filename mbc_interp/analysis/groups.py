@@ -32,7 +32,7 @@ from mbc_interp.analysis.records import record
 if TYPE_CHECKING:
     from torch import nn
 
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 SOLVED_FRAC = 0.05
 HOLD = 2
@@ -67,7 +67,7 @@ def group_records(
     candidate loss, accuracy and solved flag at this checkpoint, and the solved fraction."""
     import torch
 
-    from mbc_interp.evaluation import candidate_scores
+    from mbc_interp.tasks.wind_tunnel.evaluation import candidate_scores
 
     groups = sample_groups(task, config)
     k = task.K
@@ -75,7 +75,7 @@ def group_records(
     k_true = task.selector_index[rows]
     with torch.inference_mode():
         if task.first_token_distinct:
-            from mbc_interp.evaluation import answer_log_probs
+            from mbc_interp.tasks.wind_tunnel.evaluation import answer_log_probs
 
             scores = answer_log_probs(model, task.tokens[rows], task.answer_pos)
             scores = scores.gather(-1, task.candidate_first(rows))

@@ -5,7 +5,7 @@ Chains start at the checkpoint's weights w* and follow
     w <- w - (eps/2) (nbeta grad L_m(w) + gamma (w - w*)) + N(0, eps)
 
 with L_m the mean per-example loss (nats per example, as in training: the cross-entropy of
-:func:`mbc_interp.evaluation.target_losses` summed over the target positions) on a fresh seeded
+:func:`mbc_interp.tasks.losses.target_losses` summed over the target positions) on a fresh seeded
 minibatch each step. After ``burn_in`` steps, the minibatch losses of the next ``draws`` steps
 estimate E_w[L]; the estimate is
 
@@ -36,7 +36,7 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from mbc_interp.analysis.extra_settings import LLCConfig
-from mbc_interp.evaluation import target_losses
+from mbc_interp.tasks.losses import target_losses
 
 
 @dataclass(frozen=True)

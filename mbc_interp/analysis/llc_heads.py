@@ -16,7 +16,7 @@ import torch
 
 from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc
 from mbc_interp.analysis.records import head_record
-from mbc_interp.evaluation import target_losses
+from mbc_interp.tasks.losses import target_losses
 
 HEAD_PARAMS = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")
 
@@ -36,7 +36,7 @@ def default_heads(run: Any) -> tuple[str, ...]:
     import json
 
     from mbc_interp.analysis.summary import SUMMARY_FILE
-    from mbc_interp.store import ANALYSIS_DIR
+    from mbc_interp.store.run_store import ANALYSIS_DIR
 
     path = run.path / ANALYSIS_DIR / SUMMARY_FILE
     summary = json.loads(path.read_text()) if path.exists() else {}

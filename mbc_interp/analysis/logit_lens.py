@@ -23,7 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 LENS_METRICS: tuple[str, ...] = ("loss", "candidate_mass", "correct_prob")
 

@@ -39,7 +39,7 @@ from mbc_interp.analysis.sites import (  # re-exported: the site kinds are this 
     SITE_KINDS,
     SiteKind,
 )
-from mbc_interp.task import PatchingPairs, WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask
 
 __all__ = [
     "ATTN_OUT",

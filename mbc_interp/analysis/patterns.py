@@ -16,7 +16,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from mbc_interp.analysis.heads import head_labels
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from mbc_interp.analysis.analysis_config import DETAIL_KINDS, AnalysisConfig
 from mbc_interp.analysis.registry import get_kind
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.model_config import ModelConfig
-from mbc_interp.run import Run
+from mbc_interp.store.run import Run
 
 if TYPE_CHECKING:  # the constants (BUDGET_S) are read by `mbc analyze --help`: no torch here
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 GFLOPS = 75.0
 """Floating-point throughput of one CPU core on the analyses' batched forward passes."""

@@ -19,7 +19,7 @@ from mbc_interp.analysis.records import record
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 RIDGE = 1e-2
 TRAIN_FRAC = 0.75
@@ -64,7 +64,7 @@ def probe_records(
     held-out accuracy and its baseline."""
     import torch
 
-    from mbc_interp.evaluation import eval_rows
+    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
 
     rows = eval_rows(task, config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]

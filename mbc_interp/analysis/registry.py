@@ -35,13 +35,13 @@ from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHea
 from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
-from mbc_interp.checks import is_int
+from mbc_interp.core.checks import is_int
 
 if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
 
-    from mbc_interp.run import OptimizerState, Run
-    from mbc_interp.task import WindTunnelTask
+    from mbc_interp.store.run import OptimizerState, Run
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 RunFunction = Callable[[Any, "WindTunnelTask", Any, "OptimizerState | None"], list[dict[str, Any]]]
 """``(model, task, settings, optimizer_state) -> rows``: the tidy timeline rows of one checkpoint

@@ -91,9 +91,10 @@ from mbc_interp.analysis.transition import (
     phase_of,
     steps_to_tokens,
 )
-from mbc_interp.jsonsafe import json_safe
-from mbc_interp.run import Run
-from mbc_interp.store import ANALYSIS_DIR, write_if_changed
+from mbc_interp.core.files import write_if_changed
+from mbc_interp.core.jsonsafe import json_safe
+from mbc_interp.store.run import Run
+from mbc_interp.store.run_store import ANALYSIS_DIR
 
 SUMMARY_FILE = "summary.json"
 CIRCUIT_FRAC = 0.5

@@ -44,11 +44,12 @@ from mbc_interp.analysis.registry import get_kind, settings_record
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
-from mbc_interp.integrity import validate_metrics
-from mbc_interp.progress import progress_interval
-from mbc_interp.run import OptimizerState, Run, load_run
-from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write, write_if_changed
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.core.files import atomic_write, write_if_changed
+from mbc_interp.core.progress import progress_interval
+from mbc_interp.store.integrity import validate_metrics
+from mbc_interp.store.run import OptimizerState, Run, load_run
+from mbc_interp.store.run_store import ANALYSIS_DIR, RunStoreError
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
 CONFIG_FILE = "config.json"

@@ -1,12 +1,12 @@
 """Per-head z-use: the part of each head's output at the answer position that changes with z.
 
 For clean/corrupt pairs (same B, another selector whose target starts with another token,
-:meth:`~mbc_interp.task.WindTunnelTask.patching_pairs`), each head's **direct z-effect** is its
-direct logit attribution to ``logit[clean answer] - logit[corrupt answer]`` in the clean run
-minus the same in the corrupt run: its output at the answer position, through the final norm
-(each run's own cached scale) and ``W_U[:, clean] - W_U[:, corrupt]``. Summed with the
-non-head components it equals the model's clean - corrupt logit-difference gap exactly, so it
-is the head's direct share of the model's z-dependence.
+:meth:`~mbc_interp.tasks.wind_tunnel.task.WindTunnelTask.patching_pairs`), each head's **direct
+z-effect** is its direct logit attribution to ``logit[clean answer] - logit[corrupt answer]`` in the
+clean run minus the same in the corrupt run: its output at the answer position, through the final
+norm (each run's own cached scale) and ``W_U[:, clean] - W_U[:, corrupt]``. Summed with the non-head
+components it equals the model's clean - corrupt logit-difference gap exactly, so it is the head's
+direct share of the model's z-dependence.
 
 Unlike attention to z, it is zero for a head that attends to z but writes nothing that depends
 on z, or writes it in a direction the unembedding does not read; unlike the normalised patching
@@ -27,7 +27,7 @@ from transformer_lens import HookedTransformer
 
 from mbc_interp.analysis.attribution import final_norm_linear, head_outputs
 from mbc_interp.analysis.heads import head_records
-from mbc_interp.task import PatchingPairs
+from mbc_interp.tasks.wind_tunnel.task import PatchingPairs
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ import pandas as pd
 from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast, predictive_bounds
 from mbc_interp.analysis.forecast_calibration import held_out_intervals
 from mbc_interp.analysis.summary import transition_of
-from mbc_interp.run import Run, load_run
+from mbc_interp.store.run import Run, load_run
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
 
 FRACTIONS = (0.25, 0.5, 0.75)

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mbc_interp.runtable import main_runs, slice_of
+from mbc_interp.store.sweep_runs import main_runs, slice_of
 
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
 K_ALTERNATIVE = 0.6

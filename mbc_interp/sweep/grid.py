@@ -35,7 +35,7 @@ from mbc_interp.analysis.analysis_config import AnalysisConfig
 from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
 from mbc_interp.flags import run_name
 from mbc_interp.model_config import ModelConfig
-from mbc_interp.task_config import TaskConfig
+from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
                 "train.seed", "task.direction", "preset")

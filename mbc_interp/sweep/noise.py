@@ -39,9 +39,9 @@ import pandas as pd
 from jaxtyping import Float
 
 from mbc_interp.analysis.summary import SUMMARY_FILE
-from mbc_interp.run import load_run
-from mbc_interp.runtable import slice_of
-from mbc_interp.store import ANALYSIS_DIR
+from mbc_interp.store.run import load_run
+from mbc_interp.store.run_store import ANALYSIS_DIR
+from mbc_interp.store.sweep_runs import slice_of
 from mbc_interp.sweep.fit import reference_point
 from mbc_interp.sweep.results import collect
 

@@ -35,8 +35,8 @@ import pandas as pd
 
 from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
-from mbc_interp.run import load_run
-from mbc_interp.store import ANALYSIS_DIR
+from mbc_interp.store.run import load_run
+from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.sweep.grid import flatten
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mbc_interp.config import ConfigError, RunConfig
-from mbc_interp.store import atomic_write
+from mbc_interp.core.files import atomic_write
 from mbc_interp.sweep.grid import Point, SweepSpec
 
 SPEC_FILE = "sweep.json"
@@ -85,8 +85,8 @@ def _died(task: dict[str, Any], why: str, error: Exception) -> dict[str, Any]:
 
 def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
     from mbc_interp.analysis.timeline import AnalysisConfig, analyze
-    from mbc_interp.run import load_run
-    from mbc_interp.store import RunStore
+    from mbc_interp.store.run import load_run
+    from mbc_interp.store.run_store import RunStore
     from mbc_interp.train import resume, train
 
     config = RunConfig.from_dict(task["config"], f"sweep point {task['name']}")

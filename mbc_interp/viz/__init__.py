@@ -7,10 +7,10 @@
   once (reusable for any report); :mod:`~mbc_interp.viz.run_report`: the sections of one run.
 - :mod:`~mbc_interp.viz.commands`: ``mbc report RUN``.
 
-Every name is imported from its module on first use (:mod:`mbc_interp.lazy`).
+Every name is imported from its module on first use (:mod:`mbc_interp.core.lazy`).
 """
 
-from mbc_interp.lazy import lazy_package
+from mbc_interp.core.lazy import lazy_package
 
 __all__ = lazy_package(
     __name__,

@@ -26,7 +26,7 @@ import numpy as np
 from jaxtyping import Float
 
 from mbc_interp.analysis.patterns import AttentionPatterns, attention_patterns
-from mbc_interp.run import Run
+from mbc_interp.store.run import Run
 
 ELEMENT = "AttentionHeads"
 """The circuitsvis React component (Python: ``circuitsvis.attention.attention_heads``)."""

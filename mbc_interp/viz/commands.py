@@ -36,7 +36,7 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
         return _sweep_report(args)
-    from mbc_interp.integrity import DamagedCheckpointWarning
+    from mbc_interp.store.integrity import DamagedCheckpointWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DamagedCheckpointWarning)
@@ -52,8 +52,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _run_report(args: argparse.Namespace) -> int:
     from mbc_interp.analysis.timeline import AnalysisConfig, analysed_steps, analyze, saved_config
-    from mbc_interp.integrity import DamagedCheckpointWarning, verify_checkpoints
-    from mbc_interp.run import load_run
+    from mbc_interp.store.integrity import DamagedCheckpointWarning, verify_checkpoints
+    from mbc_interp.store.run import load_run
     from mbc_interp.viz.run_report import write_run_report
 
     run = load_run(args.run)

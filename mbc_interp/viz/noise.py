@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from mbc_interp.viz.report import Section
 
 if TYPE_CHECKING:
-    from mbc_interp.run import Run
+    from mbc_interp.store.run import Run
 
 TEMPLATE = "plotly_white"
 ALL_COLOR = "#222222"

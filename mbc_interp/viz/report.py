@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import plotly.graph_objects as go
 
-from mbc_interp.store import atomic_write
+from mbc_interp.core.files import atomic_write
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
 _CSS = """

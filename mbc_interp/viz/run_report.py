@@ -22,8 +22,8 @@ from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.registry import extra_kinds
 from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
-from mbc_interp.integrity import DamagedCheckpointWarning, check_entry
-from mbc_interp.run import Run
+from mbc_interp.store.integrity import DamagedCheckpointWarning, check_entry
+from mbc_interp.store.run import Run
 from mbc_interp.viz.attention import attention_views
 from mbc_interp.viz.figures import (
     XAxis,
@@ -274,7 +274,7 @@ def _detail_moments(table: pd.DataFrame, summary: dict[str, Any]) -> dict[str, i
 def intact_moments(run: Run, moments: Mapping[str, int]) -> dict[str, int]:
     """``moments`` with each checkpoint whose weights are damaged or missing (checked against
     the manifest's sha256) replaced by the nearest intact one not shown already, with a
-    :class:`~mbc_interp.integrity.DamagedCheckpointWarning` naming both; a moment with no
+    :class:`~mbc_interp.store.integrity.DamagedCheckpointWarning` naming both; a moment with no
     intact checkpoint left is dropped. The attention views load these checkpoints."""
     entries = {c.step: c for c in run.checkpoints}
     bad: set[int] = set()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mbc_interp.runtable import main_runs, slice_of
+from mbc_interp.store.sweep_runs import main_runs, slice_of
 
 _SEED_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 _FIT = dict(color="black", dash="dash")

@@ -7,7 +7,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from mbc_interp.model import ModelConfig, build_model
-from mbc_interp.task import TaskConfig, WindTunnelTask, sequence_nll
+from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask, sequence_nll
 
 TINY = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64)
 

@@ -12,7 +12,7 @@ from mbc_interp.analysis.groups import (
     group_records,
     solve_times,
 )
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 from ..test_evaluation import TASKS, Reference
 

@@ -7,7 +7,7 @@ import torch
 
 from mbc_interp.analysis import logit_lens
 from mbc_interp.model import ModelConfig
-from mbc_interp.task import TaskConfig, WindTunnelTask, sequence_nll
+from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask, sequence_nll
 
 from .conftest import tiny_model
 

@@ -18,7 +18,7 @@ from mbc_interp.analysis import (
     patch_sites,
 )
 from mbc_interp.model import ModelConfig
-from mbc_interp.task import PatchingPairs
+from mbc_interp.tasks.wind_tunnel.task import PatchingPairs
 
 from .conftest import tiny_model
 

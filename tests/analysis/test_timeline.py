@@ -12,7 +12,7 @@ from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline, select_steps
 from mbc_interp.analysis.timeline import COLUMNS, STEPS_DIR
 from mbc_interp.cli import main
-from mbc_interp.store import RunStoreError
+from mbc_interp.store.run_store import RunStoreError
 
 SMALL = AnalysisConfig(n_pairs=32, n_examples=64, patch_kinds=("head_out_all_pos", "resid_pre"))
 

@@ -245,7 +245,7 @@ def test_flat_stretch_finds_the_resting_height_of_a_curve_without_a_known_level(
 
 
 def test_format_loss_tok_is_the_layout_only_loss() -> None:
-    from mbc_interp.task import TaskConfig
+    from mbc_interp.tasks.wind_tunnel.task import TaskConfig
 
     paper = TaskConfig(construction="random_strings", K=20, n_examples=3000, base_len=6,
                        selector_len=2, target_len=4)  # fmt: skip

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp.reproduction import END, noise_fit_and_write, noise_marker
-from mbc_interp.store import ANALYSIS_DIR
+from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.sweep.noise import (
     RUN_COLUMNS,
     noise_table,

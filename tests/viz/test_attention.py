@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mbc_interp.analysis import attention_patterns
-from mbc_interp.task import WindTunnelTask
+from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 from mbc_interp.viz import AttentionRow, attention_view, attention_views, save_attention_html
 from mbc_interp.viz.attention import circuitsvis_js
 

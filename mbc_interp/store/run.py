@@ -17,8 +17,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, RunConfig
-from .store import CheckpointEntry, CheckpointError, Manifest, RunStore, RunStoreError
+from mbc_interp.config import ConfigError, RunConfig
+from mbc_interp.store.run_store import (
+    CheckpointEntry,
+    CheckpointError,
+    Manifest,
+    RunStore,
+    RunStoreError,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,7 +152,7 @@ class Run:
 
     def model(self, step: int, device: str | torch.device | None = None) -> HookedTransformer:
         """The model at ``step``, in eval mode, on ``device`` (default: auto)."""
-        from .model import build_model, load_model_state, resolve_device
+        from mbc_interp.model import build_model, load_model_state, resolve_device
 
         entry = self._entry(step)  # one manifest read per load
         state = self._load_weights(entry)
@@ -213,7 +219,7 @@ class Run:
 
     def model_skeleton(self) -> HookedTransformer:
         """An untrained model of the run's architecture on CPU (for parameter names/shapes)."""
-        from .model import build_model
+        from mbc_interp.model import build_model
 
         return build_model(
             self.config.model, self.config.task.d_vocab, self.config.task.seq_len, device="cpu"

@@ -2,8 +2,9 @@
 
 Each base string B has K distinct target strings A_1..A_K and selector z_k picks A_k, so
 H(A|B) = log K while H(A|B, z) = 0: a model that ignores z sits at log K nats per example, one
-that reads z reaches 0. The constructions and the layout are in :mod:`mbc_interp.task_config`;
-this module is the **task protocol** every analysis goes through, whatever the construction:
+that reads z reaches 0. The constructions and the layout are in
+:mod:`mbc_interp.tasks.wind_tunnel.config`; this module is the **task protocol** every analysis goes
+through, whatever the construction:
 
 - ``tokens`` / ``loss_mask`` (the data and where the loss is), ``answer_pos`` (the position
   predicting the first target token), ``selector_positions``, ``base_positions``,
@@ -31,15 +32,19 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
-
-from .construction import build_random_strings, build_targets, distinct_rows, repeated_row
-from .task_config import (
+from mbc_interp.tasks.wind_tunnel.config import (
     CHARS,
     CONSTRUCTIONS,
     DIRECTIONS,
     Layout,
     TaskConfig,
     TaskConfigError,
+)
+from mbc_interp.tasks.wind_tunnel.construction import (
+    build_random_strings,
+    build_targets,
+    distinct_rows,
+    repeated_row,
 )
 
 __all__ = [
@@ -175,13 +180,14 @@ class WindTunnelTask:
 
     def eval_rows(self, n_max: int | None, seed: int = 0) -> Int[Tensor, " n_eval"]:
         """All rows, or a fixed seeded subsample of ``n_max`` (sorted)."""
-        from .evaluation import eval_rows
+        from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
 
         return eval_rows(self, n_max, seed)
 
     def evaluate(self, model: nn.Module, rows: Int[Tensor, " n"], **settings: Any) -> dict:
-        """Every metric of :mod:`~mbc_interp.evaluation` on ``rows`` (``cand_examples``)."""
-        from .evaluation import evaluate
+        """Every metric of :mod:`~mbc_interp.tasks.wind_tunnel.evaluation` on ``rows``
+        (``cand_examples``)."""
+        from mbc_interp.tasks.wind_tunnel.evaluation import evaluate
 
         return evaluate(model, self, rows, **settings)
 

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbc_interp.core.files import atomic_write
+
 if TYPE_CHECKING:  # torch and safetensors load with the first checkpoint read or written
     import torch
 
@@ -146,44 +148,6 @@ class Manifest:
     def latest_resumable(self) -> CheckpointEntry | None:
         with_state = [c for c in self.checkpoints if c.trainer_file is not None]
         return with_state[-1] if with_state else None
-
-
-# -- atomic file writes --------------------------------------------------------------------------
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    _fsync_dir(path.parent)
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """:func:`atomic_write`, unless ``path`` already holds exactly ``data``: then nothing is
-    touched, its modification time included, so work that finds nothing new (an incremental
-    analysis of an analysed run) leaves a run directory as it was. Returns whether it wrote."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    atomic_write(path, data)
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _json_bytes(obj: Any) -> bytes:

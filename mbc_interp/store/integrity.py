@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .store import METRICS_FILE, CheckpointEntry, RunStore, RunStoreError
+from mbc_interp.store.run_store import METRICS_FILE, CheckpointEntry, RunStore, RunStoreError
 
 DAMAGED_DIR = "damaged"
 METRICS_REQUIRED = ("step", "tokens", "loss")

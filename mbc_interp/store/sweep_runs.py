@@ -1,5 +1,6 @@
-"""Which runs of a sweep's run table a claim uses: shared by the fits (``sweep.fit``) and the
-figures that draw them (``viz.scaling``), so both see the same runs and neither imports the other.
+"""Which runs of a sweep's run table (``runs.csv``, one row per point) a claim uses: shared by
+the fits (``sweep.fit``) and the figures that draw them (``viz.scaling``), so both see the same
+runs and neither imports the other.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property, partial
 from typing import ClassVar, Literal
 
-from .checks import check_field, is_int
+from mbc_interp.core.checks import check_field, is_int
 
 Construction = Literal["shared_pool", "distinct_random", "random_strings"]
 CONSTRUCTIONS: tuple[str, ...] = ("shared_pool", "distinct_random", "random_strings")
@@ -147,7 +147,7 @@ class TaskConfig:
         )
 
     def _check_proxy(self, need) -> None:
-        from .construction import targets_distinct
+        from mbc_interp.tasks.wind_tunnel.construction import targets_distinct
 
         need(self.selector_len == 1, "selector_len", "the proxy tasks use a one-token selector")
         need(self.selectors == "shared", "selectors", "'per_base' needs random_strings")

@@ -1,8 +1,7 @@
 """What every evaluation measures: the loss, the candidate-normalised loss and z-dependence Δz.
 
-The example loss is written once here (:func:`target_losses`) and used by training, evaluation
-and the analyses. On the same evaluation rows (a fixed, seeded subsample when the dataset is
-large), :func:`evaluate` reports:
+On the same evaluation rows (a fixed, seeded subsample when the dataset is large,
+:func:`eval_rows`), :func:`evaluate` reports:
 
 - ``loss`` (nats per example, summed over the target positions), ``loss_tok`` (the mean over
   target positions, the paper's unit), ``loss_pos``, exact-match ``acc``, ``acc_first``,
@@ -36,15 +35,17 @@ large), :func:`evaluate` reports:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from .task import WindTunnelTask
+from mbc_interp.core.sampling import seeded_subset
+
+if TYPE_CHECKING:  # annotations only: the task's evaluate() calls this module
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 EVAL_CHUNK = 4096
 DERANGEMENT_SEED = 0
@@ -53,18 +54,6 @@ METRICS = (
     "dz_cand", "dz_cand_se", "loss_zswap", "marg_loss", "marg_chance", "marg_first_loss",
     "marg_first_chance", "cand_first_loss", "cand_first_floor",
 )  # fmt: skip
-
-
-def target_losses(
-    model: Callable[[Tensor], Tensor], tokens: Int[Tensor, "batch seq"], answer_pos: int
-) -> Float[Tensor, "batch n_target"]:
-    """Per-example, per-target-position loss in nats (predictions from ``answer_pos`` on):
-    the example loss, once for training, evaluation and the gradient and LLC analyses.
-
-    ``model`` maps tokens to logits: the model, or under ``torch.func`` (``vmap`` of ``grad``)
-    a ``functional_call`` of it on the parameters being differentiated."""
-    logits = model(tokens[:, :-1])[:, answer_pos:]
-    return F.cross_entropy(logits.transpose(1, 2), tokens[:, answer_pos + 1 :], reduction="none")
 
 
 def _forward(
@@ -92,10 +81,8 @@ def answer_log_probs(
 
 def eval_rows(task: WindTunnelTask, n_max: int | None, seed: int = 0) -> Int[Tensor, " n"]:
     """The rows an evaluation uses: all, or a fixed seeded subsample of ``n_max`` (sorted)."""
-    if n_max is None or n_max >= len(task):
-        return torch.arange(len(task))
-    g = torch.Generator().manual_seed(seed)
-    return torch.randperm(len(task), generator=g)[:n_max].sort().values
+    rows = seeded_subset(len(task), n_max, seed)
+    return torch.arange(len(task)) if rows is None else rows
 
 
 def candidate_scores(

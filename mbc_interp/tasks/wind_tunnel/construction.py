@@ -1,8 +1,10 @@
-"""How the wind tunnel's strings are drawn (the layout and the loss live in :mod:`mbc_interp.task`).
+"""How the wind tunnel's strings are drawn (the layout and the loss live in
+:mod:`mbc_interp.tasks.wind_tunnel.task`).
 
 Everything comes from one numpy PCG64 stream consumed in a fixed order (the base strings, then
-the targets), so a :class:`~mbc_interp.task.TaskConfig` always yields the same data; any change
-to the order or the draws here changes the fingerprint that saved runs are checked against.
+the targets), so a :class:`~mbc_interp.tasks.wind_tunnel.task.TaskConfig` always yields the same
+data; any change to the order or the draws here changes the fingerprint that saved runs are checked
+against.
 
 The target strings are drawn so that, whenever the fields allow it, no two examples share an A
 string: then the map A -> B is a function and the ``"forward"`` direction (A SEP B) is a
