@@ -37,6 +37,7 @@ from mbc_interp.viz.figures import (
 )
 from mbc_interp.viz.forecast import forecast_path_figure
 from mbc_interp.viz.report import Section, write_html_report
+from mbc_interp.viz.task_report import task_report
 
 REPORT_FILE = "report.html"
 _TIMES = (
@@ -58,6 +59,10 @@ def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section
     """The sections of a run's report; the run must have analysed checkpoints (a forward run,
     which has no selector to route, gets its loss curve only)."""
     table = load_timeline(run)
+    if run.task.name != "wind_tunnel":
+        summary = summarize(run, table)
+        kinds = _kind_sections(run, table, summary) if not table.empty else []
+        return task_report(run, table, kinds, Section("Run", table=run_table(run, table)), x)
     if not run.config.task.has_selector:
         return _forward_report(run, x)
     if table.empty:
@@ -163,10 +168,11 @@ def write_run_report(
     c = run.config
     return write_html_report(
         path,
-        f"Marginals before conditionals: {run.path.name}",
+        f"Marginals before conditionals: {run.path.name}"
+        if run.task.name == "wind_tunnel"
+        else f"{run.task.name}: {run.path.name}",
         run_report(run, example=example, x=x),
-        subtitle=f"{run.path} | {c.task.n_bases} bases x K={c.task.K} = {c.task.n_total} "
-        f"examples ({c.task.construction}), {c.model.n_layers} layers x "
+        subtitle=f"{run.path} | {c.task.describe()}, {c.model.n_layers} layers x "
         f"{c.model.n_heads} heads, lr {c.train.lr:g}, seed {c.train.seed} | status {run.status}",
         footer=f"mbc_interp {run.versions.get('mbc_interp', '')}.",
     )
