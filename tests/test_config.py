@@ -94,3 +94,17 @@ def test_forward_direction_round_trips_through_toml_and_json(tmp_path):
     path = tmp_path / "f.json"
     path.write_text(json.dumps(cfg.to_dict()))
     assert RunConfig.from_file(path) == cfg
+
+
+# -- the task a config names ------------------------------------------------------------------
+def test_config_names_its_task_and_old_records_load():
+    c = RunConfig()
+    d = c.to_dict()
+    assert d["task"]["name"] == "wind_tunnel"
+    old = {**d, "task": {k: v for k, v in d["task"].items() if k != "name"}}
+    assert RunConfig.from_dict(old) == c  # run directories made before tasks had names
+
+
+def test_unknown_task_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match=r"task.name = 'nope'.*known: \['modular_addition', "):
+        RunConfig.from_dict({"task": {"name": "nope"}}, "x.toml")

@@ -81,7 +81,7 @@ def analyze_checkpoint(
     ``gradients``); ``detail`` False leaves out the position-resolved patching kinds; ``parts``
     limits them to these kinds (:data:`CORE` and/or extra kinds, run in that order; default:
     the core and every kind of ``config``)."""
-    parts = (CORE, *config.kinds) if parts is None else tuple(parts)
+    parts = task_parts(task, config) if parts is None else tuple(parts)
     rows: list[dict[str, Any]] = []
     for part in parts:
         if part == CORE:
@@ -92,6 +92,23 @@ def analyze_checkpoint(
         found = kind.run_function()(model, task, config.settings_of(part), state)
         rows.extend({"analysis": part, **r} for r in found)
     return rows
+
+
+def task_parts(task: Any, config: AnalysisConfig) -> tuple[str, ...]:
+    """What a checkpoint of ``task`` gets: the task's own analyses (``task.default_kinds``:
+    :data:`CORE`, the routing analyses, on a task with a selector to route; the progress
+    measures of another task) then ``config.kinds``, each once, the core first."""
+    own = tuple(getattr(task, "default_kinds", (CORE,)))
+    core = (CORE,) if CORE in own else ()
+    return tuple(dict.fromkeys((*core, *(k for k in own if k != CORE), *config.kinds)))
+
+
+def with_task_kinds(config: AnalysisConfig, task: Any) -> AnalysisConfig:
+    """``config`` with the task's own extra kinds (not :data:`CORE`) added to its kinds."""
+    own = [k for k in getattr(task, "default_kinds", (CORE,)) if k != CORE]
+    if all(k in config.kinds for k in own):
+        return config
+    return replace(config, kinds=tuple(dict.fromkeys((*own, *config.kinds))))
 
 
 def needs_optimizer_state(parts: Iterable[str]) -> bool:
@@ -192,8 +209,9 @@ def analyze_run(
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
     metrics are validated first: a bad line is an error before any checkpoint is analysed."""
-    _check_has_selector(run)
+    _check_analysable(run)
     validate_metrics(run.store)
+    config = with_task_kinds(config, run.task)
     out = run.path / ANALYSIS_DIR
     analysed_steps(run)  # checks the folder before anything is written
     config = _check_config(out, config, force)
@@ -239,8 +257,9 @@ def analyze(
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
-    _check_has_selector(run)
-    if SUMMARY_NEEDS not in config.patch_kinds:  # fail before hours of analysis, not after
+    _check_analysable(run)
+    # fail before hours of analysis, not after
+    if CORE in task_parts(run.task, config) and SUMMARY_NEEDS not in config.patch_kinds:
         raise ConfigError(
             f"patch_kinds {list(config.patch_kinds)}: the summary needs {SUMMARY_NEEDS!r} "
             "(the routing head's causal effect); add it"
@@ -253,8 +272,9 @@ def analyze(
     return table, summary
 
 
-def _check_has_selector(run: Run) -> None:
-    if not run.config.task.has_selector:
+def _check_analysable(run: Run) -> None:
+    """A task with no analyses of its own (the wind tunnel's forward direction) is an error."""
+    if not task_parts(run.task, AnalysisConfig()):
         raise ValueError(
             f"{run.path}: cannot analyse a forward-direction run (task.direction = 'forward'): "
             "it has no selector; analysis of selector routing applies to backward runs"
@@ -296,7 +316,7 @@ def _todo(
     (or ``force``); else the extra kinds its file lacks, its rows kept. A kind whose recorded
     settings differ from ``config``'s is an error naming it (see the module docstring)."""
     folder = run.path / ANALYSIS_DIR / STEPS_DIR
-    every = (CORE, *config.kinds)
+    every = task_parts(run.task, config)
     new = kind_settings(config)
     todo: dict[int, tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
     for step in wanted:

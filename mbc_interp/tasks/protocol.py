@@ -172,6 +172,12 @@ class Task(Protocol):
         """Hidden-progress signals, the primary one first (empty: the task has none)."""
         ...
 
+    @property
+    def default_kinds(self) -> tuple[str, ...]:
+        """The analysis kinds every checkpoint of this task gets (``core``: the routing
+        analyses of a task with a selector; a task's own progress measures)."""
+        ...
+
     def evaluate(self, model: nn.Module, rows: Int[Tensor, " n"], **settings: Any) -> dict:
         """Named metrics of ``model`` on ``rows``; always ``transition.metric`` and ``loss``."""
         ...

@@ -199,6 +199,12 @@ class WindTunnelTask:
         return Transition("loss", scale, rest_level=self.log_k, fallback="cand_loss")
 
     @property
+    def default_kinds(self) -> tuple[str, ...]:
+        """The routing analyses (``core``: attribution, z-use, patching, logit lens) where
+        there is a selector to route; none in the forward direction."""
+        return ("core",) if self.has_selector else ()
+
+    @property
     def progress_signals(self) -> tuple[ProgressSignal, ...]:
         """Δz (raw, then candidate-normalised): the loss's rise when z is replaced by another
         selector of the same B; 0 for any model that ignores z. None without a selector."""
