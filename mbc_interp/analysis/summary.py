@@ -243,7 +243,10 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     if table.empty:
         out["routing_reason"] = "no checkpoint analysed"
     else:
-        _routing(table, out)
+        if (table.analysis == "patching").any():  # the routing core ran (a task with a selector)
+            _routing(table, out)
+        else:
+            out["routing_reason"] = "no routing analysis: the task has no selector to route"
         _collective(table, out)
         for key, value in (("essential", essential_summary(table, out["t_loss"])),
                            ("ablation", ablation_summary(table)), ("atp", atp_summary(table))):
