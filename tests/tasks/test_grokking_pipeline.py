@@ -1,0 +1,78 @@
+"""Modular addition through the same pipeline as the wind tunnel: config and presets, `mbc train`,
+`mbc analyze` (its own kinds, no routing core), the summary's transition and progress fields,
+`mbc info` and `mbc report`, on a tiny real run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mbc_interp import load_run
+from mbc_interp.cli import build_parser, main, resolve_config
+from mbc_interp.config import ConfigError, RunConfig
+from mbc_interp.tasks.registry import build_task
+
+
+def test_presets_are_the_published_setting():
+    g = RunConfig.from_dict({"preset": "grokking"})
+    assert type(g.task).name == "modular_addition"
+    assert (g.task.p, g.task.train_frac) == (113, 0.3)
+    assert (g.model.n_layers, g.model.d_model, g.model.n_heads, g.model.d_mlp) == (1, 128, 4, 512)
+    assert (g.model.act_fn, g.model.normalization) == ("relu", "none")
+    assert (g.train.lr, g.train.weight_decay, g.train.betas) == (1e-3, 1.0, (0.9, 0.98))
+    cpu = RunConfig.from_dict({"preset": "grokking_cpu"})
+    for c in (g, cpu):  # full batch: the batch is the whole training split
+        assert c.train.batch_size == c.task.n_train == len(build_task(c.task).train_rows)
+
+
+def test_config_round_trips_and_flags_select_the_task():
+    c = RunConfig.from_dict({"preset": "grokking_cpu"})
+    assert RunConfig.from_dict(c.to_dict()) == c
+    args = build_parser().parse_args(["train", "--task", "modular_addition", "--p", "13",
+                                      "--train-frac", "0.5"])  # fmt: skip
+    cfg = resolve_config(args)
+    assert (type(cfg.task).name, cfg.task.p, cfg.task.train_frac) == ("modular_addition", 13, 0.5)
+    with pytest.raises(ConfigError, match=r"unknown field task\.p"):
+        resolve_config(build_parser().parse_args(["train", "--p", "13"]))  # the wind tunnel's
+
+
+@pytest.fixture(scope="module")
+def grok_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grok") / "run"
+    code = main(["train", "--preset", "grokking_cpu", "--p", "11", "--train-frac", "0.5",
+                 "--batch-size", "60", "--d-model", "32", "--d-mlp", "64", "--steps", "60",
+                 "--eval-every", "10", "--ckpt-every", "20", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    return load_run(out)
+
+
+def test_train_logs_the_split_and_the_transition_metric(grok_run):
+    m = grok_run.metrics
+    assert {"loss", "acc", "test_loss", "test_acc", "train_loss"} <= set(m.columns)
+    assert "log_k" not in m.columns  # no log K plateau on this task
+    assert grok_run.task.name == "modular_addition"
+
+
+def test_analyze_runs_the_tasks_kinds_and_summarises_progress(grok_run, capsys):
+    assert main(["analyze", str(grok_run.path), "--no-progress"]) == 0
+    summary = json.loads((grok_run.path / "analysis" / "summary.json").read_text())
+    assert summary["transition_signal"] == "test_loss"
+    assert summary["log_k"] is None and summary["loss_scale"] == pytest.approx(2.3979, abs=1e-4)
+    assert summary["progress_signal"] == grok_run.task.progress_signals[0].name
+    assert set(summary["progress"]) == {s.name for s in grok_run.task.progress_signals}
+    assert "t_progress" in summary and "t_progress_reason" in summary
+    table = grok_run.path / "analysis" / "timeline.csv"
+    kinds = set(__import__("pandas").read_csv(table)["analysis"])
+    assert kinds == set(grok_run.task.default_kinds)  # no routing core without a selector
+
+
+def test_info_and_report(grok_run, capsys):
+    assert main(["info", str(grok_run.path)]) == 0
+    out = capsys.readouterr().out
+    assert "modular_addition" in out and "test loss" in out
+    main(["analyze", str(grok_run.path), "--no-progress"])
+    assert main(["report", str(grok_run.path)]) == 0
+    html = (grok_run.path / "report.html").read_text()
+    assert "Hidden progress" in html and "test_loss" in html
