@@ -306,7 +306,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "grokking": {
         "task": {"name": "modular_addition", "p": 113, "train_frac": 0.3},
         "model": _GROKKING_MODEL,
-        "train": {**_GROKKING_TRAIN, "batch_size": 3831, "steps": 40000, "eval_every": 100,
+        "train": {**_GROKKING_TRAIN, "batch_size": 3830, "steps": 40000, "eval_every": 100,
                   "stop_after_solved": None},
     },
     "grokking_cpu": {
@@ -322,7 +322,7 @@ characters, B 6 / z 2 / A 4, K = 20 at 3,000 examples; 4 layers x 4 heads, d_mod
 
 ``grokking`` is the canonical setting of the progress-measures study of grokking (Nanda et al.
 2023): a + b mod 113, 30% of the pairs trained on; one layer, d_model 128, 4 heads, d_mlp 512,
-ReLU, no LayerNorm; AdamW lr 1e-3, weight decay 1.0, betas (0.9, 0.98), full batch (3,831
+ReLU, no LayerNorm; AdamW lr 1e-3, weight decay 1.0, betas (0.9, 0.98), full batch (3,830
 pairs), 10 warm-up steps, 40,000 steps. ``grokking_cpu`` is the same at p = 59 with 40% trained
 on (full batch: 1,392 pairs), which groks within minutes on one core; it stops 100 evaluations
 (1,000 steps) after the test loss is solved, so the clean-up after the drop is recorded. The
