@@ -223,7 +223,7 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
-def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields set on the command line, as nested ``{section: {field: value}}``."""
     out: dict[str, Any] = {}
     if hasattr(args, "preset"):

@@ -432,7 +432,8 @@ def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Referenc
             r = load_run(d)
         except RunStoreError:
             continue
-        ref = Reference.from_metrics(r.metrics, r.log_k) if r.config.task.has_selector else None
+        ok = getattr(r.config.task, "has_selector", False)  # the wind tunnel, backward
+        ref = Reference.from_metrics(r.metrics, r.log_k) if ok else None
         if ref is not None:
             refs.append(ref)
             used.append(d)

@@ -31,7 +31,7 @@ from mbc_interp.model_config import ModelConfig
 from mbc_interp.store.run import Run
 
 if TYPE_CHECKING:  # the constants (BUDGET_S) are read by `mbc analyze --help`: no torch here
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+    from mbc_interp.tasks.protocol import Task
 
 GFLOPS = 75.0
 """Floating-point throughput of one CPU core on the analyses' batched forward passes."""
@@ -52,7 +52,7 @@ _PER_EXAMPLE = {"attribution": 1.6, "logit_lens": 1.8}
 _PER_PAIR_ZUSE = 2.5
 
 
-def flops_per_token(m: ModelConfig, task: WindTunnelTask) -> float:
+def flops_per_token(m: ModelConfig, task: Task) -> float:
     """Forward floating-point operations per token: two per weight of every matrix the token
     goes through, plus attention over the context."""
     width = m.n_heads * m.head_dim
@@ -74,7 +74,7 @@ class Cost:
     """Per checkpoint: the extra kinds (``kinds``) asked for."""
 
 
-def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> dict[str, float]:
+def cost_parts(config: AnalysisConfig, m: ModelConfig, task: Task) -> dict[str, float]:
     """Estimated seconds of each analysis ``config`` asks for at one checkpoint of model ``m``
     on ``task``: ``attribution``, ``logit_lens``, ``zuse``, each patching kind and each extra
     kind (see the module doc; the benchmark checks them against measurements)."""
@@ -85,23 +85,36 @@ def cost_parts(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> 
     pairs = min(config.n_pairs, n)
     sites = {"layer": m.n_layers, "pos": prompt, "head": m.n_heads}
     axes = {k.name: k.axes for k in SITE_KINDS}
-    parts = {name: per * examples * full * per_tok for name, per in _PER_EXAMPLE.items()}
-    parts["zuse"] = _PER_PAIR_ZUSE * pairs * prompt * per_tok
-    for kind in config.patch_kinds:
-        if not (kind == "mlp_out" and m.d_mlp is None):
-            n_sites = math.prod(sites[a] for a in axes[kind])
-            parts[kind] = (n_sites + 2) * pairs * prompt * per_tok
-    for kind in config.kinds:
+    own = tuple(getattr(task, "default_kinds", ("core",)))
+    parts: dict[str, float] = {}
+    if "core" in own:  # the routing analyses, on a task with a selector
+        parts = {name: per * examples * full * per_tok for name, per in _PER_EXAMPLE.items()}
+        parts["zuse"] = _PER_PAIR_ZUSE * pairs * prompt * per_tok
+        for kind in config.patch_kinds:
+            if not (kind == "mlp_out" and m.d_mlp is None):
+                n_sites = math.prod(sites[a] for a in axes[kind])
+                parts[kind] = (n_sites + 2) * pairs * prompt * per_tok
+    for kind in _kinds(config, own):
         passes = get_kind(kind).cost(config.settings_of(kind), n)
         parts[kind] = passes * full * per_tok
     return parts
 
 
-def estimate_cost(config: AnalysisConfig, m: ModelConfig, task: WindTunnelTask) -> Cost:
+def task_kinds(task: Task) -> tuple[str, ...]:
+    """The task's own analyses (``core``: the routing analyses; or its own kinds)."""
+    return tuple(getattr(task, "default_kinds", ("core",)))
+
+
+def _kinds(config: AnalysisConfig, own: tuple[str, ...]) -> tuple[str, ...]:
+    """The extra kinds a checkpoint gets: the task's own (not ``core``), then ``config``'s."""
+    return tuple(dict.fromkeys((*(k for k in own if k != "core"), *config.kinds)))
+
+
+def estimate_cost(config: AnalysisConfig, m: ModelConfig, task: Task) -> Cost:
     """Seconds per checkpoint of ``config`` for model ``m`` on ``task``, by who pays them."""
     parts = cost_parts(config, m, task)
     detail = sum(v for k, v in parts.items() if k in DETAIL_KINDS)
-    extra = sum(v for k, v in parts.items() if k in config.kinds)
+    extra = sum(v for k, v in parts.items() if k in _kinds(config, task_kinds(task)))
     return Cost(float(sum(parts.values()) - detail - extra), float(detail), float(extra))
 
 

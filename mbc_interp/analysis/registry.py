@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hin
 from mbc_interp.analysis.ablation import AblationConfig
 from mbc_interp.analysis.essential import EssentialConfig
 from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
+from mbc_interp.analysis.fourier_settings import FourierConfig
 from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
@@ -41,9 +42,9 @@ if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
 
     from mbc_interp.store.run import OptimizerState, Run
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+    from mbc_interp.tasks.protocol import Task
 
-RunFunction = Callable[[Any, "WindTunnelTask", Any, "OptimizerState | None"], list[dict[str, Any]]]
+RunFunction = Callable[[Any, "Task", Any, "OptimizerState | None"], list[dict[str, Any]]]
 """``(model, task, settings, optimizer_state) -> rows``: the tidy timeline rows of one checkpoint
 (without ``step`` and ``tokens``; ``analysis`` defaults to the kind's name)."""
 ReportFunction = Callable[["Run", "pd.DataFrame", dict[str, Any]], Any]
@@ -87,6 +88,10 @@ class ExtraKind:
     :data:`ReportFunction` or its import path; ``None``: no section."""
     title: str = ""
     """Heading of its report section (default: its name)."""
+    resolve: str | Callable[[Any, Any], Any] | None = None
+    """``(run, settings) -> settings``, or its import path: fills in the settings that depend
+    on the whole run (the ``fourier`` kind's final key frequencies) before any checkpoint is
+    analysed; the resolved settings are the ones recorded with the timeline. ``None``: none."""
     help: str = ""
     """What it computes, in a few words, for ``mbc analyze --help``."""
 
@@ -102,6 +107,9 @@ class ExtraKind:
 
     def report_function(self) -> ReportFunction | None:
         return None if self.report is None else _load(self.report)
+
+    def resolve_function(self) -> Callable[[Any, Any], Any] | None:
+        return None if self.resolve is None else _load(self.resolve)
 
 
 _KINDS: dict[str, ExtraKind] = {}
@@ -299,5 +307,10 @@ for _kind in (
               settings=EssentialConfig, cost=lambda s, n: float(min(s.n_examples, n)),
               report="mbc_interp.viz.kinds:essential_section", title="Essential dynamics",
               help="outputs on a probe set, projected; PCA across checkpoints and the turn"),
+    ExtraKind(name="fourier", run="mbc_interp.analysis.fourier_kind:fourier_records",
+              settings=FourierConfig, cost=lambda s, n: float(n),
+              report="mbc_interp.viz.fourier:fourier_section", title="Fourier progress measures",
+              resolve="mbc_interp.analysis.fourier_kind:final_settings",
+              help="modular tasks: key frequencies, Gini, restricted/excluded loss (Nanda+ 2023)"),
 ):
     register_kind(_kind)

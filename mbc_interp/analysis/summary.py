@@ -227,8 +227,9 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
     metrics = run.metrics  # read once: the file is read fresh on every access
     task = run.task
     transition, signal = transition_of(metrics, task.transition)
-    out: dict[str, Any] = {"log_k": task.transition.rest_level, "transition_signal": signal,
-                           **transition, "loss_scale": task.transition.scale}  # fmt: skip
+    out: dict[str, Any] = {"transition_signal": signal, **transition,
+                           "log_k": task.transition.rest_level,
+                           "loss_scale": task.transition.scale}  # fmt: skip
     out.update(
         t_z=None, t_z_cand=None, z_doubling_steps=None, z_phase=None, lead_fraction_z=None,
         routing_head=None, routing_heads=[], routing_head_final=None, routing_scores={},
@@ -280,6 +281,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         p = summary.get(key)
         return "" if p in (None, "plateau") else f"  <- {p.replace('_', ' ')}, not a lead"
 
+    if summary.get("log_k") is None:  # a task without a log K plateau: its own signals
+        return _format_task_summary(summary, t)
     lines = [
         f"log K            {summary['log_k']:.4f}   (timed on {summary['transition_signal']})",
         f"plateau loss     {_fmt(summary.get('plateau_loss'))}",
@@ -301,6 +304,24 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key in ("t_z_reason", "routing_reason"):
         if summary.get(key) and (key != "t_z_reason" or summary.get("t_z") is None):
             lines.append(f"                 ({summary[key]})")
+    return "\n".join(lines)
+
+
+def _format_task_summary(summary: dict[str, Any], t: Any) -> str:
+    lines = [
+        f"transition       {summary['transition_signal']} (scale {summary['loss_scale']:.4f})",
+        f"status           {summary['status']}"
+        + (f" ({summary['reason']})" if summary.get("reason") else ""),
+        f"t_plateau_start  {t('t_plateau_start')}",
+        f"t_loss           {t('t_loss')}",
+        f"t_solved         {t('t_solved')}",
+    ]
+    for name, row in (summary.get("progress") or {}).items():
+        primary = " (primary)" if name == summary.get("progress_signal") else ""
+        when = "n/a" if row.get("t") is None else f"step {row['t']:,.0f}"
+        lead = row.get("lead_fraction")
+        where = f", lead {lead:.0%} of the plateau" if lead is not None else ""
+        lines.append(f"{name + primary:<16} onset {when}{where}   ({row.get('reason', '')})")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from mbc_interp.core.progress import progress_interval
 from mbc_interp.store.integrity import validate_metrics
 from mbc_interp.store.run import OptimizerState, Run, load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR, RunStoreError
+from mbc_interp.tasks.protocol import Task
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
@@ -69,7 +70,7 @@ CORE_LABEL = "core analyses (attribution, zuse, patching, logit_lens)"
 
 def analyze_checkpoint(
     model: HookedTransformer,
-    task: WindTunnelTask,
+    task: Task,
     config: AnalysisConfig = AnalysisConfig(),
     optimizer_state: OptimizerState | None = None,
     *,
@@ -109,6 +110,21 @@ def with_task_kinds(config: AnalysisConfig, task: Any) -> AnalysisConfig:
     if all(k in config.kinds for k in own):
         return config
     return replace(config, kinds=tuple(dict.fromkeys((*own, *config.kinds))))
+
+
+def resolve_settings(run: Run, config: AnalysisConfig) -> AnalysisConfig:
+    """``config`` with each kind's run-dependent settings filled in by its ``resolve``
+    (:class:`~mbc_interp.analysis.registry.ExtraKind`), before any checkpoint is analysed."""
+    given = {k: dict(v) for k, v in config.extra_settings.items()}
+    changed = False
+    for name in config.kinds:
+        resolve = get_kind(name).resolve_function()
+        if resolve is None:
+            continue
+        settings = resolve(run, config.settings_of(name))
+        given[name] = json.loads(json.dumps(asdict(settings)))
+        changed = True
+    return replace(config, extra_settings=given) if changed else config
 
 
 def needs_optimizer_state(parts: Iterable[str]) -> bool:
@@ -211,7 +227,7 @@ def analyze_run(
     metrics are validated first: a bad line is an error before any checkpoint is analysed."""
     _check_analysable(run)
     validate_metrics(run.store)
-    config = with_task_kinds(config, run.task)
+    config = resolve_settings(run, with_task_kinds(config, run.task))
     out = run.path / ANALYSIS_DIR
     analysed_steps(run)  # checks the folder before anything is written
     config = _check_config(out, config, force)

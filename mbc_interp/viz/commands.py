@@ -60,7 +60,7 @@ def _run_report(args: argparse.Namespace) -> int:
     if not run.steps:
         raise ValueError(f"{run.path}: no checkpoint yet; nothing to report")
     missing = sorted(set(run.steps) - analysed_steps(run))
-    if not run.config.task.has_selector:
+    if not getattr(run.config.task, "has_selector", True):
         pass  # a forward run: nothing to analyse, the report shows its loss
     elif missing and not args.no_analyze:
         config = saved_config(run) or AnalysisConfig()
