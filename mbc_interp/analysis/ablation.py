@@ -56,17 +56,13 @@ class AblationConfig:
 def _losses(
     logits: Tensor, tokens: Tensor, a: int, first: Tensor, k_true: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Per row: the answer loss and the first-token candidate loss."""
-    import torch.nn.functional as F
+    """Per row: the answer loss and the first-token candidate loss (the evaluation's)."""
+    from mbc_interp.evaluation import first_token_losses
 
     logp = logits[:, a:].log_softmax(-1)
     target = tokens[:, a + 1 :]
     loss = -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
-    first_lp = logp[:, 0]
-    present = F.one_hot(first, first_lp.shape[-1]).amax(1).bool()
-    mass = first_lp.masked_fill(~present, -math.inf).logsumexp(-1)
-    right = first_lp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
-    return loss, mass - right
+    return loss, first_token_losses(logp[:, 0], first, k_true)[1]
 
 
 def ablation_records(
