@@ -27,6 +27,7 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from mbc_interp.analysis.ablation import AblationConfig
@@ -35,7 +36,7 @@ from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHea
 from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
-from mbc_interp.checks import is_int
+from mbc_interp.checks import check_field, is_int
 
 if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
@@ -263,6 +264,12 @@ class AtpConfig:
 
     n_pairs: int = 256
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        need = partial(check_field, obj=self, section="atp")
+
+        need(is_int(self.n_pairs) and self.n_pairs >= 1, "n_pairs", "must be an int >= 1")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
 ASSUMED_HEADS = 16
