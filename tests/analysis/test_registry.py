@@ -75,7 +75,7 @@ def weight_norm():
     """A tiny extra kind, registered for one test only."""
     kind = register_kind(ExtraKind(
         name="weight_norm", run=_norm_rows, settings=NormSettings,
-        cost=lambda s, n: PASSES_PER_EXAMPLE * n, needs_optimizer_state=True,
+        cost=lambda s, c: PASSES_PER_EXAMPLE * c.n_examples, needs_optimizer_state=True,
         report=_norm_section, title="Weight norm", help="L2 norm of every weight",
     ))  # fmt: skip
     yield kind
@@ -248,9 +248,9 @@ def test_a_kind_cannot_take_a_reserved_or_taken_name():
     assert {f.name for f in fields(AnalysisConfig)} <= RESERVED
     for name in ("core", "zuse", "n_pairs", "Bad-Name"):
         with pytest.raises(ValueError, match="a name must be"):
-            ExtraKind(name=name, run=_norm_rows, cost=lambda s, n: 0.0)
+            ExtraKind(name=name, run=_norm_rows, cost=lambda s, c: 0.0)
     with pytest.raises(ValueError, match="registered already"):
-        register_kind(ExtraKind(name="llc", run=_norm_rows, cost=lambda s, n: 0.0))
+        register_kind(ExtraKind(name="llc", run=_norm_rows, cost=lambda s, c: 0.0))
 
 
 def test_llc_settings_reach_the_estimator_through_the_command_line(run):
