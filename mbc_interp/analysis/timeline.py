@@ -18,6 +18,8 @@ files as ``kind_settings``); a difference is an error naming the kind, the setti
 values (``force`` recomputes everything instead). Files written before ``kind_settings``
 existed record no extra kind's settings, which are then taken as unchanged. ``config.json``
 records an extra kind once its rows are written (:mod:`mbc_interp.analysis.config_record`).
+
+One process analyses a run at a time (:mod:`mbc_interp.analysis.lock`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from mbc_interp.analysis.config_record import (  # some re-exported: the setting
     saved_config,  # noqa: F401
     settings_conflicts,
 )
+from mbc_interp.analysis.lock import analysis_lock
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.registry import get_kind
@@ -171,7 +174,21 @@ def analyze_run(
     return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
-    metrics are validated first: a bad line is an error before any checkpoint is analysed."""
+    metrics are validated first: a bad line is an error before any checkpoint is analysed.
+    Holds the run's analysis lock."""
+    with analysis_lock(run.path):
+        return _analyze_steps(run, config, steps, force, progress, device)
+
+
+def _analyze_steps(
+    run: Run,
+    config: AnalysisConfig,
+    steps: Iterable[int] | None,
+    force: bool,
+    progress: bool,
+    device: str | torch.device | None,
+) -> pd.DataFrame:
+    """:func:`analyze_run`'s work, under its lock."""
     _check_has_selector(run)
     validate_metrics(run.store)
     out = run.path / ANALYSIS_DIR
@@ -216,7 +233,7 @@ def analyze(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
     damaged checkpoints, say), then time the routing circuit against the loss drop; writes
-    ``timeline.csv`` and ``summary.json``.
+    ``timeline.csv`` and ``summary.json``, holding the run's analysis lock.
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -228,9 +245,10 @@ def analyze(
         )
     skip = set(exclude)
     steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
-    table = analyze_run(run, config, steps=steps, force=force, progress=progress)
-    summary = summarize(run, table)
-    write_summary(run, summary)
+    with analysis_lock(run.path):
+        table = _analyze_steps(run, config, steps, force, progress, "cpu")
+        summary = summarize(run, table)
+        write_summary(run, summary)
     return table, summary
 
 

@@ -1,17 +1,23 @@
-"""An analysis interrupted: what is recorded is what was computed, and a rerun completes it."""
+"""An analysis interrupted or run twice at once: what is recorded is what was computed, and
+the second process is refused."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 
 import pytest
 
 from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, kind_runs, load_timeline
-from mbc_interp.analysis.timeline import STEPS_DIR, saved_config
+from mbc_interp.analysis.lock import LOCK_FILE, analysis_lock
+from mbc_interp.analysis.timeline import STEPS_DIR, analysed_steps, saved_config
 from mbc_interp.analysis.weights import weight_records
 from mbc_interp.cli import main
+from mbc_interp.store import RunLockedError
 
 SMALL = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",))
 CLI_SMALL = ["--n-pairs", "16", "--n-examples", "32", "--patch-kinds", "head_out_all_pos"]
@@ -90,3 +96,49 @@ def test_a_kind_interrupted_before_any_row_leaves_the_run_free_to_drop_or_change
                  "--kind-setting", "groups.n_groups=4", "--no-progress"]) == 0  # fmt: skip
     assert saved_config(run).settings_of("groups").n_groups == 4
     assert _kind_steps(run, "groups") == set(_steps(run))
+
+
+# -- concurrent --------------------------------------------------------------------------------
+_HOLD = """
+import sys
+from pathlib import Path
+from mbc_interp.analysis.lock import analysis_lock
+with analysis_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_second_analysis_of_a_run_fails_at_once_naming_the_run_and_the_lock(run, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run.path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock = run.path / "analysis" / LOCK_FILE
+        with pytest.raises(RunLockedError, match="another process is analysing") as e:
+            analyze(run, SMALL, stop=2, progress=False)
+        assert str(run.path) in str(e.value) and str(lock) in str(e.value)
+        assert main(["analyze", str(run.path), "--stop", "2", *CLI_SMALL, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert str(lock) in err and "Traceback" not in err
+        assert not analysed_steps(run)  # nothing was computed
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+    analyze(run, SMALL, stop=2, progress=False)  # released when the holder ended
+    assert analysed_steps(run) == {s for s in run.steps if s <= 2}
+
+
+def test_the_lock_is_held_during_the_analysis_and_reentrant_in_one_process(run, monkeypatch):
+    seen = []
+
+    def probe(model, task, settings, state=None):
+        other = subprocess.run([sys.executable, "-c", _HOLD, str(run.path)], input="\n",
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        seen.append(other.returncode != 0 and "another process is analysing" in other.stderr)
+        with analysis_lock(run.path):  # this process holds it: re-entered, not refused
+            return []
+
+    monkeypatch.setattr(kind_runs, "weights", probe)
+    analyze(run, replace(SMALL, kinds=("weights",)), stop=0, progress=False)
+    assert seen == [True]
