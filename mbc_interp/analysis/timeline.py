@@ -19,13 +19,17 @@ values (``force`` recomputes everything instead). Files written before ``kind_se
 existed record no extra kind's settings, which are then taken as unchanged. ``config.json``
 records an extra kind once its rows are written (:mod:`mbc_interp.analysis.config_record`).
 
-One process analyses a run at a time (:mod:`mbc_interp.analysis.lock`).
+One process analyses a run at a time (:mod:`mbc_interp.analysis.lock`). A checkpoint whose
+file cannot be loaded or fails its checksum is skipped with a
+:class:`~mbc_interp.integrity.DamagedCheckpointWarning` naming the step and the file, and
+listed as ``skipped_steps`` in the summary; the others are analysed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -57,10 +61,16 @@ from mbc_interp.analysis.registry import get_kind
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
-from mbc_interp.integrity import validate_metrics
+from mbc_interp.integrity import DamagedCheckpointWarning, validate_metrics
 from mbc_interp.progress import progress_interval
 from mbc_interp.run import OptimizerState, Run, load_run
-from mbc_interp.store import ANALYSIS_DIR, RunStoreError, atomic_write, write_if_changed
+from mbc_interp.store import (
+    ANALYSIS_DIR,
+    CheckpointError,
+    RunStoreError,
+    atomic_write,
+    write_if_changed,
+)
 from mbc_interp.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
@@ -175,9 +185,9 @@ def analyze_run(
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
     metrics are validated first: a bad line is an error before any checkpoint is analysed.
-    Holds the run's analysis lock."""
+    Holds the run's analysis lock; a damaged checkpoint is skipped with a warning."""
     with analysis_lock(run.path):
-        return _analyze_steps(run, config, steps, force, progress, device)
+        return _analyze_steps(run, config, steps, force, progress, device)[0]
 
 
 def _analyze_steps(
@@ -187,8 +197,8 @@ def _analyze_steps(
     force: bool,
     progress: bool,
     device: str | torch.device | None,
-) -> pd.DataFrame:
-    """:func:`analyze_run`'s work, under its lock."""
+) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`analyze_run`'s work: the timeline table, and the steps skipped as damaged."""
     _check_has_selector(run)
     validate_metrics(run.store)
     out = run.path / ANALYSIS_DIR
@@ -199,14 +209,21 @@ def _analyze_steps(
     detailed = set(detail_steps(run.steps, wanted, config.detail_every))
     task = run.task
     record_settings = {k: v for k, v in kind_settings(config).items() if k != CORE}
+    skipped: list[int] = []
     bar = tqdm(
         list(todo), desc="analyze", unit="ckpt", disable=not progress,
         mininterval=progress_interval(),
     )  # fmt: skip
     for step in bar:
         parts, kept = todo[step]
-        model = run.model(step, device=device)
-        state = run.optimizer_state(step) if needs_optimizer_state(parts) else None
+        try:
+            model = run.model(step, device=device)
+            state = run.optimizer_state(step) if needs_optimizer_state(parts) else None
+        except CheckpointError as e:  # the message names the file
+            warnings.warn(f"step {step}: {e}; skipped, not analysed", DamagedCheckpointWarning,
+                          stacklevel=3)  # fmt: skip
+            skipped.append(step)
+            continue
         rows = analyze_checkpoint(model, task, config, state, detail=step in detailed, parts=parts)
         tokens = run.tokens_at(step)
         record = kept + [{"step": step, "tokens": tokens, **r} for r in rows]
@@ -217,7 +234,7 @@ def _analyze_steps(
     record_config(out, config)  # every step asked for has its rows: its kinds are computed
     table = load_timeline(run, config)
     _write_csv(out / TIMELINE_FILE, table)
-    return table
+    return table, skipped
 
 
 def analyze(
@@ -233,7 +250,8 @@ def analyze(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
     damaged checkpoints, say), then time the routing circuit against the loss drop; writes
-    ``timeline.csv`` and ``summary.json``, holding the run's analysis lock.
+    ``timeline.csv`` and ``summary.json`` (with ``skipped_steps``: the checkpoints skipped as
+    damaged, see the module docstring).
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -246,8 +264,8 @@ def analyze(
     skip = set(exclude)
     steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
     with analysis_lock(run.path):
-        table = _analyze_steps(run, config, steps, force, progress, "cpu")
-        summary = summarize(run, table)
+        table, skipped = _analyze_steps(run, config, steps, force, progress, "cpu")
+        summary = {**summarize(run, table), "skipped_steps": skipped}
         write_summary(run, summary)
     return table, summary
 

@@ -1,5 +1,5 @@
-"""An analysis interrupted or run twice at once: what is recorded is what was computed, and
-the second process is refused."""
+"""An analysis interrupted, run twice at once, or meeting a damaged checkpoint: what is recorded
+is what was computed, the second process is refused, the damaged step is skipped and named."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mbc_interp.analysis.lock import LOCK_FILE, analysis_lock
 from mbc_interp.analysis.timeline import STEPS_DIR, analysed_steps, saved_config
 from mbc_interp.analysis.weights import weight_records
 from mbc_interp.cli import main
+from mbc_interp.integrity import DamagedCheckpointWarning
 from mbc_interp.store import RunLockedError
 
 SMALL = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",))
@@ -142,3 +143,27 @@ def test_the_lock_is_held_during_the_analysis_and_reentrant_in_one_process(run, 
     monkeypatch.setattr(kind_runs, "weights", probe)
     analyze(run, replace(SMALL, kinds=("weights",)), stop=0, progress=False)
     assert seen == [True]
+
+
+# -- damaged -----------------------------------------------------------------------------------
+def test_a_damaged_checkpoint_is_skipped_named_and_recorded(run, capsys):
+    step = _steps(run)[3]
+    file = run.path / run.manifest.entry(step).file
+    file.write_bytes(file.read_bytes()[:-100])  # truncated: fails its checksum
+    with pytest.warns(DamagedCheckpointWarning, match=rf"step {step}: {file}: checksum mismatch"):
+        table, summary = analyze(run, SMALL, stop=STOP, progress=False)
+    assert summary["skipped_steps"] == [step]
+    assert json.loads((run.path / "analysis" / "summary.json").read_text())["skipped_steps"] == [
+        step
+    ]
+    assert sorted(table.step.unique()) == [s for s in _steps(run) if s != step]
+    assert analysed_steps(run) == set(_steps(run)) - {step}
+    # the command line: one warning line naming step and file, the rest analysed as before
+    assert main(["analyze", str(run.path), "--stop", str(STOP), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert f"mbc analyze: warning: step {step}: {file}: checksum mismatch" in captured.err
+    assert f"skipped as damaged: steps {step}" in captured.out
+    # repaired (dropped from the manifest): nothing is skipped any more
+    assert main(["verify", str(run.path), "--drop-damaged"]) == 0
+    _, summary = analyze(load_run(run.path), SMALL, stop=STOP, progress=False)
+    assert summary["skipped_steps"] == []
