@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,16 +217,37 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.budget <= 0:
         raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
+    from .integrity import DamagedCheckpointWarning
+
     run = load_run(args.run)
     plan = _analysis_plan(args, run)
     print(f"{args.run}: {plan.describe()}")
-    table, summary = analyze(
-        run, plan.config, every=args.every, start=args.start, stop=args.stop,
-        force=args.force, progress=not args.no_progress,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # a damaged checkpoint: one line on stderr, then go on
+        warnings.simplefilter("always", DamagedCheckpointWarning)
+        warnings.showwarning = _warn_line(warnings.showwarning, DamagedCheckpointWarning)
+        table, summary = analyze(
+            run, plan.config, every=args.every, start=args.start, stop=args.stop,
+            force=args.force, progress=not args.no_progress,
+        )  # fmt: skip
     print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
+    if summary["skipped_steps"]:
+        steps = ", ".join(str(s) for s in summary["skipped_steps"])
+        print(f"skipped as damaged: steps {steps} (`mbc verify {args.run}` checks every file)")
     print(format_summary(summary))
     return 0
+
+
+def _warn_line(show: Callable, category: type[Warning]) -> Callable:
+    """``show`` (a ``warnings.showwarning``), but a warning of ``category`` as one line on
+    stderr, ``mbc analyze: warning: MESSAGE``, without the source line."""
+
+    def show_line(message, cat, *args, **kwargs) -> None:
+        if issubclass(cat, category):
+            print(f"mbc analyze: warning: {message}", file=sys.stderr)
+        else:
+            show(message, cat, *args, **kwargs)
+
+    return show_line
 
 
 def _analysis_plan(args: argparse.Namespace, run):

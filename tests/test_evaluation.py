@@ -21,7 +21,7 @@ TASKS = {
     "paper-per-base": TaskConfig(construction="random_strings", K=4, n_examples=80, base_len=6,
                                  selector_len=2, target_len=4, selectors="per_base",
                                  distinct_first=True),
-}
+}  # fmt: skip
 
 
 class Reference(nn.Module):
@@ -159,3 +159,14 @@ def test_stage_measures_on_the_proxy_are_first_token_measures():
     assert ev["marg_loss"] == pytest.approx(ev["marg_first_loss"])
     assert ev["marg_chance"] == pytest.approx(math.log(16) - math.log(task.K))
     assert ev["cand_first_loss"] == pytest.approx(ev["cand_loss"], abs=1e-6)
+
+
+def test_first_token_losses_count_a_shared_first_token_once():
+    from mbc_interp.tasks.wind_tunnel.evaluation import first_token_losses
+
+    logp = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]]).log().double()
+    first = torch.tensor([[1, 1, 2], [0, 3, 3]])  # K = 3; two candidates share a first token
+    k_true = torch.tensor([2, 1])
+    marg, cand = first_token_losses(logp, first, k_true)
+    assert marg.tolist() == pytest.approx([-math.log(0.5), -math.log(0.5)])
+    assert cand.tolist() == pytest.approx([math.log(0.5 / 0.3), math.log(0.5 / 0.1)])

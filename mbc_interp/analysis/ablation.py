@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from mbc_interp.analysis.records import record
+from mbc_interp.core.checks import check_field, is_int
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 Method = Literal["mean", "resample"]
+METHODS = ("mean", "resample")
 
 
 @dataclass(frozen=True)
@@ -46,27 +49,24 @@ class AblationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_examples < 2:
-            raise ValueError(f"ablation.n_examples = {self.n_examples}: must be >= 2")
-        bad = [m for m in self.methods if m not in ("mean", "resample")]
-        if bad or not self.methods:
-            raise ValueError(f"ablation.methods = {self.methods}: each 'mean' or 'resample'")
+        need = partial(check_field, obj=self, section="ablation")
+
+        need(is_int(self.n_examples) and self.n_examples >= 2, "n_examples", "must be an int >= 2")
+        need(bool(self.methods) and all(m in METHODS for m in self.methods), "methods",
+             f"one or more of {METHODS}")  # fmt: skip
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
 def _losses(
     logits: Tensor, tokens: Tensor, a: int, first: Tensor, k_true: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Per row: the answer loss and the first-token candidate loss."""
-    import torch.nn.functional as F
+    """Per row: the answer loss and the first-token candidate loss (the evaluation's)."""
+    from mbc_interp.tasks.wind_tunnel.evaluation import first_token_losses
 
     logp = logits[:, a:].log_softmax(-1)
     target = tokens[:, a + 1 :]
     loss = -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
-    first_lp = logp[:, 0]
-    present = F.one_hot(first, first_lp.shape[-1]).amax(1).bool()
-    mass = first_lp.masked_fill(~present, -math.inf).logsumexp(-1)
-    right = first_lp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
-    return loss, mass - right
+    return loss, first_token_losses(logp[:, 0], first, k_true)[1]
 
 
 def ablation_records(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from mbc_interp.analysis import registry
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.config import ConfigError
+from mbc_interp.core.checks import check_field, is_int
 
 _KIND_NAMES = tuple(k.name for k in SITE_KINDS)
 ANALYSIS_VERSION = 2
@@ -53,22 +55,19 @@ class AnalysisConfig:
     fields (``llc = { draws = 200 }``)."""
 
     def __post_init__(self) -> None:
-        if self.n_pairs < 1:
-            raise ValueError(f"analysis.n_pairs = {self.n_pairs}: must be >= 1")
-        if self.detail_every < 1:
-            raise ValueError(f"analysis.detail_every = {self.detail_every}: must be >= 1")
-        if self.n_examples is not None and self.n_examples < 1:
-            raise ValueError(f"analysis.n_examples = {self.n_examples}: must be >= 1 or None")
+        need = partial(check_field, obj=self, section="analysis")
+
+        need(is_int(self.n_pairs) and self.n_pairs >= 1, "n_pairs", "must be >= 1")
+        need(is_int(self.pair_seed), "pair_seed", "must be an integer")
+        need(is_int(self.detail_every) and self.detail_every >= 1, "detail_every", "must be >= 1")
+        n = self.n_examples
+        need(n is None or (is_int(n) and n >= 1), "n_examples", "must be >= 1 or None")
         known = registry.kind_names()
-        extra = [k for k in self.kinds if k not in known]
-        if extra:
-            raise ValueError(f"analysis.kinds: unknown kind {extra[0]!r} (known: {known})")
+        extra = next((k for k in self.kinds if k not in known), None)
+        need(extra is None, "kinds", f"unknown kind {extra!r} (known: {known})")
         object.__setattr__(self, "extra_settings", self._checked_settings())
-        unknown = [k for k in self.patch_kinds if k not in _KIND_NAMES]
-        if unknown:
-            raise ValueError(
-                f"analysis.patch_kinds: unknown kind {unknown[0]!r} (known: {list(_KIND_NAMES)})"
-            )
+        unknown = next((k for k in self.patch_kinds if k not in _KIND_NAMES), None)
+        need(unknown is None, "patch_kinds", f"unknown kind {unknown!r} (known: {_KIND_NAMES})")
 
     def _checked_settings(self) -> dict[str, dict[str, Any]]:
         """``extra_settings`` validated (each kind's settings built once) and as JSON values,
@@ -115,8 +114,10 @@ class AnalysisConfig:
         extra = set(registry.kind_names())
         unknown = sorted(set(data) - known - extra)
         if unknown:
-            raise ConfigError(f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)}, "
-                              f"and a table of settings per extra kind: {sorted(extra)})")
+            raise ConfigError(
+                f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)}, "
+                f"and a table of settings per extra kind: {sorted(extra)})"
+            )
         for name in ("n_pairs", "pair_seed", "n_examples", "detail_every"):  # n_examples: None ok
             v = data.get(name, 0)
             if not (type(v) is int or (name == "n_examples" and v is None)):

@@ -18,11 +18,13 @@ direction). A transition between two solutions shows as a sharp turn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mbc_interp.analysis.records import record
+from mbc_interp.core.checks import check_field, is_int
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -41,9 +43,12 @@ class EssentialConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        need = partial(check_field, obj=self, section="essential")
+
         for name in ("n_examples", "n_projections", "n_components", "window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"essential.{name} = {getattr(self, name)}: must be >= 1")
+            value = getattr(self, name)
+            need(is_int(value) and value >= 1, name, "must be an int >= 1")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
 def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> Tensor:
@@ -71,7 +76,7 @@ def projected_records(
     basis = torch.randn(config.n_projections, v.numel(), generator=g, dtype=torch.float64)
     proj = basis @ v / config.n_projections**0.5
     return [record("essential", "projection", x, component=f"p{i}")
-            for i, x in enumerate(proj.tolist())]
+            for i, x in enumerate(proj.tolist())]  # fmt: skip
 
 
 def pca_trajectory(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:

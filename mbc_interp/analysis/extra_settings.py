@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 from mbc_interp.core.checks import check_field
 
@@ -62,9 +63,11 @@ class LLCConfig:
     burn_in: int = 50
     batch_size: int = 256
     seed: int = 0
+    kind: ClassVar[str] = "llc"
+    """The analysis kind these settings belong to: the section its errors name."""
 
     def __post_init__(self) -> None:
-        need = partial(check_field, obj=self, section="llc")
+        need = partial(check_field, obj=self, section=self.kind)
 
         for name in ("step_size", "nbeta"):
             value = getattr(self, name)
@@ -82,10 +85,12 @@ class LLCHeadsConfig(LLCConfig):
     (:mod:`mbc_interp.analysis.llc_heads`): the routing heads and a control head."""
 
     heads: tuple[str, ...] = ()
+    kind: ClassVar[str] = "llc_heads"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.heads:
-            raise ValueError("llc_heads.heads: give the heads, e.g. the routing heads of "
-                             "summary.json and a control head: --kind-setting "
-                             "'llc_heads.heads=[\"L0H0\", \"L1H3\"]'")  # fmt: skip
+        need = partial(check_field, obj=self, section=self.kind)
+
+        example = "--kind-setting 'llc_heads.heads=[\"L0H0\", \"L1H3\"]'"  # fmt: skip
+        need(bool(self.heads), "heads", "give the heads, e.g. the routing heads of summary.json "
+             f"and a control head: {example}")  # fmt: skip

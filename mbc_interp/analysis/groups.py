@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mbc_interp.analysis.records import record
+from mbc_interp.core.checks import check_field, is_int
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,8 +51,10 @@ class GroupsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_groups < 1:
-            raise ValueError(f"groups.n_groups = {self.n_groups}: must be >= 1")
+        need = partial(check_field, obj=self, section="groups")
+
+        need(is_int(self.n_groups) and self.n_groups >= 1, "n_groups", "must be an int >= 1")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
 def sample_groups(task: WindTunnelTask, config: GroupsConfig) -> np.ndarray:

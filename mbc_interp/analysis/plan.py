@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mbc_interp.analysis.analysis_config import DETAIL_KINDS, AnalysisConfig
-from mbc_interp.analysis.registry import get_kind
+from mbc_interp.analysis.registry import CostContext, get_kind
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.model_config import ModelConfig
 from mbc_interp.store.run import Run
@@ -62,6 +62,14 @@ def flops_per_token(m: ModelConfig, task: Task) -> float:
     return 2.0 * (m.n_layers * (per_layer + attention) + m.d_model * task.config.d_vocab)
 
 
+def cost_context(m: ModelConfig, task: Task) -> CostContext:
+    """What the extra kinds' costs read of model ``m`` and ``task`` (K = 1 and no candidates
+    on a task without a selector)."""
+    distinct = getattr(task, "first_token_distinct", False)
+    return CostContext(n_layers=m.n_layers, n_heads=m.n_heads, k=getattr(task, "K", 1),
+                       n_examples=len(task), first_token_distinct=distinct)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Cost:
     """Estimated seconds of one core, split by what pays for them."""
@@ -94,8 +102,9 @@ def cost_parts(config: AnalysisConfig, m: ModelConfig, task: Task) -> dict[str, 
             if not (kind == "mlp_out" and m.d_mlp is None):
                 n_sites = math.prod(sites[a] for a in axes[kind])
                 parts[kind] = (n_sites + 2) * pairs * prompt * per_tok
+    context = cost_context(m, task)
     for kind in _kinds(config, own):
-        passes = get_kind(kind).cost(config.settings_of(kind), n)
+        passes = get_kind(kind).cost(config.settings_of(kind), context)
         parts[kind] = passes * full * per_tok
     return parts
 

@@ -12,9 +12,11 @@ carries) and ``first`` (the first target token). ``probe_acc`` is the held-out a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mbc_interp.analysis.records import record
+from mbc_interp.core.checks import check_field, is_int
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -31,8 +33,10 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_examples < 8:
-            raise ValueError(f"probes.n_examples = {self.n_examples}: must be >= 8")
+        need = partial(check_field, obj=self, section="probes")
+
+        need(is_int(self.n_examples) and self.n_examples >= 8, "n_examples", "must be an int >= 8")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
 def probe_accuracy(

@@ -27,6 +27,7 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from mbc_interp.analysis.ablation import AblationConfig
@@ -36,7 +37,7 @@ from mbc_interp.analysis.fourier_settings import FourierConfig
 from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
-from mbc_interp.core.checks import is_int
+from mbc_interp.core.checks import check_field, is_int
 
 if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
@@ -66,6 +67,39 @@ class NoSettings:
 
 
 @dataclass(frozen=True)
+class CostContext:
+    """What a kind's cost depends on besides its settings: the run's architecture and task."""
+
+    n_layers: int
+    n_heads: int
+    """Attention heads per layer."""
+    k: int
+    """The task's K: candidates (selectors) per base string."""
+    n_examples: int
+    """The task's examples."""
+    first_token_distinct: bool = False
+    """B's candidates differ at their first token: a candidate loss is one forward pass of the
+    example (else each of the K candidate sequences is scored)."""
+
+    def __post_init__(self) -> None:
+        need = partial(check_field, obj=self, section="cost")
+
+        for name in ("n_layers", "n_heads", "k", "n_examples"):
+            value = getattr(self, name)
+            need(is_int(value) and value >= 1, name, "must be an int >= 1")
+
+    @property
+    def heads(self) -> int:
+        """Attention heads in all."""
+        return self.n_layers * self.n_heads
+
+    @property
+    def candidate_passes(self) -> int:
+        """Forward passes per example of its candidate-normalised loss."""
+        return 1 if self.first_token_distinct else self.k
+
+
+@dataclass(frozen=True)
 class ExtraKind:
     """One extra per-checkpoint analysis, as the registry knows it."""
 
@@ -74,10 +108,10 @@ class ExtraKind:
     run: str | RunFunction
     """Computes the rows at one checkpoint: a :data:`RunFunction`, or its import path
     ``"package.module:function"`` (imported on first use, so torch stays out of start-up)."""
-    cost: Callable[[Any, int], float]
-    """``(settings, n_examples) -> forward passes`` of one whole example per checkpoint (a
-    backward counting two), ``n_examples`` being the task's size; the plan turns them into
-    seconds with the run's architecture."""
+    cost: Callable[[Any, CostContext], float]
+    """``(settings, context) -> forward passes`` of one whole example per checkpoint (a
+    backward counting two), given the run's architecture and task (:class:`CostContext`); the
+    plan turns them into seconds with the model's size."""
     settings: type = NoSettings
     """Frozen dataclass of its settings (importable without torch), every field defaulted; a
     field's annotation decides what a value given on the command line or in a file may be."""
@@ -230,15 +264,29 @@ def _load(ref: str | Callable) -> Callable:
 
 
 # -- the built-in kinds -------------------------------------------------------------------------
-def _gradients_cost(s: GradientConfig, n: int) -> float:
-    """Full-batch gradient over the examples (forward and backward, with per-sample overhead:
-    3 per example) and the per-example gradients of the sample (5 per example)."""
-    return 3.0 * n + 5 * s.sample_size
+def _gradients_cost(s: GradientConfig, c: CostContext) -> float:
+    """Full-batch gradient over the examples, at most ``full_batch_cap`` (forward and backward,
+    with per-sample overhead: 3 per example) and the per-example gradients of the sample (5 per
+    example)."""
+    n = c.n_examples
+    full = n if s.full_batch_cap is None else min(n, s.full_batch_cap)
+    return 3.0 * full + 5 * min(s.sample_size, n)
 
 
-def _llc_cost(s: LLCConfig, n: int) -> float:
+def _llc_cost(s: LLCConfig, c: CostContext) -> float:
     """4 forward equivalents per example of every SGLD minibatch (burn-in included)."""
-    return 4.0 * s.chains * (s.draws + s.burn_in) * s.batch_size
+    return 4.0 * s.chains * (s.draws + s.burn_in) * min(s.batch_size, c.n_examples)
+
+
+def _groups_cost(s: GroupsConfig, c: CostContext) -> float:
+    """Every member of each followed group, its candidates scored."""
+    return float(min(s.n_groups, c.n_examples // c.k) * c.k * c.candidate_passes)
+
+
+def _ablation_cost(s: AblationConfig, c: CostContext) -> float:
+    """Per row: the clean run and its cache, then per method every head alone, the head set
+    and its complement."""
+    return float(min(s.n_examples, c.n_examples) * (2 + len(s.methods) * (c.heads + 2)))
 
 
 register_kind(ExtraKind(
@@ -262,9 +310,7 @@ register_kind(ExtraKind(
 ))  # fmt: skip
 
 
-# -- the mechanistic kinds (costs in forward passes of one example; where the cost depends on
-# the architecture or the task's K, the default run's and the paper preset's order is assumed:
-# 16 heads, whole-sequence candidates with K^2 = 64 sequences per group) ----------------------
+# -- the mechanistic kinds (costs in forward passes of one example) -----------------------------
 @dataclass(frozen=True)
 class AtpConfig:
     """Pairs of attribution patching (the exact patching's defaults)."""
@@ -272,45 +318,47 @@ class AtpConfig:
     n_pairs: int = 256
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        need = partial(check_field, obj=self, section="atp")
 
-ASSUMED_HEADS = 16
-ASSUMED_GROUP_SEQUENCES = 64
+        need(is_int(self.n_pairs) and self.n_pairs >= 1, "n_pairs", "must be an int >= 1")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
+
 
 for _kind in (
     ExtraKind(name="groups", run="mbc_interp.analysis.kind_runs:groups", settings=GroupsConfig,
-              cost=lambda s, n: float(s.n_groups * ASSUMED_GROUP_SEQUENCES),
+              cost=_groups_cost,
               report="mbc_interp.viz.kinds:groups_section", title="Groups solved over training",
               help="per B group: solved (all members' candidates right, loss < 0.05 log K)"),
     ExtraKind(name="weights", run="mbc_interp.analysis.kind_runs:weights",
-              settings=NoSettings, cost=lambda s, n: 1.0,
+              settings=NoSettings, cost=lambda s, c: 1.0,
               report="mbc_interp.viz.kinds:weights_section", title="Weights",
               help="norms per group and head, OV/QK effective rank"),
     ExtraKind(name="ablation", run="mbc_interp.analysis.kind_runs:ablation",
-              settings=AblationConfig,
-              cost=lambda s, n: float(s.n_examples * (2 + len(s.methods) * (ASSUMED_HEADS + 2))),
+              settings=AblationConfig, cost=_ablation_cost,
               report="mbc_interp.viz.kinds:ablation_section", title="Ablation",
               help="mean/resample ablation per head; necessity and sufficiency of a head set"),
     ExtraKind(name="probes", run="mbc_interp.analysis.kind_runs:probes", settings=ProbeConfig,
-              cost=lambda s, n: float(min(s.n_examples, n)),
+              cost=lambda s, c: float(min(s.n_examples, c.n_examples)),
               report="mbc_interp.viz.kinds:probes_section", title="Linear probes",
               help="per layer, held-out probes of z and the first target token"),
     ExtraKind(name="atp", run="mbc_interp.analysis.kind_runs:atp", settings=AtpConfig,
-              cost=lambda s, n: 4.0 * min(s.n_pairs, n),
+              cost=lambda s, c: 4.0 * min(s.n_pairs, c.n_examples),
               report="mbc_interp.viz.kinds:atp_section", title="Attribution patching",
               help="linear estimates of every head and residual patch (3 passes)"),
     ExtraKind(name="llc_heads", run="mbc_interp.analysis.kind_runs:llc_heads",
               settings=LLCHeadsConfig,
-              cost=lambda s, n: len(s.heads) * _llc_cost(s, n),
+              cost=lambda s, c: len(s.heads) * _llc_cost(s, c),
               report="mbc_interp.viz.kinds:llc_heads_section", title="LLC per head",
               help="the LLC restricted to given heads' weights (settings: heads)"),
     ExtraKind(name="essential", run="mbc_interp.analysis.kind_runs:essential",
-              settings=EssentialConfig, cost=lambda s, n: float(min(s.n_examples, n)),
+              settings=EssentialConfig, cost=lambda s, c: float(min(s.n_examples, c.n_examples)),
               report="mbc_interp.viz.kinds:essential_section", title="Essential dynamics",
               help="outputs on a probe set, projected; PCA across checkpoints and the turn"),
     ExtraKind(name="fourier", run="mbc_interp.analysis.fourier_kind:fourier_records",
-              settings=FourierConfig, cost=lambda s, n: float(n),
+              settings=FourierConfig, cost=lambda s, c: float(c.n_examples),
               report="mbc_interp.viz.fourier:fourier_section", title="Fourier progress measures",
               resolve="mbc_interp.analysis.fourier_kind:final_settings",
               help="modular tasks: key frequencies, Gini, restricted/excluded loss (Nanda+ 2023)"),
-):
+):  # fmt: skip
     register_kind(_kind)

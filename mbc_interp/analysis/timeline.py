@@ -16,13 +16,20 @@ rows already there untouched. The settings are compared per kind of analysis
 (its settings dataclass with those given in ``extra_settings``, recorded in full in the step
 files as ``kind_settings``); a difference is an error naming the kind, the setting and both
 values (``force`` recomputes everything instead). Files written before ``kind_settings``
-existed record no extra kind's settings, which are then taken as unchanged.
+existed record no extra kind's settings, which are then taken as unchanged. ``config.json``
+records an extra kind once its rows are written (:mod:`mbc_interp.analysis.config_record`).
+
+One process analyses a run at a time (:mod:`mbc_interp.analysis.lock`). A checkpoint whose
+file cannot be loaded or fails its checksum is skipped with a
+:class:`~mbc_interp.integrity.DamagedCheckpointWarning` naming the step and the file, and
+listed as ``skipped_steps`` in the summary; the others are analysed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -38,22 +45,32 @@ from mbc_interp.analysis.analysis_config import (  # re-exported: the settings o
     AnalysisConfig,
 )
 from mbc_interp.analysis.attribution import head_attribution
+from mbc_interp.analysis.config_record import (  # some re-exported: the settings on disk
+    CONFIG_FILE,  # noqa: F401
+    CORE,
+    CORE_LABEL,  # noqa: F401
+    check_config,
+    kind_settings,
+    record_config,
+    saved_config,  # noqa: F401
+    settings_conflicts,
+)
+from mbc_interp.analysis.lock import analysis_lock
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
-from mbc_interp.analysis.registry import get_kind, settings_record
+from mbc_interp.analysis.registry import get_kind
 from mbc_interp.analysis.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
 from mbc_interp.core.files import atomic_write, write_if_changed
 from mbc_interp.core.progress import progress_interval
-from mbc_interp.store.integrity import validate_metrics
+from mbc_interp.store.integrity import DamagedCheckpointWarning, validate_metrics
 from mbc_interp.store.run import OptimizerState, Run, load_run
-from mbc_interp.store.run_store import ANALYSIS_DIR, RunStoreError
+from mbc_interp.store.run_store import ANALYSIS_DIR, CheckpointError, RunStoreError
 from mbc_interp.tasks.protocol import Task
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 TIMELINE_FILE = "timeline.csv"
-CONFIG_FILE = "config.json"
 STEPS_DIR = "steps"
 COLUMNS = (
     "step", "tokens", "analysis", "kind", "component", "layer", "head", "pos", "position",
@@ -63,9 +80,6 @@ _KINDS = {k.name: k for k in SITE_KINDS}
 _STEP_FILE = re.compile(r"step(\d{8})\.json")
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
-CORE = "core"
-"""The analyses every checkpoint gets: attribution, z-use, patching, logit lens."""
-CORE_LABEL = "core analyses (attribution, zuse, patching, logit_lens)"
 
 
 def analyze_checkpoint(
@@ -130,31 +144,6 @@ def resolve_settings(run: Run, config: AnalysisConfig) -> AnalysisConfig:
 def needs_optimizer_state(parts: Iterable[str]) -> bool:
     """Whether any of these kinds (:data:`CORE` or extra) reads the optimizer state."""
     return any(p != CORE and get_kind(p).needs_optimizer_state for p in parts)
-
-
-def kind_settings(config: AnalysisConfig) -> dict[str, dict[str, Any]]:
-    """Per kind of analysis ``config`` computes, the settings its rows depend on (as JSON
-    values): :data:`CORE`'s are the config's fields but ``kinds`` and ``extra_settings``; an
-    extra kind's every field of its settings dataclass (its defaults, with those given)."""
-    core = {k: v for k, v in config.step_settings().items() if k != "kinds"}
-    out = {CORE: core}
-    for kind in config.kinds:
-        out[kind] = settings_record(kind, config.extra_settings.get(kind))
-    return out
-
-
-def settings_conflicts(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per setting that differs between two :func:`kind_settings` records, for the
-    kinds both have: ``kind: name was OLD, now NEW``."""
-    lines = []
-    for kind in (k for k in new if k in old):
-        names = list(dict.fromkeys([*old[kind], *new[kind]]))
-        for name in names:
-            a, b = old[kind].get(name), new[kind].get(name)
-            if a != b:
-                label = CORE_LABEL if kind == CORE else kind
-                lines.append(f"{label}: {name} was {a!r}, now {b!r}")
-    return lines
 
 
 def _core_rows(
@@ -224,36 +213,58 @@ def analyze_run(
     return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
-    metrics are validated first: a bad line is an error before any checkpoint is analysed."""
+    metrics are validated first: a bad line is an error before any checkpoint is analysed.
+    Holds the run's analysis lock; a damaged checkpoint is skipped with a warning."""
+    with analysis_lock(run.path):
+        return _analyze_steps(run, config, steps, force, progress, device)[0]
+
+
+def _analyze_steps(
+    run: Run,
+    config: AnalysisConfig,
+    steps: Iterable[int] | None,
+    force: bool,
+    progress: bool,
+    device: str | torch.device | None,
+) -> tuple[pd.DataFrame, list[int]]:
+    """:func:`analyze_run`'s work: the timeline table, and the steps skipped as damaged."""
     _check_analysable(run)
     validate_metrics(run.store)
     config = resolve_settings(run, with_task_kinds(config, run.task))
     out = run.path / ANALYSIS_DIR
     analysed_steps(run)  # checks the folder before anything is written
-    config = _check_config(out, config, force)
+    config = check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
     todo = _todo(run, config, wanted, force)
     detailed = set(detail_steps(run.steps, wanted, config.detail_every))
     task = run.task
     record_settings = {k: v for k, v in kind_settings(config).items() if k != CORE}
+    skipped: list[int] = []
     bar = tqdm(
         list(todo), desc="analyze", unit="ckpt", disable=not progress,
         mininterval=progress_interval(),
     )  # fmt: skip
     for step in bar:
         parts, kept = todo[step]
-        model = run.model(step, device=device)
-        state = run.optimizer_state(step) if needs_optimizer_state(parts) else None
+        try:
+            model = run.model(step, device=device)
+            state = run.optimizer_state(step) if needs_optimizer_state(parts) else None
+        except CheckpointError as e:  # the message names the file
+            warnings.warn(f"step {step}: {e}; skipped, not analysed", DamagedCheckpointWarning,
+                          stacklevel=3)  # fmt: skip
+            skipped.append(step)
+            continue
         rows = analyze_checkpoint(model, task, config, state, detail=step in detailed, parts=parts)
         tokens = run.tokens_at(step)
         record = kept + [{"step": step, "tokens": tokens, **r} for r in rows]
         data = {"settings": config.step_settings(), "kind_settings": record_settings,
-                "rows": record}
+                "rows": record}  # fmt: skip
         atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(data).encode())
         del model
+    record_config(out, config)  # every step asked for has its rows: its kinds are computed
     table = load_timeline(run, config)
     _write_csv(out / TIMELINE_FILE, table)
-    return table
+    return table, skipped
 
 
 def analyze(
@@ -269,7 +280,8 @@ def analyze(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
     damaged checkpoints, say), then time the routing circuit against the loss drop; writes
-    ``timeline.csv`` and ``summary.json``.
+    ``timeline.csv`` and ``summary.json`` (with ``skipped_steps``: the checkpoints skipped as
+    damaged, see the module docstring).
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -282,9 +294,10 @@ def analyze(
         )
     skip = set(exclude)
     steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
-    table = analyze_run(run, config, steps=steps, force=force, progress=progress)
-    summary = summarize(run, table)
-    write_summary(run, summary)
+    with analysis_lock(run.path):
+        table, skipped = _analyze_steps(run, config, steps, force, progress, "cpu")
+        summary = {**summarize(run, table), "skipped_steps": skipped}
+        write_summary(run, summary)
     return table, summary
 
 
@@ -410,42 +423,6 @@ def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFram
         records.extend(rows)
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype({"layer": "Int64", "head": "Int64", "pos": "Int64"})
-
-
-def saved_config(run: Run) -> AnalysisConfig | None:
-    """The settings in ``RUN/analysis/config.json`` (``None`` before any analysis)."""
-    file = run.path / ANALYSIS_DIR / CONFIG_FILE
-    return _read_config(file) if file.is_file() else None
-
-
-def _read_config(file: Path) -> AnalysisConfig:
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise RunStoreError(f"{file}: not valid JSON ({e})") from None
-    return AnalysisConfig.from_dict(data, str(file))
-
-
-def _check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisConfig:
-    """The settings of the run's analysis from now on: ``config`` with the extra kinds of the
-    earlier analysis (and their settings) added (``force``: ``config`` alone); written to
-    ``config.json``. Settings other than the earlier analysis' are an error naming each (old
-    and new value)."""
-    file = out / CONFIG_FILE
-    if file.is_file() and not force:
-        saved = _read_config(file)
-        conflicts = settings_conflicts(kind_settings(saved), kind_settings(config))
-        if conflicts:
-            raise ValueError(
-                f"{file}: earlier checkpoints were analysed with other settings "
-                f"({'; '.join(conflicts)}); give the earlier values, or re-run with force "
-                "(`mbc analyze --force`) to recompute them all with the new settings"
-            )
-        kept = {k: v for k, v in saved.extra_settings.items() if k not in config.kinds}
-        config = replace(config, kinds=tuple(dict.fromkeys((*saved.kinds, *config.kinds))),
-                         extra_settings={**kept, **config.extra_settings})
-    write_if_changed(file, (json.dumps(config.to_dict(), indent=1) + "\n").encode())
-    return config
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:

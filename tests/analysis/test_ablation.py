@@ -47,3 +47,27 @@ def test_necessity_and_sufficiency_on_a_model_that_reads_z(trained, task):
     assert necessity >= top - 1e-6  # the set costs at least its strongest member
     ses = _values(auto, metric="cand_loss_increase_se")
     assert all(v >= 0 for v in ses.values()) and len(ses) == len(_values(auto))
+
+
+def test_the_ablation_baseline_is_the_evaluations_first_token_candidate_loss():
+    """Clean (nothing ablated), the ablation's per-row candidate loss averages to evaluate()'s
+    ``cand_first_loss`` on the same rows, on a task whose candidates share first tokens."""
+    from mbc_interp.analysis.ablation import _losses
+    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows, evaluate
+    from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
+
+    from .conftest import tiny_model
+
+    task = WindTunnelTask(TaskConfig(construction="random_strings", K=5, n_examples=100,
+                                     base_len=6, selector_len=2, target_len=4))  # fmt: skip
+    assert not task.first_token_distinct
+    model = tiny_model(task, seed=3)
+    rows = eval_rows(task, 60, seed=0)
+    tokens = task.tokens[rows]
+    with torch.inference_mode():
+        logits = model(tokens[:, :-1])
+    first, k_true = task.candidate_first(rows), task.selector_index[rows]
+    _, cand = _losses(logits, tokens, task.answer_pos, first, k_true)
+    expected = evaluate(model, task, rows, cand_examples=len(rows))["cand_first_loss"]
+    assert float(cand.double().mean()) == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.1  # a random model is far from reading z: the check is not vacuous

@@ -10,10 +10,19 @@ import pytest
 
 from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze
-from mbc_interp.analysis.plan import LEVELS, estimate_cost, flops_per_token, plan_analysis
+from mbc_interp.analysis.plan import (
+    GFLOPS,
+    LEVELS,
+    TOKEN_S,
+    cost_parts,
+    estimate_cost,
+    flops_per_token,
+    plan_analysis,
+)
 from mbc_interp.analysis.timeline import DETAIL_KINDS, STEPS_DIR, detail_steps
 from mbc_interp.cli import main
 from mbc_interp.model import ModelConfig
+from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
 
 
 @pytest.fixture
@@ -52,6 +61,40 @@ def test_cost_grows_with_the_model_and_the_settings(tiny_run):
     assert flops_per_token(paper, tiny_run.task) > 10 * flops_per_token(
         tiny_run.config.model, tiny_run.task
     )
+
+
+def _passes(config: AnalysisConfig, m: ModelConfig, task, kind: str) -> float:
+    """The plan's estimate for ``kind`` in forward passes of one whole example."""
+    per_example = task.tokens.shape[1] * (flops_per_token(m, task) / (GFLOPS * 1e9) + TOKEN_S)
+    return cost_parts(config, m, task)[kind] / per_example
+
+
+def test_the_kinds_estimates_scale_with_the_heads_and_k():
+    """The ablation ablates every head alone (its cost grows with the heads in all); groups
+    score each member's K candidate sequences (K^2 per group) or, where the candidates differ
+    at their first token, one pass per member (K per group)."""
+    config = AnalysisConfig(
+        kinds=("ablation", "groups"),
+        extra_settings={"ablation": {"n_examples": 64, "methods": ["mean"]},
+                        "groups": {"n_groups": 4}},
+    )  # fmt: skip
+    task = WindTunnelTask(TaskConfig(D=64, K=4))
+    for n_layers, n_heads in ((1, 2), (2, 4), (4, 4)):
+        m = ModelConfig(n_layers=n_layers, d_model=32, n_heads=n_heads)
+        assert _passes(config, m, task, "ablation") == pytest.approx(
+            64 * (2 + n_layers * n_heads + 2)
+        )
+    small, large = ModelConfig(n_heads=2), ModelConfig(n_heads=8)  # same width, 4x the heads
+    extra = [estimate_cost(config, m, task).extra_s for m in (small, large)]
+    groups = [cost_parts(config, m, task)["groups"] for m in (small, large)]
+    assert extra[1] - groups[1] > 2 * (extra[0] - groups[0])
+    m = ModelConfig()
+    assert task.first_token_distinct and _passes(config, m, task, "groups") == pytest.approx(4 * 4)
+    for k in (4, 8):
+        strings = WindTunnelTask(TaskConfig(construction="random_strings", K=k, n_examples=64,
+                                            base_len=6, selector_len=2, target_len=4))  # fmt: skip
+        assert not strings.first_token_distinct
+        assert _passes(config, m, strings, "groups") == pytest.approx(4 * k * k)
 
 
 def test_the_plan_fits_its_budget_by_detail_first_then_pairs(tiny_run):

@@ -12,7 +12,10 @@ import pytest
 
 from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline
-from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig
+from mbc_interp.analysis.ablation import AblationConfig
+from mbc_interp.analysis.essential import EssentialConfig
+from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
+from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.plan import (
     GFLOPS,
     TOKEN_S,
@@ -21,8 +24,10 @@ from mbc_interp.analysis.plan import (
     fixed_plan,
     flops_per_token,
 )
+from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.registry import (
     RESERVED,
+    AtpConfig,
     ExtraKind,
     extra_kinds,
     kind_names,
@@ -70,7 +75,7 @@ def weight_norm():
     """A tiny extra kind, registered for one test only."""
     kind = register_kind(ExtraKind(
         name="weight_norm", run=_norm_rows, settings=NormSettings,
-        cost=lambda s, n: PASSES_PER_EXAMPLE * n, needs_optimizer_state=True,
+        cost=lambda s, c: PASSES_PER_EXAMPLE * c.n_examples, needs_optimizer_state=True,
         report=_norm_section, title="Weight norm", help="L2 norm of every weight",
     ))  # fmt: skip
     yield kind
@@ -88,9 +93,7 @@ def _steps(run, stop: int = 8) -> list[int]:
     return [s for s in run.steps if s <= stop]
 
 
-def test_a_kind_registered_in_a_test_runs_through_the_analysis_and_the_timeline(
-    run, weight_norm
-):
+def test_a_kind_registered_in_a_test_runs_through_the_analysis_and_the_timeline(run, weight_norm):
     given = {"weight_norm": {"scale": 2}}
     config = replace(SMALL, kinds=("weight_norm",), extra_settings=given)
     steps = [*_steps(run), run.steps[-1]]  # the last checkpoint keeps its optimizer state
@@ -182,6 +185,10 @@ def test_a_sweep_files_analysis_table_takes_a_kinds_settings():
         ({"llc": {"draws": 5}}, "settings for a kind not computed (add 'llc' to kinds)"),
         ({"kinds": ["gradients"], "gradients": {"adam_quantiles": 0.5}}, "must be a list"),
         ({"kinds": ["nope"]}, "unknown kind 'nope'"),
+        (
+            {"kinds": ["atp"], "atp": {"n_pairs": 0}},
+            "analysis.atp.n_pairs = 0: must be an int >= 1",
+        ),
         ({"nope": {}}, "unknown key 'nope'"),
     ],
 )
@@ -189,6 +196,29 @@ def test_bad_kind_settings_are_errors_naming_them(data, message):
     with pytest.raises(ConfigError, match=r"^src: ") as e:
         AnalysisConfig.from_dict(data, "src")
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("cls", "given", "message"),
+    [
+        (AblationConfig, {"n_examples": 1}, "ablation.n_examples = 1: must be an int >= 2"),
+        (AblationConfig, {"methods": ("mean", "zero")}, "ablation.methods = ('mean', 'zero'): "),
+        (AblationConfig, {"methods": ()}, "ablation.methods = (): one or more of"),
+        (GroupsConfig, {"n_groups": True}, "groups.n_groups = True: must be an int >= 1"),
+        (ProbeConfig, {"seed": -1}, "probes.seed = -1: must be an int >= 0"),
+        (EssentialConfig, {"window": 0}, "essential.window = 0: must be an int >= 1"),
+        (AtpConfig, {"n_pairs": 0}, "atp.n_pairs = 0: must be an int >= 1"),
+        (LLCHeadsConfig, {}, "llc_heads.heads = (): give the heads"),
+        (LLCHeadsConfig, {"heads": ("L0H0",), "draws": 0}, "llc_heads.draws = 0: must be >= 1"),
+        (LLCConfig, {"draws": 0}, "llc.draws = 0: must be >= 1"),
+        (AnalysisConfig, {"n_examples": 0}, "analysis.n_examples = 0: must be >= 1 or None"),
+        (AnalysisConfig, {"kinds": ("nope",)}, "analysis.kinds = ('nope',): unknown kind 'nope'"),
+    ],
+)  # fmt: skip
+def test_each_settings_dataclass_names_its_kind_the_field_and_the_value(cls, given, message):
+    with pytest.raises(ValueError) as e:
+        cls(**given)
+    assert str(e.value).startswith(message)
 
 
 def test_kind_setting_flags_parse_as_json_values():
@@ -218,9 +248,9 @@ def test_a_kind_cannot_take_a_reserved_or_taken_name():
     assert {f.name for f in fields(AnalysisConfig)} <= RESERVED
     for name in ("core", "zuse", "n_pairs", "Bad-Name"):
         with pytest.raises(ValueError, match="a name must be"):
-            ExtraKind(name=name, run=_norm_rows, cost=lambda s, n: 0.0)
+            ExtraKind(name=name, run=_norm_rows, cost=lambda s, c: 0.0)
     with pytest.raises(ValueError, match="registered already"):
-        register_kind(ExtraKind(name="llc", run=_norm_rows, cost=lambda s, n: 0.0))
+        register_kind(ExtraKind(name="llc", run=_norm_rows, cost=lambda s, c: 0.0))
 
 
 def test_llc_settings_reach_the_estimator_through_the_command_line(run):

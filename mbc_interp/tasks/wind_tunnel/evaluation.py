@@ -177,15 +177,30 @@ def stage_measures(
     out["marg_chance"] = seq_len * math.log(n_chars) - math.log(k)
     count = torch.zeros_like(answer_logp).scatter_add_(-1, first, torch.ones_like(first).double())
     present = count > 0
-    mass = answer_logp.masked_fill(~present, -math.inf).logsumexp(-1)
-    right = answer_logp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
-    out["marg_first_loss"], out["marg_first_loss_se"] = _mean_se(-mass)
-    out["cand_first_loss"], out["cand_first_loss_se"] = _mean_se(mass - right)
+    marg_first, cand_first = first_token_losses(answer_logp, first, k_true)
+    out["marg_first_loss"], out["marg_first_loss_se"] = _mean_se(marg_first)
+    out["cand_first_loss"], out["cand_first_loss_se"] = _mean_se(cand_first)
     share = count / k
     floor = -(share * share.clamp_min(1e-300).log()).sum(-1)
     out["marg_first_chance"] = float((math.log(n_chars) - present.sum(-1).double().log()).mean())
     out["cand_first_floor"] = float(floor.mean())
     return out
+
+
+def first_token_losses(
+    answer_logp: Float[Tensor, "n d_vocab"],
+    first: Int[Tensor, "n K"],
+    k_true: Int[Tensor, " n"],
+) -> tuple[Float[Tensor, " n"], Float[Tensor, " n"]]:
+    """Per row, from the log-probs at the answer position: ``-log`` of the mass on the distinct
+    first tokens of the row's K candidates (``marg_first_loss``) and the correct candidate's
+    ``-log`` share of that mass (``cand_first_loss``, the first-token candidate loss). A first
+    token shared by several candidates counts once. The one definition of both, for the
+    evaluation and the analyses (ablation)."""
+    present = torch.zeros_like(answer_logp, dtype=torch.bool).scatter_(-1, first, True)
+    mass = answer_logp.masked_fill(~present, -math.inf).logsumexp(-1)
+    right = answer_logp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
+    return -mass, mass - right
 
 
 def _subsample(n: int, m: int) -> Int[Tensor, " m"]:
