@@ -217,7 +217,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.budget <= 0:
         raise ConfigError(f"--budget {args.budget}: must be > 0 seconds")
-    from .integrity import DamagedCheckpointWarning
+    from mbc_interp.store.integrity import DamagedCheckpointWarning
 
     run = load_run(args.run)
     plan = _analysis_plan(args, run)
