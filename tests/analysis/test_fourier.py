@@ -24,7 +24,7 @@ from mbc_interp.analysis.fourier import (
 )
 from mbc_interp.analysis.fourier_kind import answer_logits, final_settings, fourier_records
 from mbc_interp.analysis.fourier_settings import FourierConfig
-from mbc_interp.analysis.registry import build_settings, get_kind
+from mbc_interp.analysis.registry import CostContext, build_settings, get_kind
 from mbc_interp.model import ModelConfig, build_model
 from mbc_interp.tasks.modular_addition.config import ModularAdditionConfig
 from mbc_interp.tasks.modular_addition.task import ModularAdditionTask
@@ -151,7 +151,7 @@ def test_answer_logits_lay_out_every_pair(mod_task, mod_model):
 
 def test_the_fourier_kind_rows(mod_task, mod_model):
     kind = get_kind("fourier")
-    assert kind.settings is FourierConfig and kind.cost(FourierConfig(), 49) == 49
+    assert kind.settings is FourierConfig and kind.cost(FourierConfig(), CostContext(1, 4, 1, 49)) == 49
     settings = build_settings("fourier", {"freqs": [1, 3]})
     assert settings.freqs == (1, 3) and settings.freqs_from == "final"
     rows = kind.run_function()(mod_model, mod_task, settings, None)
