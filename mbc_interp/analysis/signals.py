@@ -64,6 +64,10 @@ def transition_of(metrics: pd.DataFrame, transition: Transition) -> tuple[dict[s
     if transition.rest_level is None:
         start = _held_below(m, transition.rest_from, SOLVED_FRAC * transition.scale)
         out = detect_rest_transition(steps, values, transition.scale, start).to_dict()
+        if start is None:
+            out["reason"] = (f"{transition.rest_from} never stayed below {SOLVED_FRAC:g} x "
+                             f"{transition.scale:.4g} for {REST_HELD} evaluations: the plateau "
+                             "after it never started")  # fmt: skip
         return out, transition.metric
     lt = detect_loss_transition(steps, values, transition.rest_level)
     fb = transition.fallback
