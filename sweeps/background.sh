@@ -1,0 +1,23 @@
+#!/bin/bash
+# Run sweeps/NAME.toml in the background from a snapshot of the committed code, so the working
+# tree can move while it runs; run it again to resume (done points are skipped, unfinished runs
+# resume from their last checkpoint).
+#   bash sweeps/background.sh NAME [OUT=sweeps/out/NAME] [WORKERS=1]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+name=${1:?usage: background.sh NAME [OUT] [WORKERS]}
+out=$(realpath -m "${2:-$root/sweeps/out/$name}")
+workers=${3:-1}
+snap="$out.code/$(git -C "$root" rev-parse --short HEAD)"
+if [ ! -d "$snap" ]; then
+    mkdir -p "$snap"
+    git -C "$root" archive HEAD mbc_interp sweeps | tar -x -C "$snap"
+fi
+mkdir -p "$out"
+# from the snapshot's directory, so neither the working tree nor the editable install is imported
+cd "$snap"
+PYTHONPATH="$snap" nohup "$root/.venv/bin/python" -c \
+    'import sys; from mbc_interp.cli import main; sys.exit(main())' \
+    sweep --config "$snap/sweeps/$name.toml" --out "$out" --workers "$workers" \
+    >>"$out.log" 2>&1 &
+echo "sweep running (pid $!) from $snap; log: $out.log"
