@@ -88,6 +88,10 @@ class ModularAdditionConfig:
     def seq_len(self) -> int:
         return SEQ_LEN
 
+    def short_name(self) -> str:
+        """The data in a run name: ``p59_f0.4`` (with ``_d<seed>`` for another split seed)."""
+        return f"p{self.p}_f{self.train_frac:g}" + (f"_d{self.seed}" if self.seed else "")
+
     def describe(self) -> str:
         """One line naming the dataset (available without building it)."""
         return (
