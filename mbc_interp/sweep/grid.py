@@ -38,7 +38,8 @@ from mbc_interp.model_config import ModelConfig
 from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
-                "train.seed", "task.direction", "preset")
+                "train.seed", "task.direction", "preset", "task.name", "task.p",
+                "task.train_frac")
 """Fields that :func:`~mbc_interp.flags.run_name` always puts in a point's name."""
 
 SWEEP_ANALYSIS = AnalysisConfig(n_pairs=128, n_examples=512, patch_kinds=("head_out_all_pos",))
