@@ -102,3 +102,15 @@ def test_progress_summary_names_the_primary_and_missing_signals():
     assert "'fourier' analysis holds no 'gini'" in out["progress"]["gini"]["reason"]
     none = progress_summary((), m, pd.DataFrame(), 0.0, 1000.0)
     assert none["progress_signal"] is None and "no hidden-progress" in none["t_progress_reason"]
+
+
+def test_on_the_wind_tunnel_t_progress_is_t_z(tiny_run):
+    """The task-generic rule and the wind tunnel's own Δz onset agree on a real run."""
+    from mbc_interp.analysis.summary import summarize
+    from mbc_interp.analysis.timeline import load_timeline
+
+    summary = summarize(tiny_run, load_timeline(tiny_run).iloc[0:0])
+    assert summary["progress_signal"] == "dz" and summary["transition_signal"] == "loss"
+    assert summary["t_progress"] == summary["t_z"]
+    assert summary["t_z"] is not None  # the tiny run uses z: the equality is not None == None
+    assert summary["log_k"] == summary["loss_scale"] == tiny_run.log_k
