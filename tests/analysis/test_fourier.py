@@ -151,7 +151,8 @@ def test_answer_logits_lay_out_every_pair(mod_task, mod_model):
 
 def test_the_fourier_kind_rows(mod_task, mod_model):
     kind = get_kind("fourier")
-    assert kind.settings is FourierConfig and kind.cost(FourierConfig(), CostContext(1, 4, 1, 49)) == 49
+    assert kind.settings is FourierConfig
+    assert kind.cost(FourierConfig(), CostContext(1, 4, 1, 49)) == 49
     settings = build_settings("fourier", {"freqs": [1, 3]})
     assert settings.freqs == (1, 3) and settings.freqs_from == "final"
     rows = kind.run_function()(mod_model, mod_task, settings, None)
