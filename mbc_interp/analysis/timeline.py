@@ -215,6 +215,7 @@ def analyze_run(
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError. The
     metrics are validated first: a bad line is an error before any checkpoint is analysed.
     Holds the run's analysis lock; a damaged checkpoint is skipped with a warning."""
+    _preflight(run)
     with analysis_lock(run.path):
         return _analyze_steps(run, config, steps, force, progress, device)[0]
 
@@ -228,11 +229,9 @@ def _analyze_steps(
     device: str | torch.device | None,
 ) -> tuple[pd.DataFrame, list[int]]:
     """:func:`analyze_run`'s work: the timeline table, and the steps skipped as damaged."""
-    _check_analysable(run)
-    validate_metrics(run.store)
+    _preflight(run)  # again under the lock: another process may have written meanwhile
     config = resolve_settings(run, with_task_kinds(config, run.task))
     out = run.path / ANALYSIS_DIR
-    analysed_steps(run)  # checks the folder before anything is written
     config = check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
     todo = _todo(run, config, wanted, force)
@@ -285,7 +284,7 @@ def analyze(
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
-    _check_analysable(run)
+    _preflight(run)
     # fail before hours of analysis, not after
     if CORE in task_parts(run.task, config) and SUMMARY_NEEDS not in config.patch_kinds:
         raise ConfigError(
@@ -299,6 +298,15 @@ def analyze(
         summary = {**summarize(run, table), "skipped_steps": skipped}
         write_summary(run, summary)
     return table, summary
+
+
+def _preflight(run: Run) -> None:
+    """The checks that need no lock, made before it is taken, so that bad input leaves the
+    run's files as they were (no lock file, no ``analysis/`` folder): the task is analysable,
+    every metrics line is valid, and ``analysis/steps/`` holds only step files."""
+    _check_analysable(run)
+    validate_metrics(run.store)
+    analysed_steps(run)
 
 
 def _check_analysable(run: Run) -> None:

@@ -73,7 +73,7 @@ def scored_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], list[dict[str,
 
 def _record(run: Run) -> dict[str, Any]:
     m, c = run.metrics, run.config
-    times, signal = transition_of(m, run.log_k)
+    times, signal = transition_of(m, run.task.transition)
     ok = times["t_plateau_start"] is not None and times["t_loss"] is not None
     ref = Reference.from_metrics(m, run.log_k) if ok else None
     return {
