@@ -157,17 +157,24 @@ def _ci(ci: tuple[float, float] | list[float], fmt: str = ".2f") -> str:
     return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
+def _verdict(r: dict[str, Any]) -> str:
+    """The verdict, with the seed rule's note where it made a claim underpowered."""
+    if "seed_note" not in r:
+        return r["verdict"]
+    return f"{r['verdict']} ({r['seed_note']}; by its interval: {r['verdict_by_interval']})"
+
+
 def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
     """One row per claim: the paper's number, ours with its 95% CI, runs used, verdict."""
     rows = []
     p = fits["plateau"]
     dev = p.get("max_abs_deviation", float("nan"))
     ours = f"max |plateau / log K - 1| = {dev:.3f}"
-    rows.append((CLAIMS["plateau"], "plateau = log K", ours, p["n_runs"], p["verdict"]))
+    rows.append((CLAIMS["plateau"], "plateau = log K", ours, p["n_runs"], _verdict(p)))
     for key, paper in (("D", f"D^{PAPER['D_exponent']}"), ("K", "no dependence (exponent 0)")):
         r = fits[key]
         ours = f"exponent {r['exponent']:.2f} {_ci(r['ci'])}" if "exponent" in r else r["why"]
-        rows.append((CLAIMS[key], paper, ours, r["n_runs"], r["verdict"]))
+        rows.append((CLAIMS[key], paper, ours, r["n_runs"], _verdict(r)))
     lo_lr, hi_lr = PAPER["lr_range"]
     for key, paper in (("lr", f"{PAPER['lr_ratio']}x over {lo_lr:g} -> {hi_lr:g}"),
                        ("batch", "> 1x")):  # fmt: skip
@@ -177,11 +184,11 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
                     f"{_ci(r['ci'])}")  # fmt: skip
         else:
             ours = r["why"]
-        rows.append((CLAIMS[key], paper, ours, r["n_runs"], r["verdict"]))
+        rows.append((CLAIMS[key], paper, ours, r["n_runs"], _verdict(r)))
     kp = fits.get("K_paper", {})
     if "k_exponent" in kp:
         ours = f"K exponent at fixed N: {kp['k_exponent']:.2f} {_ci(kp['ci'])}"
-        rows.append((CLAIMS["K_paper"], "exponent 0", ours, kp["n_runs"], kp["verdict"]))
+        rows.append((CLAIMS["K_paper"], "exponent 0", ours, kp["n_runs"], _verdict(kp)))
     m = fits["lead"].get("lead_fraction")
     mz = fits["lead"].get("lead_fraction_z")
     ours = "n/a" if m is None else f"{m['mean']:.2f} {_ci(m['ci'])}"
@@ -190,7 +197,7 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
         ours += f"; {before} run(s) with the onset before the plateau, left out"
     if mz is not None:
         ours += f" (Δz onset: {mz['mean']:.2f} {_ci(mz['ci'])})"
-    rows.append((CLAIMS["lead"], "0.5", ours, 0 if m is None else m["n"], fits["lead"]["verdict"]))
+    rows.append((CLAIMS["lead"], "0.5", ours, 0 if m is None else m["n"], _verdict(fits["lead"])))
     n = fits.get("N", {})
     if "exponent" in n:
         e = n["epochs"]

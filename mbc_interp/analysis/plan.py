@@ -141,6 +141,8 @@ class AnalysisPlan:
     """``None``: the settings were not chosen (see ``source``)."""
     source: str = "chosen"
     """Where the settings come from: chosen for the budget, given, the run's earlier analysis."""
+    own_kinds: tuple[str, ...] = ("core",)
+    """The task's own analyses (:func:`task_kinds`): ``core`` is the routing analyses."""
 
     @property
     def fits(self) -> bool:
@@ -152,23 +154,33 @@ class AnalysisPlan:
         detail = [k for k in c.patch_kinds if k in DETAIL_KINDS]
         core = [k for k in c.patch_kinds if k not in DETAIL_KINDS]
         how = self.source if self.budget_s is None else f"chosen for a {self.budget_s:.0f} s budget"
-        lines = [
-            f"{len(self.steps)} checkpoints; {c.n_pairs} clean/corrupt pairs (seed {c.pair_seed})"
-            f" for z-use and patching ({', '.join(core) or 'none'}); {examples} examples for "
-            "attribution and the logit lens",
-            f"position-resolved patching ({', '.join(detail) or 'none'}) at {len(self.detail)} "
-            f"of them ({_every(c.detail_every)})",
-            f"extra kinds: {', '.join(_with_settings(c)) or 'none'}",
+        own = [k for k in self.own_kinds if k != "core"]
+        if "core" in self.own_kinds:
+            lines = [
+                f"{len(self.steps)} checkpoints; {c.n_pairs} clean/corrupt pairs (seed "
+                f"{c.pair_seed}) for z-use and patching ({', '.join(core) or 'none'}); "
+                f"{examples} examples for attribution and the logit lens",
+                f"position-resolved patching ({', '.join(detail) or 'none'}) at "
+                f"{len(self.detail)} of them ({_every(c.detail_every)})",
+            ]
+        else:
+            lines = [f"{len(self.steps)} checkpoints; no routing analyses (the task has no "
+                     "selector)"]  # fmt: skip
+        if own:
+            lines.append(f"the task's own kinds: {', '.join(_with_settings(c, own))}")
+        extra = [k for k in c.kinds if k not in own]
+        lines += [
+            f"extra kinds: {', '.join(_with_settings(c, extra)) or 'none'}",
             f"settings {how}; estimated {self.seconds / 60:.1f} min of one core"
             + ("" if self.fits else " (over budget even at the cheapest settings)"),
         ]
         return "\n".join(lines)
 
 
-def _with_settings(c: AnalysisConfig) -> list[str]:
-    """Each extra kind, with the settings given for it (``llc (draws=200)``)."""
+def _with_settings(c: AnalysisConfig, kinds: list[str]) -> list[str]:
+    """Each of ``kinds``, with the settings given for it (``llc (draws=200)``)."""
     out = []
-    for kind in c.kinds:
+    for kind in kinds:
         given = ", ".join(f"{k}={v!r}" for k, v in c.extra_settings.get(kind, {}).items())
         out.append(f"{kind} ({given})" if given else kind)
     return out
@@ -220,7 +232,8 @@ def _plan(
     cost = estimate_cost(config, run.config.model, run.task)
     detail = detail_steps(run_steps, steps, config.detail_every)
     seconds = len(steps) * (cost.core_s + cost.extra_s) + len(detail) * cost.detail_s
-    return AnalysisPlan(config, tuple(steps), tuple(detail), seconds, budget_s, source)
+    return AnalysisPlan(config, tuple(steps), tuple(detail), seconds, budget_s, source,
+                        own_kinds=task_kinds(run.task))  # fmt: skip
 
 
 def fixed_plan(

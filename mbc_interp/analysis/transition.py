@@ -363,7 +363,8 @@ def growth_onset(
             r0, r1 = v[i - 1] / f[i - 1], v[i] / f[i]
             frac = 0.0 if r1 == r0 else (1.0 - r0) / (r1 - r0)
             t = float(s[i - 1] + np.clip(frac, 0.0, 1.0) * (s[i] - s[i - 1]))
-            return GrowthOnset(t, f"above {z:g} SE for {sustain} evaluations from step {s[i]:g}")
+            what = f"{z:g} SE" if se is not None else "its floor"
+            return GrowthOnset(t, f"above {what} for {sustain} evaluations from step {s[i]:g}")
     return GrowthOnset(None, f"never above its noise floor for {sustain} evaluations in a row")
 
 

@@ -41,6 +41,11 @@ verdict the data cannot carry:
    and excludes 0; *underpowered* if it contains both; *partly* if the CI is above 0 but
    excludes 0.5; else *not reproduced*. Onsets before the plateau started are not leads: they
    are counted and left out. The Δz onset's lead (``lead_fraction_z``) is reported beside it.
+
+Seeds: a verdict needs at least :data:`MIN_SEEDS` runs at every level it compares (each D or
+K of a power law, both ends of a ratio, each (N, K) cell of 2c, each K of claim 1, the runs of
+the lead's mean). With fewer, the claim is *underpowered* whatever its interval says, and the
+rules' verdict is kept beside it (``verdict_by_interval``) with the smallest level's count.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ from scipy import stats
 from mbc_interp.store.sweep_runs import main_runs, slice_of
 
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
+MIN_SEEDS = 3
+"""Runs a level needs before its claim can carry a verdict (see the module's rules)."""
 K_ALTERNATIVE = 0.6
 """The K claim's alternative: a dependence half as strong as the paper's D exponent."""
 BATCH_DELAY = 1.5
@@ -256,6 +263,21 @@ def no_dependence_verdict(ci: tuple[float, float]) -> str:
     return "reproduced"
 
 
+def seed_rule(res: dict[str, Any], counts: Any) -> dict[str, Any]:
+    """Apply the seed rule to a claim's result ``res`` (in place, and returned): ``counts``
+    are the runs at each level the claim compares."""
+    counts = [int(c) for c in counts]
+    if not counts or res.get("verdict") in (None, "not tested"):
+        return res
+    n = min(counts)
+    res["min_seeds_per_level"] = n
+    if n < MIN_SEEDS:
+        res["verdict_by_interval"] = res["verdict"]
+        res["verdict"] = "underpowered"
+        res["seed_note"] = f"{n} run(s) at a level, fewer than the {MIN_SEEDS} a verdict needs"
+    return res
+
+
 def _usable(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     ok = rows["duration_tokens"].notna() & (rows["duration_tokens"] > 0)
     return rows[ok], int((~ok).sum())
@@ -274,11 +296,12 @@ def _plateau(runs: pd.DataFrame) -> dict[str, Any]:
     }  # fmt: skip
     n_all = len(runs)
     ok = bool(dev.max() <= 0.02) and len(rows) == n_all
-    return {
+    res = {
         "per_K": per_k, "max_abs_deviation": float(dev.max()), "n_runs": len(rows),
         "n_without_plateau": n_all - len(rows),
         "verdict": "reproduced" if ok else "not reproduced",
     }  # fmt: skip
+    return seed_rule(res, runs.groupby("K").size())
 
 
 def _scaling(table: pd.DataFrame, axis: str, ref: dict, target: float | None) -> dict[str, Any]:
@@ -293,7 +316,7 @@ def _scaling(table: pd.DataFrame, axis: str, ref: dict, target: float | None) ->
                means=_means(rows, axis))  # fmt: skip
     res["verdict"] = (no_dependence_verdict(fit.ci) if target is None
                       else verdict_for(fit.ci, target, 0.0))  # fmt: skip
-    return res
+    return seed_rule(res, rows.groupby(axis).size())
 
 
 def _examples(table: pd.DataFrame, ref: dict) -> dict[str, Any]:
@@ -334,10 +357,11 @@ def _k_at_fixed_examples(table: pd.DataFrame, ref: dict) -> dict:
     sigma2 = float(((y - x @ coef) ** 2).sum()) / dof
     cov = sigma2 * np.linalg.inv(x.T @ x)
     ci = t_interval(float(coef[2]), math.sqrt(cov[2, 2]), dof)
-    return {**res, "n_exponent": float(coef[1]),
+    res = {**res, "n_exponent": float(coef[1]),
             "n_ci": t_interval(float(coef[1]), math.sqrt(cov[1, 1]), dof),
             "k_exponent": float(coef[2]), "ci": ci, "dof": dof,
             "verdict": no_dependence_verdict(ci)}  # fmt: skip
+    return seed_rule(res, rows.groupby(["n_examples", "K"]).size())
 
 
 def _means(rows: pd.DataFrame, axis: str) -> dict[str, dict[str, float]]:
@@ -378,7 +402,8 @@ def _ratio(
     else:
         has_delay = _contains(r.ci, 1.0) and r.ci[1] >= BATCH_DELAY
         res["verdict"] = "underpowered" if has_delay else "not reproduced"
-    return res
+    ends = rows[rows[axis].isin([hi_v, lo_v])]
+    return seed_rule(res, ends.groupby(axis).size())
 
 
 def _lead(rows: pd.DataFrame) -> dict[str, Any]:
@@ -397,6 +422,7 @@ def _lead(rows: pd.DataFrame) -> dict[str, Any]:
         res["verdict"] = "not tested"
     else:
         res["verdict"] = verdict_for(tuple(m["ci"]), PAPER["lead_fraction"], 0.0)
+        seed_rule(res, [m["n"]])
     return res
 
 

@@ -133,6 +133,23 @@ def test_fit_sweep_verdicts_follow_the_rules():
     assert other["lead"]["verdict"] == "partly"
 
 
+def test_fewer_than_three_seeds_a_level_make_a_claim_underpowered():
+    """The same exact power laws at 2 seeds: the intervals alone would say reproduced (the
+    spread is tiny), the seed rule says underpowered and keeps the interval's verdict beside it."""
+    fits = fit_sweep(synthetic(seeds=2))
+    for key in ("plateau", "D", "K", "lr", "batch"):
+        assert fits[key]["verdict"] == "underpowered", key
+        assert fits[key]["min_seeds_per_level"] == 2
+        assert fits[key]["verdict_by_interval"] == "reproduced", key
+    assert fits["lead"]["verdict"] == "reproduced"  # one mean over 20 runs: enough
+    table = claims_table(fits)
+    row = table[table.claim.str.startswith("2a")].iloc[0]
+    assert row.verdict.startswith("underpowered (2 run(s) at a level")
+    assert "by its interval: reproduced" in row.verdict
+    three = fit_sweep(synthetic(seeds=3))
+    assert three["D"]["verdict"] == "reproduced" and "seed_note" not in three["D"]
+
+
 def test_censored_runs_are_left_out_and_counted():
     table = synthetic()
     table.loc[(table.D == 2000) & (table.seed < 2), ["duration_tokens", "duration_steps"]] = np.nan

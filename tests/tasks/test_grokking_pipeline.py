@@ -57,12 +57,18 @@ def test_train_logs_the_split_and_the_transition_metric(grok_run):
 
 def test_analyze_runs_the_tasks_kinds_and_summarises_progress(grok_run, capsys):
     assert main(["analyze", str(grok_run.path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "the task's own kinds: fourier" in out and "clean/corrupt pairs" not in out
     summary = json.loads((grok_run.path / "analysis" / "summary.json").read_text())
     assert summary["transition_signal"] == "test_loss"
     assert summary["log_k"] is None and summary["loss_scale"] == pytest.approx(2.3979, abs=1e-4)
     assert summary["progress_signal"] == grok_run.task.progress_signals[0].name
     assert set(summary["progress"]) == {s.name for s in grok_run.task.progress_signals}
     assert "t_progress" in summary and "t_progress_reason" in summary
+    # every signal is timed from the plateau's start: none is "above its floor" at step 0
+    for name, row in summary["progress"].items():
+        assert row["baseline"] == "rest", name
+        assert row["t"] is None or row["t"] >= summary["t_plateau_start"], name
     table = grok_run.path / "analysis" / "timeline.csv"
     kinds = set(__import__("pandas").read_csv(table)["analysis"])
     assert kinds == set(grok_run.task.default_kinds)  # no routing core without a selector

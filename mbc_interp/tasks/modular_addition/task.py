@@ -127,23 +127,27 @@ class ModularAdditionTask:
 
     @property
     def progress_signals(self) -> tuple[ProgressSignal, ...]:
-        """Nanda et al.'s progress measures (columns of the ``fourier`` analysis kind)."""
+        """Nanda et al.'s progress measures (columns of the ``fourier`` analysis kind), each
+        timed from where memorisation ends (``baseline = "rest"``: the change from its value at
+        the plateau's start). Memorisation itself uses every frequency and moves all four, so
+        their values before it say nothing about the circuit that generalises."""
         return (
             ProgressSignal(
                 "excluded_gain", se="excluded_gain_se", source="fourier", direction="up",
+                baseline="rest",
                 description="training loss with the key frequencies' logit directions removed, "
                 "minus the clean training loss: what the generalising circuit carries",
             ),
             ProgressSignal(
-                "restricted_loss", source="fourier", direction="down",
+                "restricted_loss", source="fourier", direction="down", baseline="rest",
                 description="loss on all pairs from the key frequencies' logit directions alone",
             ),
             ProgressSignal(
-                "gini", source="fourier", direction="up",
+                "gini", source="fourier", direction="up", baseline="rest",
                 description="Gini coefficient of the embedding's per-frequency Fourier norms",
             ),
             ProgressSignal(
-                "weight_norm", source="fourier", direction="down",
+                "weight_norm", source="fourier", direction="down", baseline="rest",
                 description="L2 norm of every parameter (weight decay's pull)",
             ),
         )  # fmt: skip
