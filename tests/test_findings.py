@@ -241,7 +241,10 @@ def test_paper_raw_loss_rests_at_the_layout_value():
     stated(f"({first.flat_loss_tok.notna().sum()} of {len(first)}; the two N = 1,000 runs")
     assert set(first[first.flat_loss_tok.isna()].n_examples) == {1000}
     stated(f"up to {pct(fits('paper_cpu')['plateau']['max_abs_deviation'], 1)} above in these runs")
-    assert fits("paper_cpu")["plateau"]["verdict"] == "not reproduced"
+    plateau = fits("paper_cpu")["plateau"]
+    assert plateau["verdict_by_interval"] == "not reproduced"  # the 2% rule fails...
+    assert plateau["verdict"] == "underpowered"  # ...with 2 runs at some K
+    stated("so claim 1's strict 2% rule fails (with 2 runs at")
     values = sorted(set(rest.values()))
     stated(f"({values[0]}-{values[-1]} nats per token for K = 5, 10 and 20)", README)
 
@@ -297,7 +300,9 @@ def test_paper_duration_against_size_and_k():
         f"pooled ({kp['n_runs']} runs): the K exponent at a fixed number of examples is "
         f"{f2(kp['k_exponent'])} {ci2(kp['ci'])}"
     )
-    assert kp["verdict"] == "reproduced"
+    assert kp["verdict_by_interval"] == "reproduced" and kp["verdict"] == "underpowered"
+    assert kp["min_seeds_per_level"] < 3
+    stated("by its interval; with 1-2 runs per (N, K) cell the seed rule makes it *underpowered*")
     stated(f"({f2(kp['k_exponent'])} {ci2(kp['ci'])})", README)
     rows = slice_of(runs("paper_cpu"), "K", f["reference"])
     assert set(rows.n_examples) == {3000} and rows.D.nunique() > 1  # 2b: fixed N, not bases
@@ -311,8 +316,9 @@ def test_paper_learning_rate_and_batch():
     lr, batch = f["lr"], f["batch"]
     assert (lr["denominator"], lr["numerator"]) == (1e-3, 3e-3)
     stated("compares 1e-3 with 3e-3")
-    stated(f"{f2(lr['ratio'])}x {ci2(lr['ci'])} as long in tokens (*not reproduced*")
-    assert lr["verdict"] == "not reproduced"
+    ratio = f"{f2(lr['ratio'])}x {ci2(lr['ci'])}"
+    stated(f"{ratio} as long in tokens (by its interval *not reproduced*")
+    assert lr["verdict_by_interval"] == "not reproduced" and lr["verdict"] == "underpowered"
     m = lr["means"]
     stated(
         f"(step {i0(m['0.003']['mean_t_plateau_start'])} against "

@@ -128,12 +128,19 @@ def sgld_llc(
     )
 
 
+def training_tokens(task: Any) -> Int[Tensor, "n seq"]:
+    """The rows the model was trained on (all of them where the task has no held-out split):
+    the LLC is a property of the training loss, so held-out rows never enter it."""
+    rows = getattr(task, "train_rows", None)
+    return task.tokens if rows is None else task.tokens[rows]
+
+
 def estimate_llc(model: nn.Module, task: Any, config: LLCConfig = LLCConfig()) -> LLCResult:
-    """The LLC of ``model`` on the task's training loss. ``task`` needs ``tokens`` and
-    ``answer_pos`` only; the model itself is left untouched (chains run on a copy)."""
+    """The LLC of ``model`` on the task's training loss (its training rows). ``task`` needs
+    ``tokens`` and ``answer_pos``; the model itself is left untouched (chains run on a copy)."""
     work = copy.deepcopy(model)
     device = next(work.parameters()).device
-    tokens, a = task.tokens.to(device), task.answer_pos
+    tokens, a = training_tokens(task).to(device), task.answer_pos
     params = [p for p in work.parameters() if p.requires_grad]
 
     def batch_loss(rows: Tensor) -> Tensor:

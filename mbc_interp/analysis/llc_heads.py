@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc
+from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc, training_tokens
 from mbc_interp.analysis.records import head_record
 from mbc_interp.tasks.losses import target_losses
 
@@ -68,7 +68,7 @@ def head_llc(model: Any, task: Any, head: str, config: LLCConfig = LLCConfig()) 
         params.append(p)
         masks.append(mask)
     device = next(work.parameters()).device
-    tokens, a = task.tokens.to(device), task.answer_pos
+    tokens, a = training_tokens(task).to(device), task.answer_pos
     for p in work.parameters():  # gradients only where the chain moves
         p.requires_grad_(any(p is q for q in params))
 

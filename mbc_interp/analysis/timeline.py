@@ -410,20 +410,23 @@ def _read_step(
 def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """The tidy table of every analysed checkpoint, sorted by step.
 
-    Refuses (naming two files) a folder whose files were computed with different settings, or
-    with settings other than ``config`` when given: ``mbc analyze --force`` recomputes them."""
+    Refuses (naming two files) a folder whose files were computed with different core settings,
+    or with settings other than ``config`` when given: ``mbc analyze --force`` recomputes them.
+    A step's extra kinds may be fewer than the others' (an expensive kind added with
+    ``--every`` or ``--start``/``--stop``), never ones ``config`` lacks."""
     folder = run.path / ANALYSIS_DIR / STEPS_DIR
     records: list[dict[str, Any]] = []
     first: tuple[Path, Any] | None = None
+    want = None if config is None else config.step_settings()
     for step in sorted(analysed_steps(run)):
         file = folder / f"step{step:08d}.json"
         settings, rows = _read_step_file(file)
-        if config is not None and settings != config.step_settings():
+        if want is not None and not _within(settings, want):
             raise RunStoreError(f"{file}: computed with settings {settings}, not {config}; "
                                 "re-run `mbc analyze --force`")  # fmt: skip
         if first is None:
             first = (file, settings)
-        elif settings != first[1]:
+        elif _core(settings) != _core(first[1]):
             raise RunStoreError(
                 f"{folder}: files computed with different settings ({first[0].name}: {first[1]}; "
                 f"{file.name}: {settings}); re-run `mbc analyze --force` to recompute them all"
@@ -431,6 +434,19 @@ def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFram
         records.extend(rows)
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype({"layer": "Int64", "head": "Int64", "pos": "Int64"})
+
+
+def _core(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A step file's settings less its list of extra kinds."""
+    return None if settings is None else {k: v for k, v in settings.items() if k != "kinds"}
+
+
+def _within(settings: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    """Whether a step computed with ``settings`` belongs to an analysis with ``want``: the same
+    core settings, and extra kinds among ``want``'s."""
+    if settings is None:
+        return False
+    return _core(settings) == _core(want) and set(settings.get("kinds", ())) <= set(want["kinds"])
 
 
 def _write_csv(path: Path, table: pd.DataFrame) -> None:

@@ -264,3 +264,22 @@ def test_llc_settings_reach_the_estimator_through_the_command_line(run):
                                                             batch_size=16))  # fmt: skip
     table = load_timeline(run)
     assert set(table[table.analysis == "llc"].step) == set(_steps(run, 2))
+
+
+def test_an_expensive_kind_added_at_every_other_checkpoint_then_filled_in(run):
+    """``--kinds llc --every 2`` on an analysed run: llc at the chosen checkpoints only, the
+    others keep their rows, the timeline and summary load; a later call fills in the rest."""
+    analyze(run, SMALL, stop=8, progress=False)
+    steps = _steps(run, 8)
+    tiny = [x for s in ("llc.chains=1", "llc.draws=2", "llc.burn_in=0")
+            for x in ("--kind-setting", s)]  # fmt: skip
+    assert main(["analyze", str(run.path), "--stop", "8", "--every", "2", "--kinds", "llc",
+                 *tiny, "--no-progress"]) == 0  # fmt: skip
+    table = load_timeline(run)
+    chosen = set(steps[::2]) | {steps[-1]}
+    assert set(table[table.analysis == "llc"].step) == chosen < set(steps)
+    assert set(table[table.analysis == "patching"].step) == set(steps)  # nothing lost
+    assert (run.path / "analysis" / "summary.json").is_file()
+    assert main(["analyze", str(run.path), "--stop", "8", "--kinds", "llc", *tiny,
+                 "--no-progress"]) == 0  # fmt: skip
+    assert set(load_timeline(run).query("analysis == 'llc'").step) == set(steps)

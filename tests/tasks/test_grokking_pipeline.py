@@ -65,9 +65,10 @@ def test_analyze_runs_the_tasks_kinds_and_summarises_progress(grok_run, capsys):
     assert summary["progress_signal"] == grok_run.task.progress_signals[0].name
     assert set(summary["progress"]) == {s.name for s in grok_run.task.progress_signals}
     assert "t_progress" in summary and "t_progress_reason" in summary
+    assert summary["progress"]["llc"]["reason"].startswith("not measured")  # no llc kind
     # every signal is timed from the plateau's start: none is "above its floor" at step 0
     for name, row in summary["progress"].items():
-        assert row["baseline"] == "rest", name
+        assert row.get("baseline", "rest") == "rest", name
         assert row["t"] is None or row["t"] >= summary["t_plateau_start"], name
     table = grok_run.path / "analysis" / "timeline.csv"
     kinds = set(__import__("pandas").read_csv(table)["analysis"])

@@ -147,7 +147,8 @@ def test_the_protocol_statements(task):
     primary = task.progress_signals[0]
     assert (primary.name, primary.se, primary.source, primary.direction) == (
         "excluded_gain", "excluded_gain_se", "fourier", "up")  # fmt: skip
-    assert {s.source for s in task.progress_signals} == {"fourier"}
+    assert {s.source for s in task.progress_signals} == {"fourier", "llc"}
+    assert {s.baseline for s in task.progress_signals} == {"rest"}  # timed from memorisation
     assert task.position_labels() == ["a", "b", "=", "c"]
     assert [task.token_label(i) for i in (0, 6, 7)] == ["0", "6", "="]
     with pytest.raises(ValueError, match="token id 8"):

@@ -150,6 +150,12 @@ class ModularAdditionTask:
                 "weight_norm", source="fourier", direction="down", baseline="rest",
                 description="L2 norm of every parameter (weight decay's pull)",
             ),
+            ProgressSignal(
+                "llc", se="llc_std", source="llc", direction="down", baseline="rest",
+                description="local learning coefficient of the training loss (where the llc "
+                "kind was analysed): its fall from the plateau's start, against 3 x the "
+                "chains' spread, is the simpler generalising solution taking over",
+            ),
         )  # fmt: skip
 
     # -- evaluation ----------------------------------------------------------------------------
