@@ -37,6 +37,7 @@ from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.store.run import load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR
+from mbc_interp.sweep.circuit import circuit_fields
 from mbc_interp.sweep.grid import flatten
 from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
 
@@ -144,5 +145,6 @@ def run_row(run_dir: str | Path) -> dict[str, Any]:
         "steps_run": int(last.step),
         "final_loss": float(last.loss),
         "min_loss": float(metrics["loss"].min()),
+        **circuit_fields(summary, run.log_k),
     }
     return row

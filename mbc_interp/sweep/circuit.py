@@ -1,0 +1,114 @@
+"""The circuit's claims over a sweep: are the routing heads necessary and sufficient, and is the
+transition collective? Read from each run's ``ablation`` and ``groups`` analyses (``mbc analyze
+RUN --kinds ablation groups``); runs without them are left out and counted.
+
+Per run (the summary's ``ablation`` and ``groups`` entries, see
+:mod:`mbc_interp.analysis.extra_summary` and :mod:`mbc_interp.analysis.groups`):
+
+- ``necessity``: the first-token candidate loss's increase (nats, mean ablation, at the last
+  analysed checkpoint) when the head set is ablated; the set is the heads whose single-head
+  increase is at least half of the largest (:mod:`mbc_interp.analysis.ablation`).
+  ``necessity_frac`` is it over log K, the candidate loss of a model that ignores z (an upper
+  bound where candidates share a first token, so the fraction understates necessity there).
+- ``sufficiency``: the same increase when every *other* head is ablated; ``sufficiency_frac``
+  over log K (0: the set alone carries what z-use gained).
+- ``single_frac``: the costliest single head's increase over log K.
+- ``collective_score``: the 10-90% spread of the groups' solve times over the plateau's length;
+  ``solved_at_half``: the share of groups solved at the plateau's middle.
+
+Verdicts (fixed before the sweeps' ablation and groups passes ran; each a 95% Student t
+interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_SEEDS` runs, else
+*underpowered*):
+
+- **necessary**: *reproduced* when the interval of ``necessity_frac`` lies above
+  :data:`HALF` (ablating the set undoes at least half of what z-use gained), *not reproduced*
+  when it lies below, else *underpowered*.
+- **sufficient**: *reproduced* when the interval of ``sufficiency_frac`` lies below
+  :data:`HALF` (the set alone keeps more than half), *not reproduced* when above, else
+  *underpowered*.
+- **collective** (the paper: "sharp and collective", no group solved at half the wait):
+  *reproduced* when the interval of ``collective_score`` lies below
+  :data:`~mbc_interp.analysis.groups.COLLECTIVE`, *not reproduced* when it lies at or above it,
+  else *underpowered*; runs whose score is undetermined are counted and left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mbc_interp.analysis.groups import COLLECTIVE
+from mbc_interp.sweep.intervals import MIN_SEEDS, mean_ci
+
+HALF = 0.5
+"""The share of z-use's gain (log K) the necessity and sufficiency verdicts are judged at."""
+
+CIRCUIT_COLUMNS = (
+    "ablation_step", "ablation_heads", "necessity", "sufficiency", "costliest_head",
+    "costliest_head_increase", "necessity_frac", "sufficiency_frac", "single_frac",
+    "collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups",
+)  # fmt: skip
+
+
+def circuit_fields(summary: dict[str, Any], log_k: float | None) -> dict[str, Any]:
+    """One run's :data:`CIRCUIT_COLUMNS` from its summary (None where not analysed)."""
+    out: dict[str, Any] = dict.fromkeys(CIRCUIT_COLUMNS)
+    a, g = summary.get("ablation") or {}, summary.get("groups") or {}
+    frac = (lambda v: None if v is None or not log_k else v / log_k)  # noqa: E731
+    if a:
+        out.update(ablation_step=a.get("step"), necessity=a.get("necessity"),
+                   sufficiency=a.get("sufficiency"), costliest_head=a.get("costliest_head"),
+                   costliest_head_increase=a.get("costliest_head_increase"),
+                   ablation_heads="+".join(a.get("heads") or []) or None)  # fmt: skip
+        out.update(necessity_frac=frac(a.get("necessity")),
+                   sufficiency_frac=frac(a.get("sufficiency")),
+                   single_frac=frac(a.get("costliest_head_increase")))  # fmt: skip
+    if g:
+        out.update({k: g.get(k) for k in ("collective_score", "collective", "solved_at_half",
+                                          "n_groups", "n_solved_groups")})  # fmt: skip
+    return out
+
+
+def _judge(values: pd.Series, threshold: float, above_is_paper: bool) -> dict[str, Any]:
+    v = pd.to_numeric(values, errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    res: dict[str, Any] = {"n_runs": len(v), "threshold": threshold}
+    if len(v) == 0:
+        return {**res, "verdict": "not tested", "why": "no run analysed for it"}
+    m = mean_ci(v)
+    res["mean"] = asdict(m)
+    lo, hi = m.ci
+    if len(v) < MIN_SEEDS or not (math.isfinite(lo) and math.isfinite(hi)):
+        res["verdict"] = "underpowered"
+        res["why"] = f"{len(v)} run(s), fewer than the {MIN_SEEDS} a verdict needs"
+        return res
+    paper_side = lo > threshold if above_is_paper else hi < threshold
+    other_side = hi < threshold if above_is_paper else lo >= threshold
+    res["verdict"] = ("reproduced" if paper_side else "not reproduced" if other_side
+                      else "underpowered")  # fmt: skip
+    return res
+
+
+def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
+    """The three verdicts of the module's rules over ``runs`` (rows with
+    :data:`CIRCUIT_COLUMNS`), with what they rest on."""
+    if "necessity_frac" not in runs:
+        runs = runs.assign(**dict.fromkeys(CIRCUIT_COLUMNS))
+    out = {
+        "necessary": _judge(runs.necessity_frac, HALF, above_is_paper=True),
+        "sufficient": _judge(runs.sufficiency_frac, HALF, above_is_paper=False),
+        "collective": _judge(runs.collective_score, COLLECTIVE, above_is_paper=False),
+    }
+    out["single_head"] = _judge(runs.single_frac, HALF, above_is_paper=True)
+    kinds = runs.collective.dropna().value_counts().to_dict()
+    out["collective"]["by_run"] = {str(k): int(v) for k, v in kinds.items()}
+    half = pd.to_numeric(runs.solved_at_half, errors="coerce").dropna()
+    at_half = asdict(mean_ci(half.to_numpy(float))) if len(half) else None
+    out["collective"]["solved_at_half"] = at_half
+    heads = runs.ablation_heads.dropna().value_counts().to_dict()
+    out["necessary"]["head_sets"] = {str(k): int(v) for k, v in heads.items()}
+    return out
