@@ -523,3 +523,64 @@ def noise_fit_and_write(
         body = noise_markdown(verdicts, table, out, Path(doc).parent, svgs)
         paths.append(replace_section(Path(doc), noise_marker(out), body))
     return verdicts, paths
+
+
+# -- hidden progress on any task (``mbc fit`` of a sweep whose task is not the wind tunnel) ----
+def sweep_task(sweep: str | Path) -> str:
+    """The task of a sweep directory's runs, or of a results directory's committed table."""
+    committed = Path(sweep) / "runs.csv"
+    if committed.is_file():
+        table = pd.read_csv(committed, nrows=1)
+        return str(table.task.iloc[0]) if "task" in table else "wind_tunnel"
+    from mbc_interp.sweep.runner import iter_points
+
+    for _, run_dir in iter_points(sweep):
+        if (run_dir / "config.json").is_file():
+            return load_run(run_dir).task.name
+    return "wind_tunnel"
+
+
+def progress_markdown(verdicts: dict[str, Any], table: pd.DataFrame, results: Path,
+                      doc_dir: Path) -> str:  # fmt: skip
+    """The generated section of a progress sweep: levels' times, verdicts, every run."""
+    from mbc_interp.sweep import progress_text as pt
+    from mbc_interp.sweep.progress import signals_of
+
+    rel = os.path.relpath(results, doc_dir)
+    axis = verdicts["axis"]
+    return "\n".join([
+        f"{verdicts['n_runs']} finished runs; per-run table: [`{rel}/runs.csv`]({rel}/runs.csv); "
+        f"every verdict with what it rests on: [`{rel}/verdicts.json`]({rel}/verdicts.json).", "",
+        "**Transition times by level** (steps, mean [95% CI] over the runs that transitioned)", "",
+        _md_table(pt.times_table(verdicts)), "",
+        "**Each progress signal's onset against the drop** (lead fraction: how far ahead of "
+        "the drop it comes, as a share of the plateau; verdict by the rule of "
+        "`mbc_interp/sweep/progress.py`)", "",
+        _md_table(pt.level_table(verdicts)), "",
+        "**Every run** (onset steps; the phase where it is not the plateau)", "",
+        _md_table(pt.run_table(table, signals_of(table), axis)),
+    ])  # fmt: skip
+
+
+def progress_fit_and_write(
+    sweep: str | Path, out: str | Path, doc: str | Path | None = None
+) -> tuple[dict[str, Any], list[Path]]:
+    """Collect (or read a committed ``runs.csv``), judge and write ``runs.csv``,
+    ``verdicts.json`` and, with ``doc``, its generated section."""
+    from mbc_interp.sweep.progress import collect_progress, progress_verdicts
+
+    committed = Path(sweep) / "runs.csv"
+    table = pd.read_csv(committed) if committed.is_file() else collect_progress(sweep)
+    verdicts = progress_verdicts(table)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_csv, verdicts_json = out / "runs.csv", out / "verdicts.json"
+    atomic_write(runs_csv, table.to_csv(index=False).encode())
+    text = json.dumps(json_safe(verdicts, nonfinite="keep"), indent=1)
+    atomic_write(verdicts_json, (text + "\n").encode())
+    paths = [runs_csv, verdicts_json]
+    if doc is not None:
+        doc = Path(doc)
+        body = progress_markdown(verdicts, table, out, doc.parent)
+        paths.append(replace_section(doc, begin_marker(out), body))
+    return verdicts, paths

@@ -103,6 +103,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         for p in paths:
             print(f"wrote {p}")
         return 0
+    from mbc_interp.reproduction import progress_fit_and_write, sweep_task
+
+    if sweep_task(args.sweep) != "wind_tunnel":  # no scaling claims: hidden progress only
+        from mbc_interp.sweep.progress_text import level_table
+
+        verdicts, paths = progress_fit_and_write(args.sweep, out, args.doc)
+        print(level_table(verdicts).to_string(index=False))
+        for p in paths:
+            print(f"wrote {p}")
+        return 0
     fits, paths = fit_and_write(args.sweep, out, args.doc)
     print(format_fits(fits))
     for p in paths:

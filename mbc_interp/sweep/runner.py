@@ -107,7 +107,8 @@ def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
     if run.status == "diverged":  # nothing to analyse: say why in the outcome
         info["error"] = f"diverged: {run.manifest.stop_reason}"
         return info
-    if task.get("analysis") is not None and config.task.direction == "backward":
+    # a task without analyses of its own (the wind tunnel's forward control) is trained only
+    if task.get("analysis") is not None and getattr(config.task, "direction", "") != "forward":
         t0 = time.time()
         _, summary = analyze(run, AnalysisConfig.from_dict(task["analysis"]), progress=False)
         info["analyze_seconds"] = time.time() - t0
