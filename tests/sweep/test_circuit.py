@@ -1,0 +1,61 @@
+"""The circuit's claims over a sweep: per-run fields from a summary, and the verdict rules on
+known tables (necessity, sufficiency, a collective transition; >= 3 runs or underpowered)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mbc_interp.sweep.circuit import CIRCUIT_COLUMNS, circuit_fields, circuit_verdicts
+
+
+def test_fields_read_the_summary_and_scale_by_log_k():
+    log_k = math.log(20)
+    summary = {
+        "ablation": {"step": 900.0, "heads": ["L0H0", "L1H2"], "necessity": 2.4,
+                     "sufficiency": 0.3, "costliest_head": "L0H0",
+                     "costliest_head_increase": 1.2},
+        "groups": {"collective_score": 0.12, "collective": "collective", "solved_at_half": 0.0,
+                   "n_groups": 64, "n_solved_groups": 64},
+    }  # fmt: skip
+    f = circuit_fields(summary, log_k)
+    assert set(f) == set(CIRCUIT_COLUMNS)
+    assert f["ablation_heads"] == "L0H0+L1H2" and f["ablation_step"] == 900.0
+    assert f["necessity_frac"] == pytest.approx(2.4 / log_k)
+    assert f["sufficiency_frac"] == pytest.approx(0.3 / log_k)
+    assert f["single_frac"] == pytest.approx(1.2 / log_k)
+    assert f["collective"] == "collective" and f["n_solved_groups"] == 64
+    empty = circuit_fields({}, log_k)  # not analysed for it: every field None
+    assert all(v is None for v in empty.values())
+
+
+def _runs(nec, suf, coll):
+    rows = [circuit_fields({"ablation": {"step": 1.0, "heads": ["L0H0"], "necessity": n,
+                                         "sufficiency": s, "costliest_head": "L0H0",
+                                         "costliest_head_increase": n},
+                            "groups": {"collective_score": c, "solved_at_half": 0.0,
+                                       "collective": "collective" if c < 0.25 else "staggered"}},
+                           1.0) for n, s, c in zip(nec, suf, coll, strict=True)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_verdicts_follow_the_rules():
+    runs = _runs([0.9, 0.95, 0.85, 0.9], [0.1, 0.05, 0.15, 0.1], [0.1, 0.12, 0.08, 0.1])
+    v = circuit_verdicts(runs)
+    assert (v["necessary"]["verdict"], v["sufficient"]["verdict"],
+            v["collective"]["verdict"]) == ("reproduced",) * 3  # fmt: skip
+    assert v["necessary"]["head_sets"] == {"L0H0": 4}
+    assert v["collective"]["by_run"] == {"collective": 4}
+    assert v["collective"]["solved_at_half"]["mean"] == 0.0
+    v = circuit_verdicts(_runs([0.1, 0.2, 0.15], [0.9, 0.8, 0.85], [0.6, 0.7, 0.65]))
+    assert (v["necessary"]["verdict"], v["sufficient"]["verdict"],
+            v["collective"]["verdict"]) == ("not reproduced",) * 3  # fmt: skip
+    two = circuit_verdicts(_runs([0.9, 0.95], [0.1, 0.1], [0.1, 0.1]))
+    assert two["necessary"]["verdict"] == "underpowered" and "fewer than the 3" in two[
+        "necessary"]["why"]  # fmt: skip
+    wide = circuit_verdicts(_runs([0.1, 0.9, 0.5], [0.5, 0.5, 0.5], [0.1, 0.4, 0.3]))
+    assert wide["necessary"]["verdict"] == "underpowered"
+    none = circuit_verdicts(pd.DataFrame({"name": ["a"]}))
+    assert none["necessary"]["verdict"] == "not tested"
