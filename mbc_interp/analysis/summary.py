@@ -304,7 +304,26 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key in ("t_z_reason", "routing_reason"):
         if summary.get(key) and (key != "t_z_reason" or summary.get("t_z") is None):
             lines.append(f"                 ({summary[key]})")
-    return "\n".join(lines)
+    return "\n".join(lines + _extra_lines(summary))
+
+
+def _extra_lines(summary: dict[str, Any]) -> list[str]:
+    """The extra kinds' headline numbers, where they were analysed."""
+    out = []
+    a = summary.get("ablation")
+    if a and a.get("heads"):
+        out.append(f"ablation         set {'+'.join(a['heads'])} at step {a['step']:,.0f}: "
+                   f"necessity +{a['necessity']:.2f} nats, sufficiency +{a['sufficiency']:.2f} "
+                   f"nats; costliest head {a['costliest_head']} "
+                   f"+{a['costliest_head_increase']:.2f}")  # fmt: skip
+    g = summary.get("groups")
+    if g:
+        score = g.get("collective_score")
+        half = g.get("solved_at_half")
+        out.append(f"groups           {g['n_solved_groups']} of {g['n_groups']} solved; "
+                   f"collective score {_fmt(score, '.2f')} ({g.get('collective')}); solved at "
+                   f"half the plateau {_fmt(half, '.2f')}")  # fmt: skip
+    return out
 
 
 def _format_task_summary(summary: dict[str, Any], t: Any) -> str:

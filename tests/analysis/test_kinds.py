@@ -43,6 +43,12 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
         assert set(table[table.analysis == kind].step) == set(steps), kind
     assert {"essential", "ablation", "atp", "groups"} <= set(summary)
     assert summary["ablation"]["heads"] and summary["atp"]["n_checkpoints"] == len(steps)
+    from mbc_interp.analysis.summary import format_summary
+
+    text = format_summary(summary)  # what `mbc analyze` prints: the headline numbers too
+    a, g = summary["ablation"], summary["groups"]
+    assert f"necessity +{a['necessity']:.2f} nats" in text
+    assert f"{g['n_solved_groups']} of {g['n_groups']} solved" in text
     parts = cost_parts(config, run.config.model, run.task)
     assert all(parts.get(kind, 0) > 0 for kind in NEW)
     out = tmp_path / "report.html"
