@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run sweeps/NAME.toml in the background from a snapshot of the committed code, so the working
 # tree can move while it runs; run it again to resume (done points are skipped, unfinished runs
-# resume from their last checkpoint).
+# resume from their last checkpoint). The sweep runs in its own process group, whose id is written
+# to OUT.pgid: stop it, workers included, with `kill -- -$(cat OUT.pgid)`.
 #   bash sweeps/background.sh NAME [OUT=sweeps/out/NAME] [WORKERS=1]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,8 +17,9 @@ fi
 mkdir -p "$out"
 # from the snapshot's directory, so neither the working tree nor the editable install is imported
 cd "$snap"
-PYTHONPATH="$snap" nohup "$root/.venv/bin/python" -c \
+PYTHONPATH="$snap" nohup setsid "$root/.venv/bin/python" -c \
     'import sys; from mbc_interp.cli import main; sys.exit(main())' \
     sweep --config "$snap/sweeps/$name.toml" --out "$out" --workers "$workers" \
     >>"$out.log" 2>&1 &
-echo "sweep running (pid $!) from $snap; log: $out.log"
+echo "$!" >"$out.pgid"  # setsid: the process is its group's leader
+echo "sweep running (pid $!) from $snap; log: $out.log; stop: kill -- -\$(cat $out.pgid)"
