@@ -66,7 +66,7 @@ Rules (also in the README; fixed before the sweeps that report them):
   ``route_phase`` / ``z_phase`` say ``before_plateau`` (``after_drop`` likewise).
 - ``t_attn_to_z``: onset (half-way crossing) of the routing head's attention from the answer
   position to z. It times when z is moved next to the answer position, not when it is used;
-  it is reported for comparison with earlier versions and never used for a lead.
+  it is reported beside the leads and never used for one.
 Every time is also given in tokens seen.
 """
 

@@ -86,7 +86,7 @@ def add_fit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--doc", type=Path, help="markdown file whose generated section to rewrite "
                    "(e.g. REPRODUCTION.md)")  # fmt: skip
     p.add_argument("--noise", action="store_true",
-                   help="instead of the scaling claims: issue 11's gradient-noise verdicts (runs "
+                   help="instead of the scaling claims: the gradient-noise verdicts (runs "
                    "analysed with --kinds gradients; REPRODUCTION.md's noise section)")  # fmt: skip
 
 

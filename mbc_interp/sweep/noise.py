@@ -1,5 +1,5 @@
-"""Gradient noise and the plateau: issue 11's four questions, answered over a sweep whose runs
-were analysed with the ``gradients`` kind (``mbc fit SWEEP --noise``).
+"""Gradient noise and the plateau: four questions (REPRODUCTION.md), answered over a sweep whose
+runs were analysed with the ``gradients`` kind (``mbc fit SWEEP --noise``).
 
 The rules were fixed in REPRODUCTION.md ("Gradient noise and the plateau") before the runs;
 this module implements them as written:

@@ -1,4 +1,4 @@
-"""The text of ``mbc fit --noise``: issue 11's verdicts and the per-run noise measurements as
+"""The text of ``mbc fit --noise``: the noise verdicts and the per-run noise measurements as
 tables (printed, and written into a results document by :mod:`mbc_interp.reproduction`)."""
 
 from __future__ import annotations

@@ -86,3 +86,24 @@ def test_mbc_fit_of_a_grokking_sweep_writes_its_tables_and_section(tmp_path, cap
     assert main(["fit", str(results), "--results", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "verdicts.json").read_text())
     assert again == verdicts
+
+
+def test_the_grokking_section_is_what_its_committed_table_gives():
+    """REPRODUCTION.md's grokking section is regenerated from results/grokking_cpu/runs.csv
+    (until the sweep has finished runs, the section says so and no results are committed)."""
+    from pathlib import Path
+
+    from mbc_interp.reproduction import END, begin_marker, progress_markdown
+
+    root = Path(__file__).resolve().parents[2]
+    results = root / "results" / "grokking_cpu"
+    doc = (root / "REPRODUCTION.md").read_text()
+    section = doc.split(begin_marker(results), 1)[1].split(END, 1)[0].strip()
+    if not (results / "runs.csv").is_file():
+        assert section == "(no finished runs yet)"
+        return
+    table = pd.read_csv(results / "runs.csv")
+    verdicts = progress_verdicts(table)
+    saved = json.loads((results / "verdicts.json").read_text())
+    assert json.loads(json.dumps(verdicts, default=str)) == saved
+    assert section == progress_markdown(verdicts, table, results, root).strip()
