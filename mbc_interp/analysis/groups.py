@@ -1,12 +1,15 @@
-"""Is the transition collective? Per group of examples (the wind tunnel's base string B and its
-K selectors), whether the group is solved at a checkpoint, and how spread out the groups'
-solve times are against the plateau.
+"""Is the transition collective? Per group of examples (the task's groups: the wind tunnel's
+base string B and its K selectors; modular addition's answer c over the held-out pairs), whether
+the group is solved at a checkpoint, and how spread out the groups' solve times are against the
+plateau.
 
 Rules (fixed before the sweeps that report them):
 
-- **Solved group** at a checkpoint: every member's candidate answer is right (the selected
-  candidate scores highest among B's K, the ``cand_acc`` criterion) *and* the group's mean
-  candidate-normalised loss is below :data:`SOLVED_FRAC` x log K (``t_solved``'s threshold).
+- **Solved group** at a checkpoint: every member is answered right (the wind tunnel: the
+  selected candidate scores highest among B's K, the ``cand_acc`` criterion; modular addition:
+  the argmax is c) *and* the group's mean loss (candidate-normalised; the answer's) is below
+  :data:`SOLVED_FRAC` x the task's ``group_loss_scale`` (log K; log p), ``t_solved``'s
+  threshold.
 - **Solve time** of a group: the first analysed checkpoint from which it stays solved for
   :data:`HOLD` checkpoints (no interpolation: solved is a yes/no).
 - **Solved fraction** over training: the share of the sampled groups solved at each checkpoint;
@@ -21,7 +24,6 @@ Rules (fixed before the sweeps that report them):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,11 +32,10 @@ import numpy as np
 
 from mbc_interp.analysis.records import record
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.tasks.protocol import HasGroups, require
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 SOLVED_FRAC = 0.05
 HOLD = 2
@@ -57,46 +58,30 @@ class GroupsConfig:
         need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
-def sample_groups(task: WindTunnelTask, config: GroupsConfig) -> np.ndarray:
-    """The indices of the followed groups (sorted; all of them when there are fewer)."""
-    n = len(task) // task.K
-    rng = np.random.default_rng([config.seed, 7])
-    return np.sort(rng.permutation(n)[: min(n, config.n_groups)])
-
-
 def group_records(
-    model: nn.Module, task: WindTunnelTask, config: GroupsConfig = GroupsConfig()
+    model: nn.Module, task: HasGroups, config: GroupsConfig = GroupsConfig()
 ) -> list[dict[str, Any]]:
-    """Tidy rows (``analysis = "groups"``, ``component = "B<index>"``) of each followed group's
-    candidate loss, accuracy and solved flag at this checkpoint, and the solved fraction."""
+    """Tidy rows (``analysis = "groups"``, ``component`` = the group's name) of each followed
+    group's mean loss, whether every member is right, and the solved flag at this checkpoint,
+    and the solved fraction; the groups and their scores come from the task
+    (:class:`~mbc_interp.tasks.protocol.HasGroups`)."""
     import torch
 
-    from mbc_interp.tasks.wind_tunnel.evaluation import candidate_scores
-
-    groups = sample_groups(task, config)
-    k = task.K
-    rows = torch.as_tensor((groups[:, None] * k + np.arange(k)[None, :]).reshape(-1))
-    k_true = task.selector_index[rows]
-    with torch.inference_mode():
-        if task.first_token_distinct:
-            from mbc_interp.tasks.wind_tunnel.evaluation import answer_log_probs
-
-            scores = answer_log_probs(model, task.tokens[rows], task.answer_pos)
-            scores = scores.gather(-1, task.candidate_first(rows))
-        else:
-            scores = candidate_scores(model, task, rows, task.tokens[rows])
-    loss = -scores.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
-    right = scores.argmax(-1) == k_true
-    loss_g = loss.reshape(len(groups), k).mean(-1)
-    right_g = right.reshape(len(groups), k).all(-1)
-    solved = right_g & (loss_g < SOLVED_FRAC * math.log(k))
+    require(task, HasGroups, "the groups analysis")
+    names, members = task.group_members(config.n_groups, config.seed)
+    loss, right = task.member_scores(model, torch.cat(members))
+    sizes = [len(m) for m in members]
+    threshold = SOLVED_FRAC * task.group_loss_scale
     out: list[dict[str, Any]] = []
-    for g, lg, rg, sg in zip(groups, loss_g.tolist(), right_g.tolist(), solved.tolist(),
-                             strict=True):  # fmt: skip
-        name = f"B{int(g)}"
-        out += [_row(name, "group_cand_loss", lg), _row(name, "group_all_right", float(rg)),
-                _row(name, "group_solved", float(sg))]  # fmt: skip
-    out.append(_row("all", "solved_fraction", float(solved.double().mean())))
+    n_solved = 0
+    for name, lg, rg in zip(names, loss.split(sizes), right.split(sizes), strict=True):
+        mean, all_right = float(lg.double().mean()), bool(rg.all())
+        solved = all_right and mean < threshold
+        n_solved += solved
+        out += [_row(name, "group_cand_loss", mean),
+                _row(name, "group_all_right", float(all_right)),
+                _row(name, "group_solved", float(solved))]  # fmt: skip
+    out.append(_row("all", "solved_fraction", n_solved / len(names)))
     return out
 
 

@@ -279,7 +279,10 @@ def _llc_cost(s: LLCConfig, c: CostContext) -> float:
 
 
 def _groups_cost(s: GroupsConfig, c: CostContext) -> float:
-    """Every member of each followed group, its candidates scored."""
+    """Every member of each followed group, its candidates scored (a task without candidates:
+    at most every example, once)."""
+    if c.k == 1:
+        return float(c.n_examples)
     return float(min(s.n_groups, c.n_examples // c.k) * c.k * c.candidate_passes)
 
 
@@ -329,7 +332,8 @@ for _kind in (
     ExtraKind(name="groups", run="mbc_interp.analysis.kind_runs:groups", settings=GroupsConfig,
               cost=_groups_cost,
               report="mbc_interp.viz.kinds:groups_section", title="Groups solved over training",
-              help="per B group: solved (all members' candidates right, loss < 0.05 log K)"),
+              help="per group (the task's: a B; an answer c): solved (all members right, "
+              "loss < 0.05 of its chance level)"),
     ExtraKind(name="weights", run="mbc_interp.analysis.kind_runs:weights",
               settings=NoSettings, cost=lambda s, c: 1.0,
               report="mbc_interp.viz.kinds:weights_section", title="Weights",

@@ -200,9 +200,24 @@ class HasPatchingPairs(Protocol):
 
 @runtime_checkable
 class HasGroups(Protocol):
-    """Rows grouped by a shared context (the K examples of one base string)."""
+    """Rows grouped by a shared context, each group solved or not at a checkpoint (the wind
+    tunnel's base string B and its K examples; modular addition's answer c over the held-out
+    pairs): what the ``groups`` analysis kind follows."""
 
-    def group_rows(self, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K"]: ...
+    def group_members(self, n_groups: int, seed: int = 0) -> tuple[list[str], list[Any]]:
+        """Names and rows (one tensor each) of ``n_groups`` seeded groups, the same at every
+        call (all of them where there are fewer)."""
+        ...
+
+    def member_scores(self, model: nn.Module, rows: Int[Tensor, " n"]) -> tuple[Any, Any]:
+        """Per row: its loss on the group's question (nats) and whether it is answered right."""
+        ...
+
+    @property
+    def group_loss_scale(self) -> float:
+        """The chance level of :meth:`member_scores`' loss (log K; log p): a group is solved
+        below a fraction of it."""
+        ...
 
 
 def supports(task: object, capability: type) -> bool:

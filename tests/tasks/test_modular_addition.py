@@ -140,7 +140,7 @@ def test_evaluate_matches_a_direct_computation(task):
 
 def test_the_protocol_statements(task):
     assert isinstance(task, Task) and supports(task, HasModularInputs)
-    assert not supports(task, HasPatchingPairs) and not supports(task, HasGroups)
+    assert not supports(task, HasPatchingPairs) and supports(task, HasGroups)
     assert task.answer_pos == 2 and task.n_targets == 1
     assert task.transition.metric == "test_loss" and task.transition.rest_level is None
     assert task.transition.scale == pytest.approx(math.log(7))
@@ -153,3 +153,38 @@ def test_the_protocol_statements(task):
     assert [task.token_label(i) for i in (0, 6, 7)] == ["0", "6", "="]
     with pytest.raises(ValueError, match="token id 8"):
         task.token_label(8)
+
+
+def test_groups_are_the_answers_over_the_held_out_pairs(task):
+    """Each group is one answer c's held-out pairs; a model that answers every pair right and
+    sure solves every group, and the ``groups`` kind reads the groups through the protocol."""
+    import torch
+
+    from mbc_interp.analysis.groups import GroupsConfig, group_records
+
+    names, members = task.group_members(100)
+    test = set(task.test_rows.tolist())
+    assert sum(len(m) for m in members) == len(test)  # every held-out pair, once
+    for name, rows in zip(names, members, strict=True):
+        c = int(name[1:])
+        assert set(rows.tolist()) <= test
+        assert torch.all(task.tokens[rows, task.answer_pos + 1] == c)
+    few, _ = task.group_members(3, seed=1)
+    assert len(few) == 3 and few == task.group_members(3, seed=1)[0] and set(few) <= set(names)
+    assert task.group_loss_scale == pytest.approx(math.log(task.config.p))
+
+    class Oracle(torch.nn.Module):  # logits: +20 on the true answer of each (a, b)
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, tokens):
+            a, b = tokens[:, 0], tokens[:, 1]
+            out = torch.zeros(len(tokens), tokens.shape[1], task.config.d_vocab)
+            out[torch.arange(len(tokens)), task.answer_pos, (a + b) % task.config.p] = 20.0
+            return out
+
+    rows = group_records(Oracle(), task, GroupsConfig(n_groups=100))
+    solved = [r for r in rows if r["metric"] == "group_solved"]
+    assert len(solved) == len(names) and all(r["value"] == 1.0 for r in solved)
+    assert [r["value"] for r in rows if r["metric"] == "solved_fraction"] == [1.0]

@@ -177,6 +177,28 @@ class ModularAdditionTask:
         out["eval_n"], out["test_n"] = int(train.sum()), int((~train).sum())
         return out
 
+    def group_members(self, n_groups: int, seed: int = 0) -> tuple[list[str], list[Tensor]]:
+        """``HasGroups``: per answer c, the held-out pairs whose sum is c (a seeded sample of
+        ``n_groups`` answers, sorted; answers without held-out pairs are left out)."""
+        test = self.test_rows
+        answer = self.tokens[test, self.answer_pos + 1]
+        present = np.sort(np.unique(answer.numpy()))
+        rng = np.random.default_rng([seed, 7])
+        picked = np.sort(present[rng.permutation(len(present))[: min(len(present), n_groups)]])
+        return [f"c{int(c)}" for c in picked], [test[answer == int(c)] for c in picked]
+
+    def member_scores(
+        self, model: nn.Module, rows: Int[Tensor, " n"]
+    ) -> tuple[Float[Tensor, " n"], Bool[Tensor, " n"]]:
+        """``HasGroups``: each row's loss at the answer position and whether it is right."""
+        with torch.inference_mode():
+            return self.row_losses(model, rows)
+
+    @property
+    def group_loss_scale(self) -> float:
+        """``HasGroups``: log p, the loss of a uniform guess among the p answers."""
+        return self.config.log_p
+
     def row_losses(
         self, model: nn.Module, rows: Int[Tensor, " n"]
     ) -> tuple[Float[Tensor, " n"], Bool[Tensor, " n"]]:

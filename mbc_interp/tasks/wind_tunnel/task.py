@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -281,6 +282,40 @@ class WindTunnelTask:
         """The K rows sharing each row's base string, in selector order."""
         rows = torch.as_tensor(rows)
         return (rows // self.K)[:, None] * self.K + torch.arange(self.K)[None, :]
+
+    def group_members(self, n_groups: int, seed: int = 0) -> tuple[list[str], list[Tensor]]:
+        """``HasGroups``: a seeded sample of ``n_groups`` base strings (sorted), each with its K
+        rows in selector order."""
+        n = len(self) // self.K
+        rng = np.random.default_rng([seed, 7])
+        picked = np.sort(rng.permutation(n)[: min(n, n_groups)])
+        return [f"B{int(g)}" for g in picked], [int(g) * self.K + torch.arange(self.K)
+                                                 for g in picked]  # fmt: skip
+
+    def member_scores(
+        self, model: nn.Module, rows: Int[Tensor, " n"]
+    ) -> tuple[Float[Tensor, " n"], Bool[Tensor, " n"]]:
+        """``HasGroups``: the candidate-normalised loss of each row (its selected candidate's
+        share among B's K, scored on whole sequences, or on first tokens where those are
+        distinct) and whether the selected candidate scores highest."""
+        from mbc_interp.tasks.wind_tunnel.evaluation import answer_log_probs, candidate_scores
+
+        rows = torch.as_tensor(rows)
+        k_true = self.selector_index[rows]
+        with torch.inference_mode():
+            if self.first_token_distinct:
+                scores = answer_log_probs(model, self.tokens[rows], self.answer_pos)
+                scores = scores.gather(-1, self.candidate_first(rows).to(scores.device))
+            else:
+                scores = candidate_scores(model, self, rows, self.tokens[rows])
+        scores = scores.cpu()
+        loss = -scores.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
+        return loss, scores.argmax(-1) == k_true
+
+    @property
+    def group_loss_scale(self) -> float:
+        """``HasGroups``: log K, the candidate loss of a model that ignores z."""
+        return math.log(self.K)
 
     def candidates(self, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K target"]:
         """Target token sequences (everything after the answer position) of the K candidates
