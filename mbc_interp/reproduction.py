@@ -218,9 +218,11 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
     analysed for them (none: no row, so older tables read as they did)."""
     out = []
     claims = (
-        ("necessary", "6a. Ablating the routing heads undoes z-use (mean ablation, / log K)",
+        ("necessary", "6a. Ablating the routing head set undoes z-use (mean ablation; "
+         "increase / log K)",
          "+3.65 nats (zero ablation)", "> 0.5"),
-        ("sufficient", "6b. The routing heads alone keep it (others ablated, / log K)",
+        ("sufficient", "6b. The head set alone keeps it (every other head ablated; increase / "
+         "log K)",
          "-", "< 0.5"),
         ("single_head", "(ours) the costliest single head's ablation, / log K", "-", "> 0.5"),
         ("collective", "7. The transition is collective (groups' 10-90% solve spread / plateau)",
