@@ -362,7 +362,7 @@ def _todo(
             todo[step] = (every, [])
             continue
         settings, rows, recorded = _read_step(file)
-        if settings is None or {k: v for k, v in settings.items() if k != "kinds"} != new[CORE]:
+        if settings is None or _core(settings) != new[CORE]:
             todo[step] = (every, [])
             continue
         have = list(settings.get("kinds", ()))

@@ -45,7 +45,7 @@ from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast, pr
 from mbc_interp.analysis.forecast_calibration import held_out_intervals
 from mbc_interp.analysis.summary import transition_of
 from mbc_interp.store.run import Run, load_run
-from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
+from mbc_interp.sweep.runner import done_points
 
 FRACTIONS = (0.25, 0.5, 0.75)
 METHODS = ("forecast", "extrapolation", "epochs", "power_law")
@@ -59,10 +59,7 @@ def scored_runs(sweep: str | Path) -> tuple[list[dict[str, Any]], list[dict[str,
     """(scored, skipped): one record per finished backward run of the sweep, with its metrics
     and loss times; skipped runs carry why."""
     scored, skipped = [], []
-    for point, run_dir in iter_points(sweep):
-        outcome = read_outcome(Path(sweep) / POINTS_DIR / f"{point['name']}.json") or {}
-        if outcome.get("status") != "done" or not run_dir.exists():
-            continue
+    for point, run_dir in done_points(sweep):
         run = load_run(run_dir)
         if not getattr(run.config.task, "has_selector", False):  # Δz: the wind tunnel's
             continue

@@ -27,22 +27,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
 from mbc_interp.store.run import load_run
-from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.sweep.intervals import MIN_SEEDS, mean_ci
-from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
+from mbc_interp.sweep.results import current_summary
+from mbc_interp.sweep.runner import done_points
 
 TIMES = ("t_plateau_start", "t_loss", "t_solved")
 
 
 def progress_row(run_dir: str | Path) -> dict[str, Any]:
     """One run's transition times and every progress signal's onset, phase and lead."""
-    from mbc_interp.analysis.timeline import load_timeline  # torch: only when rows are read
-
     run = load_run(run_dir)
-    analysed = (Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE).exists()
-    s = summarize(run, load_timeline(run) if analysed else pd.DataFrame())
+    s = current_summary(run)
     row: dict[str, Any] = {
         "task": run.task.name, **run.config.task.to_dict(), "seed": run.config.train.seed,
         "status": s.get("status"), "transition_signal": s.get("transition_signal"),
@@ -60,10 +56,7 @@ def progress_row(run_dir: str | Path) -> dict[str, Any]:
 def collect_progress(sweep: str | Path) -> pd.DataFrame:
     """One row per finished point of a sweep (:func:`progress_row`), with its name and grid."""
     rows = []
-    for point, run_dir in iter_points(sweep):
-        outcome = read_outcome(Path(sweep) / POINTS_DIR / f"{point['name']}.json") or {}
-        if outcome.get("status") != "done" or not run_dir.exists():
-            continue
+    for point, run_dir in done_points(sweep):
         rows.append({"name": point["name"], "labels": "+".join(point.get("labels") or []),
                      **progress_row(run_dir)})  # fmt: skip
     if not rows:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
-from mbc_interp.store.run import load_run
+from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.sweep.circuit import circuit_fields
 from mbc_interp.sweep.grid import flatten
@@ -104,17 +104,21 @@ def cumulative_lr(train: TrainConfig, t: float) -> float:
     return total + (t - whole) * train.lr_at(whole + 1)
 
 
+def current_summary(run: Run) -> dict[str, Any]:
+    """A run's summary under the current rules, from its metrics and analysed checkpoints (not
+    analysed: a forward control or a train-only sweep, what the metrics give)."""
+    from mbc_interp.analysis.timeline import load_timeline  # torch: only when rows are read
+
+    analysed = (run.path / ANALYSIS_DIR / SUMMARY_FILE).exists()
+    return summarize(run, load_timeline(run) if analysed else pd.DataFrame())
+
+
 def run_row(run_dir: str | Path) -> dict[str, Any]:
     """Loss times, durations and routing lead of one run directory."""
     run = load_run(run_dir)
     metrics = run.metrics
     per_step = run.config.tokens_per_step
-    # the summary under the current rules, from the metrics and the analysed checkpoints (not
-    # analysed: a forward control or a train-only sweep, what the metrics give)
-    from mbc_interp.analysis.timeline import load_timeline  # torch: only when rows are read
-
-    analysed = (Path(run_dir) / ANALYSIS_DIR / SUMMARY_FILE).exists()
-    summary = summarize(run, load_timeline(run) if analysed else pd.DataFrame())
+    summary = current_summary(run)
     t0, t1 = summary.get("t_plateau_start"), summary.get("t_loss")
     duration = None if t0 is None or t1 is None else t1 - t0
     last = metrics.iloc[-1]

@@ -84,7 +84,7 @@ def _died(task: dict[str, Any], why: str, error: Exception) -> dict[str, Any]:
 
 
 def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
-    from mbc_interp.analysis.timeline import AnalysisConfig, analyze
+    from mbc_interp.analysis.timeline import AnalysisConfig, analyze, task_parts
     from mbc_interp.store.run import load_run
     from mbc_interp.store.run_store import RunStore
     from mbc_interp.train import resume, train
@@ -108,7 +108,7 @@ def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
         info["error"] = f"diverged: {run.manifest.stop_reason}"
         return info
     # a task without analyses of its own (the wind tunnel's forward control) is trained only
-    if task.get("analysis") is not None and getattr(config.task, "direction", "") != "forward":
+    if task.get("analysis") is not None and task_parts(run.task, AnalysisConfig()):
         t0 = time.time()
         _, summary = analyze(run, AnalysisConfig.from_dict(task["analysis"]), progress=False)
         info["analyze_seconds"] = time.time() - t0
@@ -371,6 +371,14 @@ def sweep_status(out: str | Path) -> list[dict[str, Any]]:
                      "error": (outcome or {}).get("error"),
                      "seconds": (outcome or {}).get("seconds")})  # fmt: skip
     return rows
+
+
+def done_points(out: str | Path) -> Iterable[tuple[dict[str, Any], Path]]:
+    """``(point record, run directory)`` for every finished point whose run directory exists."""
+    for point, run_dir in iter_points(out):
+        outcome = read_outcome(Path(out) / POINTS_DIR / f"{point['name']}.json") or {}
+        if outcome.get("status") == "done" and run_dir.exists():
+            yield point, run_dir
 
 
 def iter_points(out: str | Path) -> Iterable[tuple[dict[str, Any], Path]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
@@ -289,8 +288,8 @@ class WindTunnelTask:
         n = len(self) // self.K
         rng = np.random.default_rng([seed, 7])
         picked = np.sort(rng.permutation(n)[: min(n, n_groups)])
-        return [f"B{int(g)}" for g in picked], [int(g) * self.K + torch.arange(self.K)
-                                                 for g in picked]  # fmt: skip
+        rows = self.group_rows(torch.as_tensor(picked, dtype=torch.long) * self.K)
+        return [f"B{int(g)}" for g in picked], list(rows)
 
     def member_scores(
         self, model: nn.Module, rows: Int[Tensor, " n"]
@@ -315,7 +314,7 @@ class WindTunnelTask:
     @property
     def group_loss_scale(self) -> float:
         """``HasGroups``: log K, the candidate loss of a model that ignores z."""
-        return math.log(self.K)
+        return self.log_k
 
     def candidates(self, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K target"]:
         """Target token sequences (everything after the answer position) of the K candidates
