@@ -22,14 +22,14 @@ from collections.abc import Callable
 import torch
 from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
 
-from mbc_interp.analysis.gradients import (
+from mbc_interp.analysis.dynamics.gradients import (
     GradientConfig,
     full_gradient,
     gradient_diagnostics,
     group_sample,
     per_example_gradient_blocks,
 )
-from mbc_interp.analysis.llc import estimate_llc
+from mbc_interp.analysis.dynamics.llc import estimate_llc
 from mbc_interp.config import RunConfig
 from mbc_interp.model import build_model
 from mbc_interp.tasks.losses import target_losses as example_losses

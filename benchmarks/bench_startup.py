@@ -22,7 +22,7 @@ command                    before       after (x ``import torch``)
 ``import torch``           2.7-3.1 s    3.1 s (1.00x)
 =========================  ===========  ===========================
 
-What is left is mostly pandas and numpy (``forecast_commands`` and ``Run.metrics``).
+What is left is mostly pandas and numpy (``Run.metrics``).
 ``tests/test_startup.py`` checks that none of these imports torch or TransformerLens.
 """
 

@@ -2,10 +2,10 @@
 
     python benchmarks/bench_train.py [--steps N] [--threads T] [--repeats R] [--no-diag]
 
-"Ours" is exactly what :mod:`mbc_interp.train` runs per update (``_Loop._update``): ``build_model``
-on the default :class:`ModelConfig` / :class:`TaskConfig` (TL ``LayerNorm`` swapped for
-:class:`mbc_interp.model.FastLayerNorm`), ``make_optimizer`` (AdamW, fused where supported,
-else foreach), ``batch_indices`` -> ``example_losses(...).sum(-1).mean()`` ->
+"Ours" is exactly what :mod:`mbc_interp.training.loop` runs per update (``_Loop._update``):
+``build_model`` on the default :class:`ModelConfig` / :class:`TaskConfig` (TL ``LayerNorm``
+swapped for :class:`mbc_interp.model.FastLayerNorm`), ``make_optimizer`` (AdamW, fused where
+supported, else foreach), ``batch_indices`` -> ``example_losses(...).sum(-1).mean()`` ->
 ``zero_grad(set_to_none=True)`` -> ``backward`` -> ``step``. The baseline is a hand-written causal
 transformer with the same shape and math (pre-LN blocks, per-head Q/K/V/O with biases, causal
 mask, 1/sqrt(d_head), gelu MLP, final LN, unembed with bias, learned positions), driven by the
@@ -65,7 +65,7 @@ from mbc_interp.model import FastLayerNorm, build_model
 from mbc_interp.tasks.losses import target_losses as example_losses
 from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows, evaluate
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
-from mbc_interp.train import batch_indices, make_optimizer, training_forward
+from mbc_interp.training import batch_indices, make_optimizer, training_forward
 
 BASELINE = "plain PyTorch"
 OURS = "ours (train.py as is)"

@@ -3,7 +3,7 @@
     python examples/calibrate_llc.py RUN [--steps 500 2250] [--step-sizes 1e-5 1e-4 1e-3]
         [--nbetas 30 100 300]
 
-For each checkpoint and each (step size, nbeta) it runs :func:`mbc_interp.analysis.llc.
+For each checkpoint and each (step size, nbeta) it runs :func:`mbc_interp.analysis.dynamics.llc.
 estimate_llc` with the other :class:`LLCConfig` defaults and prints the estimate beside the
 trace checks of :meth:`LLCResult.health`: a setting passes when the chain-averaged loss has
 settled (|drift| < 0.3 of the excess), never sits below the initial loss (below_init_frac = 0)
@@ -40,7 +40,7 @@ import time
 import torch
 
 from mbc_interp import load_run
-from mbc_interp.analysis.llc import LLCConfig, estimate_llc
+from mbc_interp.analysis.dynamics.llc import LLCConfig, estimate_llc
 
 
 def main() -> None:

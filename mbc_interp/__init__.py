@@ -24,6 +24,7 @@ __all__ = lazy_package(
         ".store.run_store": ("CheckpointError", "RunStoreError"),
         ".tasks.wind_tunnel.task": ("PatchingPairs", "WindTunnelTask"),
         ".tasks.wind_tunnel.config": ("TaskConfig",),
-        ".train": ("resume", "train"),
+        ".training.loop": ("resume", "train"),
+        ".training.optim": ("TrainingError",),
     },
 )

@@ -412,3 +412,9 @@ def _task_config(value: Any, source: str, name: str) -> Any:
 def _tname(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
+
+def run_name(config: RunConfig) -> str:
+    """A readable default run directory name: the task's part (the fields people sweep) and
+    the training part, ``lr<lr>_b<batch>_s<seed>``."""
+    tr = config.train
+    return config.task.run_name(f"lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}")

@@ -11,7 +11,7 @@ from mbc_interp.model import build_model
 from mbc_interp.sweep.grid import SweepSpec
 from mbc_interp.sweep.results import collect
 from mbc_interp.sweep.runner import prepare
-from mbc_interp.train import TrainingError, training_forward
+from mbc_interp.training import TrainingError, training_forward
 
 from .helpers import build_cfg
 
@@ -23,7 +23,7 @@ def _rows(run, ignore=frozenset()):
 
 def test_compile_is_off_by_default_and_a_flag_with_its_docstring_as_help(capsys):
     from mbc_interp.cli import build_parser
-    from mbc_interp.flags import resolve_config
+    from mbc_interp.cli.flags import resolve_config
 
     assert RunConfig().train.compile is False
     parser = build_parser()

@@ -13,7 +13,7 @@ import pytest
 
 from mbc_interp import RunConfig
 from mbc_interp.cli import COMMANDS, build_parser
-from mbc_interp.flags import _flag_specs, _unset_defaults, flag_aliases
+from mbc_interp.cli.flags import _flag_specs, _unset_defaults, flag_aliases
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -54,8 +54,8 @@ def test_forecast_bad_inputs_exit_2(tmp_path, tiny_run, capsys):
 def test_backtest_of_a_sweep_writes_its_table_and_refits_it(local_sweep, tmp_path, capsys):
     out = tmp_path / "bt"
     doc = tmp_path / "DOC.md"
-    from mbc_interp.forecast_commands import BACKTEST_BEGIN
-    from mbc_interp.reproduction import END
+    from mbc_interp.studies.mbc import END
+    from mbc_interp.studies.mbc.backtest_doc import BACKTEST_BEGIN
 
     doc.write_text(f"# prose kept\n{BACKTEST_BEGIN}\nold\n{END}\ntail kept\n")
     code = main(["backtest", str(local_sweep), "--results", str(out), "--doc", str(doc)])

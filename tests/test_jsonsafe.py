@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp.core.jsonsafe import json_safe
-from mbc_interp.reproduction import claims_table
+from mbc_interp.studies.mbc import claims_table
 from mbc_interp.sweep.fit import fit_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

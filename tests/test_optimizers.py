@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mbc_interp import ConfigError, RunConfig, TrainConfig, resume, train
-from mbc_interp.analysis.gradients import GradientConfig, gradient_diagnostics
+from mbc_interp.analysis.dynamics.gradients import GradientConfig, gradient_diagnostics
 from mbc_interp.store.run_store import RunStore
-from mbc_interp.train import make_optimizer
+from mbc_interp.training import make_optimizer
 
 from .helpers import build_cfg
 

@@ -13,7 +13,7 @@ import torch
 
 from mbc_interp import CheckpointError, RunStoreError, evaluate, load_run, resume, train
 from mbc_interp.config import dz_level
-from mbc_interp.train import batch_indices
+from mbc_interp.training import batch_indices
 
 from .helpers import build_cfg
 
@@ -91,7 +91,7 @@ def test_resume_with_more_steps_equals_a_longer_run(tmp_path):
 def test_a_crash_right_after_step_0_resumes_without_logging_step_0_twice(tmp_path, monkeypatch):
     import importlib
 
-    train_module = importlib.import_module("mbc_interp.train")
+    train_module = importlib.import_module("mbc_interp.training.loop")
 
     def crash(self, step):
         raise KeyboardInterrupt  # killed before the first update finished
@@ -194,7 +194,7 @@ def test_sigkill_mid_training_then_resume_reproduces_uninterrupted_metrics(tmp_p
 def test_resuming_a_finished_run_needs_more_steps(tmp_path, tiny_run):
     import shutil
 
-    from mbc_interp.train import TrainingError
+    from mbc_interp.training import TrainingError
 
     shutil.copytree(tiny_run.path, tmp_path / "copy")
     with pytest.raises(TrainingError, match=r"already finished.*--steps"):

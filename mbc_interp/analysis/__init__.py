@@ -20,7 +20,7 @@ __all__ = lazy_package(
         ".attribution": ("HeadAttribution", "head_attribution"),
         ".heads": ("head_label", "head_labels", "parse_head_label"),
         ".logit_lens": ("LogitLens", "logit_lens", "residual_logits"),
-        ".moments": ("key_steps",),
+        ".timing.moments": ("key_steps",),
         ".patching": (
             "UNDEFINED_BELOW", "PatchingResult", "logit_diff", "patch_attn_out",
             "patch_head_out_all_pos", "patch_head_out_by_pos", "patch_mlp_out", "patch_resid_pre",
@@ -31,7 +31,7 @@ __all__ = lazy_package(
             "ExtraKind", "extra_kinds", "get_kind", "kind_names", "register_kind",
             "unregister_kind"
         ),
-        ".summary": (
+        ".timing.summary": (
             "CIRCUIT_FRAC", "format_summary", "routing_scores", "summarize", "z_use_table"
         ),
         ".sites": (
@@ -42,7 +42,7 @@ __all__ = lazy_package(
             "analyze", "analyze_checkpoint", "analyze_run", "load_timeline",
             "select_steps"
         ),
-        ".transition": (
+        ".timing.transition": (
             "Growth", "GrowthOnset", "LossTransition", "detect_loss_transition", "growth_onset",
             "growth_rate", "lead_fraction", "onset", "phase_of", "steps_to_tokens"
         ),

@@ -4,11 +4,13 @@ For the clean/corrupt pairs of :mod:`mbc_interp.analysis.patching` (same directi
 activation written into the corrupt run; same metric: the logit difference at the answer
 position, raw, in logits), the effect of patching site ``a`` is estimated to first order as
 ``(a_clean - a_corrupt) . d metric / d a`` at the corrupt run (Nanda 2023; Syed et al. 2023):
-one clean forward, one corrupt forward and one backward for every site. Sites: each head's
-output at every position together (``head_out_all_pos``, the sum over positions of its
-``hook_z`` term) and the residual stream before each layer at each position (``resid_pre``).
-Each estimate is the mean over pairs with its standard error. Where exact patching ran on the
-same pairs, :func:`rank_agreement` gives the Spearman correlation between the two.
+one clean forward, one corrupt forward and one backward for every site; the backward is taken
+with respect to the activations only (the weights frozen), so it costs about one forward.
+Sites: each head's output at every position together (``head_out_all_pos``, the sum over
+positions of its ``hook_z`` term) and the residual stream before each layer at each position
+(``resid_pre``). Each estimate is the mean over pairs with its standard error. Where exact
+patching ran on the same pairs, :func:`rank_agreement` gives the Spearman correlation between
+the two.
 """
 
 from __future__ import annotations
@@ -47,36 +49,52 @@ def atp_records(
     saved: dict[str, torch.Tensor] = {}
 
     def keep(act: torch.Tensor, hook) -> torch.Tensor:
-        act.retain_grad()
+        if not act.requires_grad:  # the first site: the graph starts here
+            act = act.detach().requires_grad_(True)
+        else:
+            act.retain_grad()
         saved[hook.name] = act
         return act
 
-    with torch.enable_grad():
-        logits = model.run_with_hooks(pairs.corrupt_tokens.to(device),
-                                      fwd_hooks=[(n, keep) for n in names])  # fmt: skip
-        logit_diff(logits, pairs).sum().backward()
-    model.zero_grad(set_to_none=True)
+    # gradients with respect to the activations only: with the weights frozen, the backward
+    # skips every weight gradient (about half its cost) and the model's .grad stay untouched
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            logits = model.run_with_hooks(pairs.corrupt_tokens.to(device),
+                                          fwd_hooks=[(n, keep) for n in names])  # fmt: skip
+            logit_diff(logits, pairs).sum().backward()
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
     out: list[dict[str, Any]] = []
     labels = task.position_labels
     for l in range(n_layers):
         z = saved[z_names[l]]
-        per_pair = ((clean[z_names[l]] - z.detach()) * z.grad).sum(dim=(1, 3))  # [pair, head]
-        for h in range(model.cfg.n_heads):
-            out += _rows(per_pair[:, h], kind="head_out_all_pos", component=f"L{l}H{h}",
-                         layer=l, head=h, position="all")  # fmt: skip
+        heads = ((clean[z_names[l]] - z.detach()) * z.grad).sum(dim=(1, 3))  # [pair, head]
+        for h, (mean, se) in enumerate(_mean_se(heads)):
+            out += _rows(mean, se, kind="head_out_all_pos", component=f"L{l}H{h}", layer=l,
+                         head=h, position="all")  # fmt: skip
         r = saved[r_names[l]]
-        per_pair = ((clean[r_names[l]] - r.detach()) * r.grad).sum(-1)  # [pair, pos]
-        for p in range(per_pair.shape[1]):
-            out += _rows(per_pair[:, p], kind="resid_pre", component=f"L{l} {labels[p]}",
-                         layer=l, pos=p, position=labels[p])  # fmt: skip
+        positions = ((clean[r_names[l]] - r.detach()) * r.grad).sum(-1)  # [pair, pos]
+        for p, (mean, se) in enumerate(_mean_se(positions)):
+            out += _rows(mean, se, kind="resid_pre", component=f"L{l} {labels[p]}", layer=l,
+                         pos=p, position=labels[p])  # fmt: skip
     return out
 
 
-def _rows(x: Any, **where: Any) -> list[dict[str, Any]]:
-    n = x.numel()
-    se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
-    return [record("atp", "atp_raw", float(x.mean()), **where),
-            record("atp", "atp_raw_se", se, **where)]  # fmt: skip
+def _mean_se(x: Any) -> list[tuple[float, float]]:
+    """Per column of ``x`` ([pair, site]): the mean over pairs and its standard error (NaN
+    for one pair)."""
+    n = x.shape[0]
+    se = (x.std(dim=0) / math.sqrt(n)).tolist() if n > 1 else [float("nan")] * x.shape[1]
+    return list(zip(x.mean(dim=0).tolist(), se, strict=True))
+
+
+def _rows(mean: float, se: float, **where: Any) -> list[dict[str, Any]]:
+    return [record("atp", "atp_raw", mean, **where), record("atp", "atp_raw_se", se, **where)]
 
 
 def rank_agreement(estimate: np.ndarray, exact: np.ndarray) -> float:

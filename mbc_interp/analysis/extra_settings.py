@@ -1,8 +1,8 @@
 """Settings of the built-in extra kinds (``gradients``, ``llc``), as plain data.
 
-Apart from the modules that compute them (:mod:`mbc_interp.analysis.gradients`,
-:mod:`mbc_interp.analysis.llc`, which import torch) so that the analysis registry, the command
-line and sweep files can build and validate them without importing torch.
+Apart from the modules that compute them (:mod:`mbc_interp.analysis.dynamics.gradients`,
+:mod:`mbc_interp.analysis.dynamics.llc`, which import torch) so that the analysis registry, the
+command line and sweep files can build and validate them without importing torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mbc_interp.core.checks import check_field
 @dataclass(frozen=True)
 class GradientConfig:
     """Sample sizes and switches for
-    :func:`~mbc_interp.analysis.gradients.gradient_diagnostics`."""
+    :func:`~mbc_interp.analysis.dynamics.gradients.gradient_diagnostics`."""
 
     sample_size: int = 512
     """Examples (whole B-groups, at most this many) for the per-example gradients."""
@@ -82,7 +82,7 @@ class LLCConfig:
 @dataclass(frozen=True)
 class LLCHeadsConfig(LLCConfig):
     """The ``llc`` kind's SGLD settings, plus the heads whose weights alone the chains move
-    (:mod:`mbc_interp.analysis.llc_heads`): the routing heads and a control head."""
+    (:mod:`mbc_interp.analysis.dynamics.llc_heads`): the routing heads and a control head."""
 
     heads: tuple[str, ...] = ()
     kind: ClassVar[str] = "llc_heads"

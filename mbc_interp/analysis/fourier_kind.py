@@ -3,8 +3,8 @@
 Rows (``analysis = "fourier"``, ``kind`` = the settings' ``freqs_from``): ``gini``,
 ``restricted_loss``, ``excluded_loss``, ``excluded_gain`` and ``excluded_gain_se``,
 ``clean_loss`` (training pairs) and ``full_loss`` (all pairs) over the ``p`` answer logits,
-``weight_norm`` (the L2 norm of every parameter, from :mod:`mbc_interp.analysis.weights`; its
-square is Nanda et al.'s "total sum of squared weights"), ``n_key_freqs``, one ``key_freq`` row
+``weight_norm`` (the L2 norm of every parameter, from :mod:`mbc_interp.analysis.dynamics.weights`;
+its square is Nanda et al.'s "total sum of squared weights"), ``n_key_freqs``, one ``key_freq`` row
 per key frequency (``component = "k{k}"``, value ``k``) and, per frequency ``k``, the
 embedding's ``embed_norm`` and the logits' ``logit_share`` (its share of the frequency energy).
 
@@ -84,8 +84,8 @@ def fourier_records(
     model: Any, task: Any, settings: FourierConfig | None = None, state: object = None
 ) -> list[dict[str, Any]]:
     """The registry's run function: the rows of the module docstring at one checkpoint."""
+    from mbc_interp.analysis.dynamics.weights import weight_records
     from mbc_interp.analysis.fourier import fourier_measures
-    from mbc_interp.analysis.weights import weight_records
 
     _require(task)
     settings = FourierConfig() if settings is None else settings

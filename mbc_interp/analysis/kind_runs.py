@@ -7,11 +7,11 @@ from typing import Any
 
 from mbc_interp.analysis.ablation import ablation_records
 from mbc_interp.analysis.atp import atp_records
-from mbc_interp.analysis.essential import projected_records
+from mbc_interp.analysis.dynamics.essential import projected_records
+from mbc_interp.analysis.dynamics.llc_heads import head_llc_records
+from mbc_interp.analysis.dynamics.weights import weight_records
 from mbc_interp.analysis.groups import group_records
-from mbc_interp.analysis.llc_heads import head_llc_records
 from mbc_interp.analysis.probes import probe_records
-from mbc_interp.analysis.weights import weight_records
 
 Rows = list[dict[str, Any]]
 

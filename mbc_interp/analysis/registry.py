@@ -31,7 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from mbc_interp.analysis.ablation import AblationConfig
-from mbc_interp.analysis.essential import EssentialConfig
+from mbc_interp.analysis.dynamics.essential import EssentialConfig
 from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
 from mbc_interp.analysis.fourier_settings import FourierConfig
 from mbc_interp.analysis.groups import GroupsConfig
@@ -294,7 +294,7 @@ def _ablation_cost(s: AblationConfig, c: CostContext) -> float:
 
 register_kind(ExtraKind(
     name="gradients",
-    run="mbc_interp.analysis.gradients:timeline_rows",
+    run="mbc_interp.analysis.dynamics.gradients:timeline_rows",
     settings=GradientConfig,
     cost=_gradients_cost,
     needs_optimizer_state=True,
@@ -304,7 +304,7 @@ register_kind(ExtraKind(
 ))  # fmt: skip
 register_kind(ExtraKind(
     name="llc",
-    run="mbc_interp.analysis.llc:timeline_rows",
+    run="mbc_interp.analysis.dynamics.llc:timeline_rows",
     settings=LLCConfig,
     cost=_llc_cost,
     report="mbc_interp.viz.noise:llc_section",

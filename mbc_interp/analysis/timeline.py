@@ -59,7 +59,7 @@ from mbc_interp.analysis.lock import analysis_lock
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.registry import get_kind
-from mbc_interp.analysis.summary import summarize, write_summary
+from mbc_interp.analysis.timing.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
 from mbc_interp.core.files import atomic_write, write_if_changed

@@ -5,9 +5,10 @@ analysis is used.
 
 The package's module object gets a ``__getattr__`` (through its class, see
 :class:`LazyPackage`) rather than a plain module-level one because some exported names are
-also submodule names (``mbc_interp.train`` the function, ``mbc_interp/train.py`` the module):
-importing the submodule would otherwise rebind the package attribute to the module, and the
-export would silently change meaning depending on what happened to be imported first.
+also submodule names (``mbc_interp.analysis.logit_lens`` the function,
+``analysis/logit_lens.py`` the module): importing the submodule would otherwise rebind the
+package attribute to the module, and the export would silently change meaning depending on what
+happened to be imported first.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ task or tensor asked for, so reading a run's status and metrics (``mbc info``) s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -183,25 +182,24 @@ class Run:
         entry = self._entry(step)
         if entry.trainer_file is None:
             return None
+        import torch
+
+        from mbc_interp.store import trainer_state
+
         tensors, meta = self.store.load_tensors(entry.trainer_file, entry.trainer_sha256)
         file = self.path / entry.trainer_file
+        state, groups, info = trainer_state.unflatten(tensors, meta, file)
+        names = [n for n, _ in self.model_skeleton().named_parameters()]
+        buffers: dict[str, dict[str, torch.Tensor]] = {}
+        steps = []
         try:
-            info = json.loads(meta["trainer"])
-            hyper = dict(info["param_groups"][0])
-            names = [n for n, _ in self.model_skeleton().named_parameters()]
-            buffers: dict[str, dict[str, torch.Tensor]] = {}
-            steps = []
-            for key, value in tensors.items():
-                if not key.startswith("optim."):
-                    continue
-                _, pid, kind = key.split(".", 2)
-                if kind == "step":
-                    steps.append(int(value.item()))
-                else:
-                    buffers.setdefault(kind, {})[names[int(pid)]] = value
-            for scalars in info["scalars"].values():
-                if "step" in scalars:
-                    steps.append(int(scalars["step"]))
+            hyper = dict(groups[0])
+            for pid, per_param in state.items():
+                for kind, value in per_param.items():
+                    if kind == "step":
+                        steps.append(int(value.item() if torch.is_tensor(value) else value))
+                    elif torch.is_tensor(value):
+                        buffers.setdefault(kind, {})[names[pid]] = value
         except (KeyError, ValueError, TypeError, IndexError) as e:
             raise CheckpointError(f"{file}: optimiser state is malformed ({e})") from None
         hyper.pop("params", None)

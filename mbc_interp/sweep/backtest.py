@@ -7,21 +7,21 @@ Rules (fixed before the backtest was first run; the extrapolation intervals' aft
   drop cannot be scored and are counted apart.
 - Forecast times: ``as_of = t_plateau_start + f (t_loss - t_plateau_start)`` for f in
   ``FRACTIONS``; the forecast reads only the evaluations up to ``as_of``
-  (:func:`mbc_interp.analysis.forecast.forecast`). Its Δz level is the median
-  :func:`~mbc_interp.analysis.forecast.drop_level` of the *other* scored runs of the sweep
+  (:func:`mbc_interp.analysis.timing.forecast.forecast`). Its Δz level is the median
+  :func:`~mbc_interp.analysis.timing.forecast.drop_level` of the *other* scored runs of the sweep
   (leave-one-out; the default level when fewer than 2 others have one).
 - Baselines, leave-one-out over the other scored runs, given the one fact known at ``as_of``
   (the drop has not happened: a prediction before ``as_of`` is moved to ``as_of``):
   ``epochs``: the median escape time of the others in epochs (passes over the run's examples);
   ``power_law``: ln(t_loss in tokens) on ln(number of examples) fitted by least squares on the
   others (needs 2 distinct sizes). Intervals are predictive intervals for one more run on the
-  log scale (:func:`~mbc_interp.analysis.forecast.predictive_bounds`): ``epochs`` SD of the
+  log scale (:func:`~mbc_interp.analysis.timing.forecast.predictive_bounds`): ``epochs`` SD of the
   others' ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the
   regression's prediction SD (residual SD x sqrt(1 + 1/n + leverage)), t with n - 2. With too
   few others to measure a spread the interval is open (``low`` at ``as_of``, no ``high``).
 - Extrapolation intervals (``via`` extrapolation, in either forecast method) are calibrated on
   the backtest itself, held out: each run's by the other runs' extrapolation errors
-  (:func:`~mbc_interp.analysis.forecast_calibration.held_out_intervals`; over several sweeps,
+  (:func:`~mbc_interp.analysis.timing.forecast_calibration.held_out_intervals`; over several sweeps,
   by the other sweeps'), never by its own.
 - Scores: relative error ``(prediction - t_loss) / t_loss`` (the issue's measure), the same over
   the time still to wait ``(prediction - t_loss) / (t_loss - as_of)`` (harder: it does not
@@ -41,9 +41,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.forecast import ForecastConfig, Reference, forecast, predictive_bounds
-from mbc_interp.analysis.forecast_calibration import held_out_intervals
-from mbc_interp.analysis.summary import transition_of
+from mbc_interp.analysis.timing.forecast import (
+    ForecastConfig,
+    Reference,
+    forecast,
+    predictive_bounds,
+)
+from mbc_interp.analysis.timing.forecast_calibration import held_out_intervals
+from mbc_interp.analysis.timing.summary import transition_of
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.sweep.runner import done_points
 

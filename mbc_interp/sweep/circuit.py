@@ -3,7 +3,7 @@ transition collective? Read from each run's ``ablation`` and ``groups`` analyses
 RUN --kinds ablation groups``); runs without them are left out and counted.
 
 Per run (the summary's ``ablation`` and ``groups`` entries, see
-:mod:`mbc_interp.analysis.extra_summary` and :mod:`mbc_interp.analysis.groups`):
+:mod:`mbc_interp.analysis.timing.extra_summary` and :mod:`mbc_interp.analysis.groups`):
 
 - ``necessity``: the first-token candidate loss's increase (nats, mean ablation, at the last
   analysed checkpoint) when the head set is ablated; the set is the heads whose single-head
@@ -93,22 +93,33 @@ def _judge(values: pd.Series, threshold: float, above_is_paper: bool) -> dict[st
     return res
 
 
+def _with_columns(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs.assign(**{c: None for c in CIRCUIT_COLUMNS if c not in runs})
+
+
+def collective_verdict(runs: pd.DataFrame) -> dict[str, Any]:
+    """The collective verdict of the module's rule over ``runs`` (rows with the groups'
+    :data:`CIRCUIT_COLUMNS`, of any task), with the runs' kinds and the share of groups
+    solved at the plateau's middle."""
+    runs = _with_columns(runs)
+    out = _judge(runs.collective_score, COLLECTIVE, above_is_paper=False)
+    kinds = runs.collective.dropna().value_counts().to_dict()
+    out["by_run"] = {str(k): int(v) for k, v in kinds.items()}
+    half = pd.to_numeric(runs.solved_at_half, errors="coerce").dropna()
+    out["solved_at_half"] = asdict(mean_ci(half.to_numpy(float))) if len(half) else None
+    return out
+
+
 def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
     """The three verdicts of the module's rules over ``runs`` (rows with
     :data:`CIRCUIT_COLUMNS`), with what they rest on."""
-    if "necessity_frac" not in runs:
-        runs = runs.assign(**dict.fromkeys(CIRCUIT_COLUMNS))
+    runs = _with_columns(runs)
     out = {
         "necessary": _judge(runs.necessity_frac, HALF, above_is_paper=True),
         "sufficient": _judge(runs.sufficiency_frac, HALF, above_is_paper=False),
-        "collective": _judge(runs.collective_score, COLLECTIVE, above_is_paper=False),
+        "collective": collective_verdict(runs),
     }
     out["single_head"] = _judge(runs.single_frac, HALF, above_is_paper=True)
-    kinds = runs.collective.dropna().value_counts().to_dict()
-    out["collective"]["by_run"] = {str(k): int(v) for k, v in kinds.items()}
-    half = pd.to_numeric(runs.solved_at_half, errors="coerce").dropna()
-    at_half = asdict(mean_ci(half.to_numpy(float))) if len(half) else None
-    out["collective"]["solved_at_half"] = at_half
     heads = runs.ablation_heads.dropna().value_counts().to_dict()
     out["necessary"]["head_sets"] = {str(k): int(v) for k, v in heads.items()}
     return out

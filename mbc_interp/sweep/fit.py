@@ -37,7 +37,7 @@ verdict the data cannot carry:
 2c. K in the paper's units (D there is the total number of examples N): the K exponent ``b``
    of ``log duration = c + a log N + b log K`` on the size and K slices pooled, judged as K.
 5. lead: mean lead fraction of the routing head's z-use onset (its patching effect leaving its
-   noise floor, see :mod:`mbc_interp.analysis.summary`): *reproduced* if its CI contains 0.5
+   noise floor, see :mod:`mbc_interp.analysis.timing.summary`): *reproduced* if its CI contains 0.5
    and excludes 0; *underpowered* if it contains both; *partly* if the CI is above 0 but
    excludes 0.5; else *not reproduced*. Onsets before the plateau started are not leads: they
    are counted and left out. The Δz onset's lead (``lead_fraction_z``) is reported beside it.

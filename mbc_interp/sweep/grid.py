@@ -19,7 +19,7 @@ its axes, and the sweep is the union of its grids (identical points are run once
     train = { lr = [3e-4, 1e-3, 2e-3], seed = [0, 1, 2, 3] }
 
 Tuple-valued fields (``train.betas``) are axes only as a list of lists. Point names extend
-:func:`mbc_interp.flags.run_name` with every other field that differs from the base, so names are
+:func:`mbc_interp.config.run_name` with every other field that differs from the base, so names are
 readable, unique and stable when grids are added; equal configs are one point.
 """
 
@@ -32,15 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from mbc_interp.analysis.analysis_config import AnalysisConfig
-from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping
-from mbc_interp.flags import run_name
+from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping, run_name
 from mbc_interp.model_config import ModelConfig
 from mbc_interp.tasks.wind_tunnel.config import TaskConfig
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
                 "train.seed", "task.direction", "preset", "task.name", "task.p",
                 "task.train_frac")
-"""Fields that :func:`~mbc_interp.flags.run_name` always puts in a point's name."""
+"""Fields that :func:`~mbc_interp.config.run_name` always puts in a point's name."""
 
 SWEEP_ANALYSIS = AnalysisConfig(n_pairs=128, n_examples=512, patch_kinds=("head_out_all_pos",))
 """Default per-run analysis in a sweep: what the summary needs (attribution, head patching over

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from mbc_interp.analysis.summary import SUMMARY_FILE
+from mbc_interp.analysis.timing.summary import SUMMARY_FILE
 from mbc_interp.store.run import load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.store.sweep_runs import slice_of

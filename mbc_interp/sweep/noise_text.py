@@ -1,5 +1,6 @@
 """The text of ``mbc fit --noise``: the noise verdicts and the per-run noise measurements as
-tables (printed, and written into a results document by :mod:`mbc_interp.reproduction`)."""
+tables (printed, and written into a results document by
+:mod:`mbc_interp.studies.mbc.reproduction`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Hidden progress over a sweep of any task: when each of the task's progress signals leaves
 its noise floor, against the task's transition, run by run and per level of the swept axis.
 
-The per-run times are the summary's under the current rules (:mod:`mbc_interp.analysis.signals`:
+The per-run times are the summary's under the current rules
+(:mod:`mbc_interp.analysis.timing.signals`:
 the transition's plateau start and drop, each signal's onset, phase and lead fraction),
 recomputed from each run's metrics and analysis timeline.
 
@@ -16,6 +17,9 @@ sweeps it reads were run): with ``n`` runs that transitioned,
 - *underpowered* otherwise (too few runs, or an interval that reaches 0).
 
 Runs that never transitioned are counted (``no_transition``) and left out of the verdicts.
+
+Where the runs were analysed with ``--kinds groups`` (the task's groups: modular addition's
+answers), the collective verdict of :mod:`mbc_interp.sweep.circuit` is given over all of them.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.store.run import load_run
+from mbc_interp.sweep.circuit import collective_verdict
 from mbc_interp.sweep.intervals import MIN_SEEDS, mean_ci
 from mbc_interp.sweep.results import current_summary
 from mbc_interp.sweep.runner import done_points
 
 TIMES = ("t_plateau_start", "t_loss", "t_solved")
+GROUP_FIELDS = ("collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups")
+"""A run's groups summary (``--kinds groups``) in its row; None where not analysed."""
 
 
 def progress_row(run_dir: str | Path) -> dict[str, Any]:
@@ -45,6 +52,8 @@ def progress_row(run_dir: str | Path) -> dict[str, Any]:
         "loss_scale": s.get("loss_scale"), **{t: s.get(t) for t in TIMES},
         "steps_run": int(run.metrics.step.iloc[-1]), "primary": s.get("progress_signal"),
     }  # fmt: skip
+    groups = s.get("groups") or {}
+    row.update({k: groups.get(k) for k in GROUP_FIELDS})
     for name, p in (s.get("progress") or {}).items():
         row[f"t_{name}"] = p.get("t")
         row[f"phase_{name}"] = p.get("phase")
@@ -71,7 +80,8 @@ def signals_of(table: pd.DataFrame) -> list[str]:
 
 def swept_axis(table: pd.DataFrame) -> str | None:
     """The one task field that differs between runs (None when none does)."""
-    fixed = {"name", "labels", "seed", "status", "primary", "steps_run", "transition_signal"}
+    fixed = {"name", "labels", "seed", "status", "primary", "steps_run", "transition_signal",
+             *GROUP_FIELDS}
     skip = fixed | {c for c in table.columns if c.startswith(("t_", "phase_", "lead_", "reason_"))}
     varying = [c for c in table.columns
                if c not in skip and c not in TIMES and c != "loss_scale"
@@ -118,5 +128,6 @@ def progress_verdicts(table: pd.DataFrame) -> dict[str, Any]:
             "signals": {s: signal_verdict(rows, s) for s in signals_of(table)},
         }  # fmt: skip
     return {"axis": axis, "n_runs": len(table), "levels": levels,
+            "collective": collective_verdict(table),
             "primary": str(table.primary.dropna().iloc[0]) if table.primary.notna().any()
             else None}  # fmt: skip

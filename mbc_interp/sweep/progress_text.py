@@ -58,6 +58,20 @@ def run_table(table: pd.DataFrame, signals: list[str], axis: str | None) -> pd.D
             if isinstance(phase, str) and phase != "plateau" and t == t and t is not None:
                 cell += f" ({phase})"
             cells.append(cell)
+        cells.append(_num(d.get("collective_score"), ".2f"))
         rows.append(cells)
     return pd.DataFrame(rows, columns=[axis or "level", "seed", "status", "plateau start",
-                                       "t_loss", "t_solved", *signals])  # fmt: skip
+                                       "t_loss", "t_solved", *signals,
+                                       "collective score"])  # fmt: skip
+
+
+def collective_table(verdicts: dict[str, Any]) -> pd.DataFrame:
+    """The collective verdict over every run analysed for groups (one row)."""
+    c = verdicts.get("collective") or {}
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted((c.get("by_run") or {}).items()))
+    return pd.DataFrame(
+        [(c.get("n_runs", 0), _ci(c.get("mean")), kinds or "-", _ci(c.get("solved_at_half")),
+          c.get("threshold", "n/a"), c.get("verdict", "not tested"))],
+        columns=["runs with groups", "collective score (95% CI)", "runs by kind",
+                 "solved at half the plateau", "threshold", "verdict"],
+    )  # fmt: skip

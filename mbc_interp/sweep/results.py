@@ -1,6 +1,6 @@
 """One row per run of a sweep: its axes, loss times, plateau duration and routing lead.
 
-Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`):
+Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.timing.summary`):
 
 - ``duration`` = ``t_loss - t_plateau_start``: the waiting time on the plateau, from entering
   the log K band to the loss falling below log K / 2; in steps and in tokens seen
@@ -17,7 +17,7 @@ Definitions (the same as ``mbc analyze``; see :mod:`mbc_interp.analysis.summary`
   before the plateau has no lead fraction and ``route_phase`` / ``z_phase`` say so.
 - ``t_loss_cum_lr``: the learning rate summed over the steps to ``t_loss`` (a warm-up makes
   steps and learning rate disagree about how far training has gone).
-- The matched stage times and resting levels of :mod:`mbc_interp.analysis.stages` are copied
+- The matched stage times and resting levels of :mod:`mbc_interp.analysis.timing.stages` are copied
   from the summary (``t_marginal_seq``, ``t_conditional_seq``, ``order_seq``, ...).
 - ``D`` is the number of base strings, ``n_examples`` the total number of examples (K x D, the
   paper's D); ``selector_gap`` the filler tokens between z and the answer position.
@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from mbc_interp.analysis.summary import SUMMARY_FILE, summarize
+from mbc_interp.analysis.timing.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR

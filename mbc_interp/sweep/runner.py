@@ -87,7 +87,7 @@ def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
     from mbc_interp.analysis.timeline import AnalysisConfig, analyze, task_parts
     from mbc_interp.store.run import load_run
     from mbc_interp.store.run_store import RunStore
-    from mbc_interp.train import resume, train
+    from mbc_interp.training import resume, train
 
     config = RunConfig.from_dict(task["config"], f"sweep point {task['name']}")
     out = Path(task["run_dir"])

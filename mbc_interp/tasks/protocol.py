@@ -126,6 +126,10 @@ class TaskConfigLike(Protocol):
 
     def describe(self) -> str: ...
     def to_dict(self) -> dict[str, Any]: ...
+    def run_name(self, training: str) -> str:
+        """A run directory's default name: the task's part joined to ``training`` (the
+        training part, ``lr<lr>_b<batch>_s<seed>``)."""
+        ...
 
 
 @runtime_checkable

@@ -5,7 +5,6 @@
 - :mod:`~mbc_interp.viz.attention`: circuitsvis ``attention_heads`` views that work offline.
 - :mod:`~mbc_interp.viz.report`: a page from a title and :class:`Section` s, every script inline
   once (reusable for any report); :mod:`~mbc_interp.viz.run_report`: the sections of one run.
-- :mod:`~mbc_interp.viz.commands`: ``mbc report RUN``.
 
 Every name is imported from its module on first use (:mod:`mbc_interp.core.lazy`).
 """

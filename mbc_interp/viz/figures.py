@@ -265,7 +265,7 @@ def patching_heatmaps(
     metric: Literal["patch_raw", "patch_norm"] = "patch_raw",
 ) -> go.Figure:
     """Layer x position activation-patching heatmaps of site ``kind`` at chosen checkpoints
-    (label -> step, e.g. :func:`~mbc_interp.analysis.moments.key_steps`), side by side on one
+    (label -> step, e.g. :func:`~mbc_interp.analysis.timing.moments.key_steps`), side by side on one
     colour scale. ``patch_norm`` is blank where undefined (the plateau: no clean/corrupt gap)."""
     named = dict(steps) if isinstance(steps, Mapping) else {f"step {s}": int(s) for s in steps}
     sites = table[(table["kind"] == kind) & (table["metric"] == metric)]

@@ -1,8 +1,8 @@
 """Figures of the drop forecast, drawn from computed tables only.
 
 - :func:`forecast_path_figure`: the forecast a run would have shown live at each evaluation
-  (rows of :func:`mbc_interp.analysis.forecast.forecast_path`), with its interval, against the
-  time it was made, and the observed drop.
+  (rows of :func:`mbc_interp.analysis.timing.forecast.forecast_path`), with its interval, against
+  the time it was made, and the observed drop.
 - :func:`backtest_figure`: forecast against actual ``t_loss`` for every run of a backtest
   (:func:`mbc_interp.sweep.backtest.backtest`), one panel per forecast time, each method in its
   colour, the diagonal a perfect forecast.

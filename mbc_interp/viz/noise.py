@@ -1,8 +1,8 @@
 """Gradient-noise and LLC figures over training, drawn from computed tables only.
 
 Inputs: tidy timeline rows with ``step`` (the records of
-:func:`mbc_interp.analysis.gradients.gradient_diagnostics` and
-:func:`mbc_interp.analysis.llc.estimate_llc`, analyses ``"gradients"`` and ``"llc"``) and
+:func:`mbc_interp.analysis.dynamics.gradients.gradient_diagnostics` and
+:func:`mbc_interp.analysis.dynamics.llc.estimate_llc`, analyses ``"gradients"`` and ``"llc"``) and
 ``run.metrics`` (``step``, ``loss``). Every panel shares the step axis; ``t_loss`` (a number or
 ``None``) is marked as a dotted vertical line on each.
 """

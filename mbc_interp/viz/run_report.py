@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from mbc_interp.analysis.forecast import forecast_path, forecast_run, sweep_references
 from mbc_interp.analysis.heads import parse_head_label
-from mbc_interp.analysis.moments import key_steps
 from mbc_interp.analysis.registry import extra_kinds
-from mbc_interp.analysis.summary import summarize, z_use_table
 from mbc_interp.analysis.timeline import load_timeline
+from mbc_interp.analysis.timing.forecast import forecast_path, forecast_run, sweep_references
+from mbc_interp.analysis.timing.moments import key_steps
+from mbc_interp.analysis.timing.summary import summarize, z_use_table
 from mbc_interp.store.integrity import DamagedCheckpointWarning, check_entry
 from mbc_interp.store.run import Run
 from mbc_interp.viz.attention import attention_views

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from mbc_interp.analysis.signals import signal_series
-from mbc_interp.analysis.summary import summarize
+from mbc_interp.analysis.timing.signals import signal_series
+from mbc_interp.analysis.timing.summary import summarize
 from mbc_interp.viz.progress_figures import metric_curves, progress_curves
 from mbc_interp.viz.report import Section
 
@@ -36,7 +36,7 @@ def task_report(run: Any, table: pd.DataFrame, kind_sections: list[Section],
         Section(
             "Hidden progress",
             text="Each hidden-progress signal the task declares, with its onset (diamond) by "
-            "the rules of mbc_interp.analysis.signals, against the transition times. "
+            "the rules of mbc_interp.analysis.timing.signals, against the transition times. "
             + " ".join(f"{s.name}: {s.description}." for s in task.progress_signals),
             figures=[progress_curves(series, summary, x=x)],  # type: ignore[arg-type]
         ),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbc_interp.analysis.essential import EssentialConfig, output_vector, pca_trajectory, turn
+from mbc_interp.analysis.dynamics.essential import (
+    EssentialConfig,
+    output_vector,
+    pca_trajectory,
+    turn,
+)
 
 
 def test_an_l_shaped_trajectory_turns_at_its_corner():
@@ -36,7 +41,7 @@ def test_output_vector_is_log_probabilities_of_the_probe_set(trained, task):
 def test_projections_keep_the_distances_between_checkpoints(trained, random_model, task):
     import torch
 
-    from mbc_interp.analysis.essential import projected_records
+    from mbc_interp.analysis.dynamics.essential import projected_records
 
     cfg = EssentialConfig(n_examples=16, n_projections=512)
     a, b = (output_vector(m, task, cfg) for m in (trained, random_model))

@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.extra_summary import ablation_summary, atp_summary, essential_summary
 from mbc_interp.analysis.records import head_record, record
+from mbc_interp.analysis.timing.extra_summary import (
+    ablation_summary,
+    atp_summary,
+    essential_summary,
+)
 
 
 def _table(rows, step):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.forecast import (
+from mbc_interp.analysis.timing.forecast import (
     ForecastConfig,
     Reference,
     drop_level,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.forecast_calibration import (
+from mbc_interp.analysis.timing.forecast_calibration import (
     CALIBRATION_FILE,
     MIN_ERRORS,
     Calibration,

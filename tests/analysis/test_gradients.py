@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbc_interp.analysis.gradients import (
+from mbc_interp.analysis.dynamics.gradients import (
     GradientConfig,
     NoiseSums,
     adam_update_stats,
@@ -20,7 +20,7 @@ from mbc_interp.analysis.gradients import (
     per_example_gradient_blocks,
     per_example_gradients,
 )
-from mbc_interp.analysis.hessian import hessian_extremes, lanczos
+from mbc_interp.analysis.dynamics.hessian import hessian_extremes, lanczos
 from mbc_interp.store.run import OptimizerState
 from mbc_interp.tasks.losses import target_losses
 from mbc_interp.tasks.wind_tunnel.task import sequence_nll

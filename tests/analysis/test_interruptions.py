@@ -13,9 +13,9 @@ import pytest
 
 from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, kind_runs, load_timeline
+from mbc_interp.analysis.dynamics.weights import weight_records
 from mbc_interp.analysis.lock import LOCK_FILE, analysis_lock
 from mbc_interp.analysis.timeline import STEPS_DIR, analysed_steps, saved_config
-from mbc_interp.analysis.weights import weight_records
 from mbc_interp.cli import main
 from mbc_interp.store.integrity import DamagedCheckpointWarning
 from mbc_interp.store.run_store import RunLockedError

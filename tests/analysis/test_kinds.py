@@ -43,7 +43,7 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
         assert set(table[table.analysis == kind].step) == set(steps), kind
     assert {"essential", "ablation", "atp", "groups"} <= set(summary)
     assert summary["ablation"]["heads"] and summary["atp"]["n_checkpoints"] == len(steps)
-    from mbc_interp.analysis.summary import format_summary
+    from mbc_interp.analysis.timing.summary import format_summary
 
     text = format_summary(summary)  # what `mbc analyze` prints: the headline numbers too
     a, g = summary["ablation"], summary["groups"]

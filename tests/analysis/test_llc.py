@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbc_interp.analysis.llc import LLCConfig, estimate_llc, sgld_llc
+from mbc_interp.analysis.dynamics.llc import LLCConfig, estimate_llc, sgld_llc
 
 from .conftest import tiny_model
 
@@ -78,7 +78,7 @@ def test_a_mask_restricts_the_chain_to_its_entries():
 
 
 def test_head_llc_moves_one_head_and_leaves_the_model_alone(trained, task):
-    from mbc_interp.analysis.llc_heads import head_llc, head_llc_records, parse_head
+    from mbc_interp.analysis.dynamics.llc_heads import head_llc, head_llc_records, parse_head
 
     before = {k: v.clone() for k, v in trained.state_dict().items()}
     cfg = LLCConfig(chains=1, draws=10, burn_in=5, batch_size=32)

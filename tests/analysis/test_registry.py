@@ -13,7 +13,7 @@ import pytest
 from mbc_interp import load_run
 from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline
 from mbc_interp.analysis.ablation import AblationConfig
-from mbc_interp.analysis.essential import EssentialConfig
+from mbc_interp.analysis.dynamics.essential import EssentialConfig
 from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
 from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.plan import (

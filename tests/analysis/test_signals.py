@@ -1,4 +1,4 @@
-"""The task-independent timing rules of mbc_interp.analysis.signals, on curves whose answers
+"""The task-independent timing rules of mbc_interp.analysis.timing.signals, on curves whose answers
 are known by construction."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.signals import (
+from mbc_interp.analysis.timing.signals import (
     progress_summary,
     signal_onset,
     signal_series,
     transition_of,
 )
-from mbc_interp.analysis.transition import detect_loss_transition, growth_onset
+from mbc_interp.analysis.timing.transition import detect_loss_transition, growth_onset
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
 
 STEPS = np.arange(0, 2001, 20, dtype=float)
@@ -106,8 +106,8 @@ def test_progress_summary_names_the_primary_and_missing_signals():
 
 def test_on_the_wind_tunnel_t_progress_is_t_z(tiny_run):
     """The task-generic rule and the wind tunnel's own Δz onset agree on a real run."""
-    from mbc_interp.analysis.summary import summarize
     from mbc_interp.analysis.timeline import load_timeline
+    from mbc_interp.analysis.timing.summary import summarize
 
     summary = summarize(tiny_run, load_timeline(tiny_run).iloc[0:0])
     assert summary["progress_signal"] == "dz" and summary["transition_signal"] == "loss"

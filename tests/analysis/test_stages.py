@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.stages import half_crossing, resting_levels, stage_times
-from mbc_interp.analysis.transition import detect_rest_transition
+from mbc_interp.analysis.timing.stages import half_crossing, resting_levels, stage_times
+from mbc_interp.analysis.timing.transition import detect_rest_transition
 
 LOG_K = math.log(20)
 CHANCE = 4 * math.log(36) - LOG_K

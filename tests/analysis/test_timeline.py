@@ -232,7 +232,7 @@ def test_a_kind_is_added_to_an_analysed_run_without_recomputing_the_others(run, 
     assert sorted(table[table.analysis == "gradients"].step.unique()) == run.steps
     # asked again: nothing left to compute, nothing rewritten
     mtimes = _mtimes(run)
-    from mbc_interp.analysis import gradients
+    from mbc_interp.analysis.dynamics import gradients
 
     monkeypatch.setattr(gradients, "gradient_diagnostics", not_again)
     assert main(["analyze", str(run.path), "--kinds", "gradients", "--no-progress"]) == 0

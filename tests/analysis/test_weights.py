@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mbc_interp.analysis.weights import (
+from mbc_interp.analysis.dynamics.weights import (
     effective_rank,
     parameter_group,
     update_cosines,

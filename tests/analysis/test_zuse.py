@@ -14,7 +14,7 @@ from mbc_interp.analysis import (
     head_z_use,
     patch_head_out_all_pos,
 )
-from mbc_interp.analysis.summary import routing_scores
+from mbc_interp.analysis.timing.summary import routing_scores
 from mbc_interp.model import ModelConfig, build_model
 
 from .conftest import tiny_model

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp.cli import main
-from mbc_interp.reproduction import END, begin_marker, claims_table
+from mbc_interp.studies.mbc import END, begin_marker, claims_table
 from mbc_interp.sweep.fit import fit_sweep, mean_ci, power_law, ratio_of_means, reference_point
 from mbc_interp.sweep.results import collect
 
@@ -188,7 +188,7 @@ def test_reproduction_md_matches_the_committed_results():
     """The numbers in REPRODUCTION.md are those `mbc fit` computes from results/cpu/runs.csv."""
     from pathlib import Path
 
-    from mbc_interp.reproduction import _md_table
+    from mbc_interp.studies.mbc import md_table
 
     root = Path(__file__).resolve().parents[2]
     runs = pd.read_csv(root / "results/cpu/runs.csv")
@@ -203,7 +203,7 @@ def test_reproduction_md_matches_the_committed_results():
     # the committed table predates the z-use measures: claim 5 is not tested on it
     assert again["lead"]["verdict"] == saved["lead"]["verdict"] == "not tested"
     doc = (root / "REPRODUCTION.md").read_text()
-    assert _md_table(claims_table(saved)) in doc
+    assert md_table(claims_table(saved)) in doc
     on_disk = {svg.name for svg in (root / "results/cpu/figures").glob("*.svg")}
     linked = set(re.findall(r"results/cpu/figures/([\w-]+\.svg)", doc))
     assert on_disk and linked == on_disk  # every figure linked, every link a committed figure
@@ -254,7 +254,7 @@ def test_diverged_runs_are_not_counted_as_censored():
 
 
 def test_resting_table_reads_the_rest_and_the_candidate_mass_by_k():
-    from mbc_interp.reproduction import resting_table
+    from mbc_interp.studies.mbc import resting_table
 
     runs = pd.DataFrame({
         "K": [5, 5, 20, 20, 4],
@@ -280,11 +280,11 @@ def test_resting_table_reads_the_rest_and_the_candidate_mass_by_k():
 def test_the_paper_sections_resting_table_is_the_committed_runs():
     from pathlib import Path
 
-    from mbc_interp.reproduction import _md_table, resting_table
+    from mbc_interp.studies.mbc import md_table, resting_table
 
     root = Path(__file__).resolve().parents[2]
     runs = pd.read_csv(root / "results/paper_cpu/runs.csv")
-    assert _md_table(resting_table(runs)) in (root / "REPRODUCTION.md").read_text()
+    assert md_table(resting_table(runs)) in (root / "REPRODUCTION.md").read_text()
 
 
 def test_an_eps_block_does_not_leak_into_the_other_fits():
@@ -305,7 +305,7 @@ def test_an_eps_block_does_not_leak_into_the_other_fits():
 
 
 def test_stages_table_reports_each_run_and_the_order_counts():
-    from mbc_interp.reproduction import order_counts, stages_table
+    from mbc_interp.studies.mbc import order_counts, stages_table
 
     runs = pd.DataFrame({
         "labels": ["N", "N", "N"], "n_examples": [3000, 3000, 10000], "K": 20, "seed": [0, 1, 0],

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbc_interp.reproduction import END, noise_fit_and_write, noise_marker
 from mbc_interp.store.run_store import ANALYSIS_DIR
+from mbc_interp.studies.mbc import END, noise_fit_and_write, noise_marker
 from mbc_interp.sweep.noise import (
     RUN_COLUMNS,
     noise_table,
@@ -151,7 +151,7 @@ def test_d_later_sooner_and_within_the_spread():
 
 def test_plateau_medians_on_a_run_directory(tmp_path):
     """Medians over the summary's window only; lr from the schedule (warm-up) at each step."""
-    from mbc_interp.train import train
+    from mbc_interp.training import train
 
     from ..helpers import build_cfg
 

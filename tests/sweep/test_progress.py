@@ -93,7 +93,7 @@ def test_the_grokking_section_is_what_its_committed_table_gives():
     (until the sweep has finished runs, the section says so and no results are committed)."""
     from pathlib import Path
 
-    from mbc_interp.reproduction import END, begin_marker, progress_markdown
+    from mbc_interp.studies.mbc import END, begin_marker, progress_markdown
 
     root = Path(__file__).resolve().parents[2]
     results = root / "results" / "grokking_cpu"

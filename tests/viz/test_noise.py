@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mbc_interp.analysis.gradients import GradientConfig, gradient_diagnostics
-from mbc_interp.analysis.llc import LLCConfig, estimate_llc
+from mbc_interp.analysis.dynamics.gradients import GradientConfig, gradient_diagnostics
+from mbc_interp.analysis.dynamics.llc import LLCConfig, estimate_llc
 from mbc_interp.viz.noise import llc_curve, noise_timelines
 
 

@@ -92,6 +92,9 @@ class ModularAdditionConfig:
         """The data in a run name: ``p59_f0.4`` (with ``_d<seed>`` for another split seed)."""
         return f"p{self.p}_f{self.train_frac:g}" + (f"_d{self.seed}" if self.seed else "")
 
+    def run_name(self, training: str) -> str:
+        return f"{self.short_name()}_{training}"
+
     def describe(self) -> str:
         """One line naming the dataset (available without building it)."""
         return (

@@ -287,6 +287,12 @@ class TaskConfig:
             *pad,
         )
 
+    def run_name(self, training: str) -> str:
+        """``D<bases>`` (or ``N<examples>`` when sized by examples), ``K<K>``, the training
+        part, and ``_forward`` for the forward-direction control."""
+        size = f"D{self.n_bases}" if self.n_examples is None else f"N{self.n_total}"
+        return f"{size}_K{self.K}_{training}" + ("_forward" if self.direction == "forward" else "")
+
     def describe(self) -> str:
         """One line naming the dataset: construction, size, K, layout, direction and log K (the
         task's ``repr``, available without building the data)."""

@@ -99,6 +99,29 @@ def candidate_scores(
     return -losses.sum(-1).reshape(len(rows), k)
 
 
+def row_candidate_scores(
+    model: nn.Module,
+    task: WindTunnelTask,
+    rows: Int[Tensor, " n"],
+    tokens: Int[Tensor, "n seq"],
+    answer: Float[Tensor, "n d_vocab"] | None = None,
+) -> Float[Tensor, "n K"]:
+    """The scores the candidate-normalised loss is taken over: the answer position's
+    log-probabilities of B's K candidates' first tokens where those are distinct (from
+    ``answer``, the log-probs of a forward already run on ``tokens``, when given), else whole
+    candidate sequences (:func:`candidate_scores`)."""
+    if not task.first_token_distinct:
+        return candidate_scores(model, task, rows, tokens)
+    if answer is None:
+        answer = answer_log_probs(model, tokens, task.answer_pos)
+    return answer.gather(-1, task.candidate_first(rows).to(answer.device))
+
+
+def candidate_loss(scores: Float[Tensor, "n K"], k_true: Int[Tensor, " n"]) -> Float[Tensor, " n"]:
+    """``-log`` of the selected candidate's share of the K candidates' scores."""
+    return -scores.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
+
+
 def _mean_se(x: Tensor) -> tuple[float, float]:
     n = x.numel()
     se = float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
@@ -137,19 +160,17 @@ def evaluate(
     out["loss_zswap"] = float(corrupt_loss.sum(-1).mean())
     out["loss_zswap_pos"] = [float(x) for x in corrupt_loss.mean(0)]
 
-    k_true = task.selector_index[rows]
-    if task.first_token_distinct:
-        first = task.candidate_first(rows)
-        clean_s, corrupt_s = answer.gather(-1, first), corrupt_answer.gather(-1, first)
-        n_cand, seq_len = len(rows), 1
-    else:
+    seq_len = 1 if task.first_token_distinct else task.config.target_len
+    if not task.first_token_distinct:  # whole sequences: scored on a fixed subsample
         sub = _subsample(len(rows), cand_examples)
-        rows, k_true, answer = rows[sub], k_true[sub], answer[sub]
-        clean_s = candidate_scores(model, task, rows, clean_tokens[sub])
-        corrupt_s = candidate_scores(model, task, rows, corrupt_tokens[sub])
-        n_cand, seq_len = len(rows), task.config.target_len
-    clean_c = -clean_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
-    corrupt_c = -corrupt_s.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
+        rows, answer, clean_tokens, corrupt_tokens = (
+            rows[sub], answer[sub], clean_tokens[sub], corrupt_tokens[sub]
+        )
+    k_true = task.selector_index[rows]
+    clean_s = row_candidate_scores(model, task, rows, clean_tokens, answer)
+    corrupt_s = row_candidate_scores(model, task, rows, corrupt_tokens, corrupt_answer)
+    clean_c, corrupt_c = candidate_loss(clean_s, k_true), candidate_loss(corrupt_s, k_true)
+    n_cand = len(rows)
     out["cand_loss"], out["cand_loss_se"] = _mean_se(clean_c)
     out.update(stage_measures(clean_s, answer, task.candidate_first(rows), k_true,
                               task.config.n_target_chars, seq_len))  # fmt: skip

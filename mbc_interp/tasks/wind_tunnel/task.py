@@ -297,19 +297,13 @@ class WindTunnelTask:
         """``HasGroups``: the candidate-normalised loss of each row (its selected candidate's
         share among B's K, scored on whole sequences, or on first tokens where those are
         distinct) and whether the selected candidate scores highest."""
-        from mbc_interp.tasks.wind_tunnel.evaluation import answer_log_probs, candidate_scores
+        from mbc_interp.tasks.wind_tunnel.evaluation import candidate_loss, row_candidate_scores
 
         rows = torch.as_tensor(rows)
         k_true = self.selector_index[rows]
         with torch.inference_mode():
-            if self.first_token_distinct:
-                scores = answer_log_probs(model, self.tokens[rows], self.answer_pos)
-                scores = scores.gather(-1, self.candidate_first(rows).to(scores.device))
-            else:
-                scores = candidate_scores(model, self, rows, self.tokens[rows])
-        scores = scores.cpu()
-        loss = -scores.log_softmax(-1).gather(-1, k_true[:, None]).squeeze(-1)
-        return loss, scores.argmax(-1) == k_true
+            scores = row_candidate_scores(model, self, rows, self.tokens[rows]).cpu()
+        return candidate_loss(scores, k_true), scores.argmax(-1) == k_true
 
     @property
     def group_loss_scale(self) -> float:

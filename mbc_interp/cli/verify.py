@@ -13,8 +13,10 @@ from pathlib import Path
 from mbc_interp.store.integrity import FileProblem, drop_damaged, quick_check, verify_checkpoints
 from mbc_interp.store.run_store import RunStore
 
+HELP = "check a run's checkpoints against their checksums; --drop-damaged repairs the manifest"
 
-def add_verify(p: argparse.ArgumentParser) -> None:
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="run directory")
     p.add_argument(
         "--drop-damaged", action="store_true",
@@ -23,7 +25,7 @@ def add_verify(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     store = RunStore(args.run)
     manifest = store.read_manifest()  # a clear error when RUN is not a run
     store.read_config()

@@ -24,7 +24,7 @@ mean |g_i|^2 and the sample estimate of it is mostly noise):
   (``group_ratio_null``). Above it, the K gradients of one B pull together.
 
 Every metric is reported per parameter group (:func:`param_group`) and for ``"all"``. The Adam
-and Hessian parts are in :mod:`mbc_interp.analysis.hessian` and :func:`adam_update_stats`.
+and Hessian parts are in :mod:`mbc_interp.analysis.dynamics.hessian` and :func:`adam_update_stats`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from mbc_interp.analysis.dynamics.hessian import HessianResult, hessian_extremes
 from mbc_interp.analysis.extra_settings import GradientConfig
-from mbc_interp.analysis.hessian import HessianResult, hessian_extremes
 from mbc_interp.core.sampling import seeded_subset
 from mbc_interp.store.run import OptimizerState
 from mbc_interp.tasks.losses import target_losses

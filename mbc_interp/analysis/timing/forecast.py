@@ -6,11 +6,11 @@ log K. Rules (the first version, extrapolation alone, was fixed before the backt
 was added after it, see REPRODUCTION.md):
 
 - **Data**: only the evaluations at or before the forecast time ``as_of`` are read; the loss
-  times on them come from :func:`~mbc_interp.analysis.summary.transition_of`, the summary's own
-  rule. Status ``already_dropped`` when that finds the drop, ``no_plateau`` when it finds no
+  times on them come from :func:`~mbc_interp.analysis.timing.summary.transition_of`, the summary's
+  own rule. Status ``already_dropped`` when that finds the drop, ``no_plateau`` when it finds no
   plateau (yet), else a forecast or ``not_enough_signal``.
 - **Fit**: once Δz has an onset (above 3 SE for 3 evaluations,
-  :func:`~mbc_interp.analysis.transition.growth_onset`) and ``min_points`` evaluations above
+  :func:`~mbc_interp.analysis.timing.transition.growth_onset`) and ``min_points`` evaluations above
   2 SE after it, Δz = exp(a + b t) is fitted to every evaluation from the plateau start to
   ``as_of`` by weighted least squares on the linear scale (weights 1/SE²: a fit of ln Δz on
   the evaluations above a threshold would keep the early ones only when their noise is upward,
@@ -33,7 +33,8 @@ was added after it, see REPRODUCTION.md):
   crossing over draws of the fit's parameters and of the level, log-normal ``level_sd``) leaves
   out the error of extrapolating one exponential; the interval given (``low``, ``high``) joins
   it with that error as measured on the backtests
-  (:mod:`mbc_interp.analysis.forecast_calibration`), and is open (``as_of`` to no upper bound)
+  (:mod:`mbc_interp.analysis.timing.forecast_calibration`), and is open (``as_of`` to no upper
+  bound)
   where no calibration applies. ``high`` is ``None``: no upper bound. ``interval`` says how the
   interval was made.
 """
@@ -49,13 +50,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.forecast_calibration import (
+from mbc_interp.analysis.timing.forecast_calibration import (
     Calibration,
     calibrated_interval,
     load_calibration,
 )
-from mbc_interp.analysis.signals import transition_of
-from mbc_interp.analysis.transition import growth_onset
+from mbc_interp.analysis.timing.signals import transition_of
+from mbc_interp.analysis.timing.transition import growth_onset
 from mbc_interp.core.checks import check_field
 from mbc_interp.store.run import load_run
 from mbc_interp.store.run_store import RunStoreError
@@ -69,7 +70,7 @@ MIN_REFERENCES = 3
 """Reference runs needed for an analog forecast (else the extrapolation alone)."""
 COMMITTED = "committed"
 """``forecast(calibration=COMMITTED)``: the calibration committed with the backtest
-(:func:`~mbc_interp.analysis.forecast_calibration.load_calibration`)."""
+(:func:`~mbc_interp.analysis.timing.forecast_calibration.load_calibration`)."""
 DEFAULT_LEVEL = 1.5
 """Δz at the drop in units of log K (see the module docstring and :func:`drop_level`)."""
 

@@ -1,7 +1,7 @@
 """What the summary reads from the extra kinds' rows, where they were analysed.
 
 - ``essential``: the PCA of the projected output vectors across the analysed checkpoints and
-  the trajectory's turn (:mod:`mbc_interp.analysis.essential`): ``t_turn``, its angle, the
+  the trajectory's turn (:mod:`mbc_interp.analysis.dynamics.essential`): ``t_turn``, its angle, the
   components' variance shares, ``turn_minus_t_loss`` (steps) and the trajectory itself.
 - ``ablation``: at the last analysed checkpoint, the head set of the ``set:`` / ``only:`` rows
   with the candidate-loss increase when it is ablated (necessity) and when every other head is
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.analysis.atp import rank_agreement
-from mbc_interp.analysis.essential import EssentialConfig, pca_trajectory, turn
+from mbc_interp.analysis.dynamics.essential import EssentialConfig, pca_trajectory, turn
 
 
 def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ Rules (fixed before the paper-regime sweep, ``sweeps/paper_regime.toml``, ran):
   same scale (nats, a ``-log`` probability) and with the same kind of crossing: the first
   downward crossing of the half-way level between the measure's chance value and its solved
   value 0, held for :data:`HOLD` evaluations and linearly interpolated (the crossing rule of
-  :mod:`mbc_interp.analysis.transition`).
+  :mod:`mbc_interp.analysis.timing.transition`).
 
   - ``t_marginal_seq``: ``marg_loss`` (``-log`` of the mass on B's K candidates) below half of
     ``marg_chance`` (the layout-only model's value);
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.transition import Curve, Step, first_stretch
+from mbc_interp.analysis.timing.transition import Curve, Step, first_stretch
 
 HOLD = 2
 """Evaluations a crossing must hold for (as ``t_loss``)."""

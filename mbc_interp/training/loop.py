@@ -9,7 +9,7 @@ device and thread count, and in the same ``train.compile`` mode, which the run's
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import math
 import platform
 import time
@@ -23,20 +23,23 @@ import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer
 
 from mbc_interp.config import RunConfig, dz_level
 from mbc_interp.core.progress import progress_interval, train_postfix
 from mbc_interp.model import build_model, model_state, resolve_device
+from mbc_interp.store import trainer_state
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import RunStore, RunStoreError
 from mbc_interp.tasks.losses import target_losses
 from mbc_interp.tasks.protocol import Task
 from mbc_interp.tasks.registry import build_task
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or continue; the message says why."""
+from mbc_interp.training.optim import (
+    TrainingError,
+    check_compiler,
+    make_optimizer,
+    optimizer_record,
+    training_forward,
+)
 
 
 # -- data order and loss ----------------------------------------------------------------------
@@ -52,32 +55,6 @@ def batch_indices(seed: int, step: int, batch_size: int, n: int) -> np.ndarray:
         out[filled : filled + take] = perm[offset : offset + take]
         filled += take
     return out
-
-
-# -- torch.compile ------------------------------------------------------------------------------
-def check_compiler(device: torch.device) -> None:
-    """Raise :class:`TrainingError` naming ``--compile`` unless torch.compile works on ``device``.
-
-    A tiny function is compiled before anything is written, so a machine without a C++
-    compiler (CPU) or Triton (CUDA) fails with a clear message instead of mid-run, deep in
-    the first training step; its cost is mostly the compiler start-up the run pays anyway."""
-    try:
-        probe = torch.compile(lambda x: (x * 2).sin(), dynamic=False)
-        probe(torch.ones(4, device=device))
-    except Exception as e:  # torch raises many kinds (BackendCompilerFailed, RuntimeError...)
-        detail = " ".join(str(e).split())[:300]
-        raise TrainingError(
-            f"train.compile (--compile): torch.compile does not work on {device} here "
-            f"({type(e).__name__}: {detail}); train without --compile"
-        ) from None
-
-
-def training_forward(model: HookedTransformer, compile: bool) -> Callable[[Tensor], Tensor]:
-    """The callable the training step runs ``model`` through: the model itself, or a
-    torch.compile wrapper of it (the module is not replaced, so its ``state_dict`` keys, its
-    checkpoints and every evaluation, which calls the module eagerly, stay as they are).
-    Shapes never change during training, hence ``dynamic=False``."""
-    return torch.compile(model, dynamic=False) if compile else model
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -327,14 +304,9 @@ class _Loop:
     def _checkpoint(self, step: int, loss: float) -> None:
         self.p.last_ckpt_loss = loss
         tc = self.config.train
-        state, meta = _optimizer_state(self.optimizer)
-        meta["progress"] = {
-            "step": self.p.step,
-            "last_ckpt_loss": self.p.last_ckpt_loss,
-            "solved_evals": self.p.solved_evals,
-            "wall_offset": self.p.wall_offset,
-            "last_ckpt_dz": self.p.last_ckpt_dz,
-        }
+        state, meta = trainer_state.flatten(
+            self.optimizer.state_dict(), progress=dataclasses.asdict(self.p)
+        )
         state["torch_rng"] = torch.get_rng_state()
         self.store.save_checkpoint(
             step,
@@ -345,32 +317,6 @@ class _Loop:
             trainer_meta=meta,
             keep_trainer=tc.keep_optimizer,
         )
-
-
-# -- optimiser state <-> flat tensors -------------------------------------------------------------
-def make_optimizer(model: HookedTransformer, config: RunConfig) -> torch.optim.Optimizer:
-    """The training loop's optimiser, AdamW or SGD by ``train.optimizer`` (also the benchmark's,
-    so both compare like with like)."""
-    tc = config.train
-    params = list(model.parameters())
-    if tc.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay, foreach=True
-        )
-    kwargs = {"lr": tc.lr, "betas": tc.betas, "eps": tc.eps, "weight_decay": tc.weight_decay}
-    try:  # one fused kernel per step: ~1 ms saved at this size (CPU support needs torch >= 2.4)
-        return torch.optim.AdamW(params, fused=True, **kwargs)
-    except RuntimeError:  # recorded in config.json ("optimizer"): the numerics differ slightly
-        return torch.optim.AdamW(params, foreach=True, **kwargs)
-
-
-def optimizer_record(optimizer: torch.optim.Optimizer) -> dict[str, str]:
-    """Which AdamW implementation runs (``fused``, or the ``foreach`` fallback), for config.json."""
-    fused = bool(optimizer.defaults.get("fused"))
-    record = {"adamw": "fused" if fused else "foreach"}
-    if not fused:
-        record["note"] = "fused AdamW unavailable here (torch or device); foreach fallback"
-    return record
 
 
 def _first_non_finite(window: list[float], step: int) -> int | None:
@@ -384,34 +330,9 @@ def _weights_finite(model: torch.nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
 
 
-def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict]:
-    sd = optimizer.state_dict()
-    tensors: dict[str, Tensor] = {}
-    scalars: dict[str, dict[str, float]] = {}
-    for pid, st in sd["state"].items():
-        for key, value in st.items():
-            if isinstance(value, Tensor):
-                tensors[f"optim.{pid}.{key}"] = value
-            else:
-                scalars.setdefault(str(pid), {})[key] = value
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
-
-
 def _restore_optimizer(optimizer, tensors: dict[str, Tensor], meta: dict, file: Path) -> _Progress:
+    state, groups, info = trainer_state.unflatten(tensors, meta, file)
     try:
-        info = json.loads(meta["trainer"])
-        state: dict[int, dict[str, Any]] = {}
-        for name, value in tensors.items():
-            if name.startswith("optim."):
-                _, pid, key = name.split(".", 2)
-                state.setdefault(int(pid), {})[key] = value
-        for pid, scalars in info["scalars"].items():
-            state.setdefault(int(pid), {}).update(scalars)
-        groups = info["param_groups"]
-        for g in groups:
-            if "betas" in g:
-                g["betas"] = tuple(g["betas"])
         optimizer.load_state_dict({"state": state, "param_groups": groups})
         torch.set_rng_state(tensors["torch_rng"])
         return _Progress(**info["progress"])

@@ -42,7 +42,7 @@ EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 the drop is due now)."""
 MIN_ERRORS = 8
 """Backtest errors a bin needs before its interval is used (else: open interval)."""
-CALIBRATION_FILE = Path(__file__).resolve().parents[2] / "results" / "forecast" / "calibration.json"
+CALIBRATION_FILE = Path(__file__).resolve().parents[3] / "results" / "forecast" / "calibration.json"
 """The committed calibration ``mbc forecast`` uses (written by ``mbc backtest``)."""
 
 
@@ -74,7 +74,7 @@ class Calibration:
         for lo, hi in itertools.pairwise(EDGES):
             q, n = self.half_width((lo + hi) / 2, 0.8)
             bins.append({"p_low": lo, "p_high": hi, "n": n, "half_width_80": q})
-        return {"rule": "mbc_interp.analysis.forecast_calibration", "source": self.source,
+        return {"rule": "mbc_interp.analysis.timing.forecast_calibration", "source": self.source,
                 "bins": bins, "p": list(self.p), "e": list(self.e)}  # fmt: skip
 
     @classmethod

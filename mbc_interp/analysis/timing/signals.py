@@ -4,14 +4,14 @@ Rules (fixed before the sweeps that report them):
 
 - **The transition** (:func:`transition_of`): on a task with a resting level (the wind
   tunnel's log K) the plateau is where the transition metric stays within 5% of it and the
-  drop its held crossing of half of it (:func:`~mbc_interp.analysis.transition.
+  drop its held crossing of half of it (:func:`~mbc_interp.analysis.timing.transition.
   detect_loss_transition`); where the metric never rests there and the task names a
   ``fallback`` metric that was logged, the times come from the fallback, the plateau starting
-  where the per-token loss first rests (:func:`~mbc_interp.analysis.transition.
+  where the per-token loss first rests (:func:`~mbc_interp.analysis.timing.transition.
   detect_rest_transition`). On a task without a resting level (modular addition) the plateau
   starts where ``rest_from`` (the training loss) is first held below ``solved_frac x scale``
   for 3 evaluations, and the drop is the transition metric's (the test loss's) held crossing of
-  half the scale after it (:func:`~mbc_interp.analysis.transition.detect_rest_transition`).
+  half the scale after it (:func:`~mbc_interp.analysis.timing.transition.detect_rest_transition`).
 - **Progress onsets** (:func:`signal_onset`): a signal with ``baseline = "zero"`` and a
   standard error leaves its noise floor where it exceeds 3 SE, held for 3 evaluations (3
   checkpoints for a per-checkpoint signal is too many where checkpoints are sparse: 2, as for a
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.transition import (
+from mbc_interp.analysis.timing.transition import (
     detect_loss_transition,
     detect_rest_transition,
     first_stretch,

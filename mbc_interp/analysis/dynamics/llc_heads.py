@@ -1,6 +1,6 @@
 """The local learning coefficient restricted to one attention head's weights.
 
-The same localised SGLD as :mod:`mbc_interp.analysis.llc` (same settings, same loss), with
+The same localised SGLD as :mod:`mbc_interp.analysis.dynamics.llc` (same settings, same loss), with
 every weight frozen except head ``L{l}H{h}``'s slices of ``W_Q``, ``W_K``, ``W_V``, ``W_O`` and
 its query/key/value biases (devinterp's weight restrictions): the head's own contribution to
 the degeneracy of the loss around the checkpoint. Comparing the routing heads with a control
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mbc_interp.analysis.llc import LLCConfig, LLCResult, sgld_llc, training_tokens
+from mbc_interp.analysis.dynamics.llc import LLCConfig, LLCResult, sgld_llc, training_tokens
 from mbc_interp.analysis.records import head_record
 from mbc_interp.tasks.losses import target_losses
 
@@ -35,7 +35,7 @@ def default_heads(run: Any) -> tuple[str, ...]:
     lowest routing score; a ValueError when the run has no routing heads yet."""
     import json
 
-    from mbc_interp.analysis.summary import SUMMARY_FILE
+    from mbc_interp.analysis.timing.summary import SUMMARY_FILE
     from mbc_interp.store.run_store import ANALYSIS_DIR
 
     path = run.path / ANALYSIS_DIR / SUMMARY_FILE

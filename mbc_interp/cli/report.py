@@ -18,8 +18,10 @@ import sys
 import warnings
 from pathlib import Path
 
+HELP = "write a run's self-contained HTML report"
 
-def add_report_args(p: argparse.ArgumentParser) -> None:
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, metavar="RUN", help="run directory")
     p.add_argument("--out", type=Path, help="HTML file to write (default: RUN/report.html)")
     p.add_argument("--example", type=int, default=0, help="example shown in the attention views")
@@ -33,7 +35,7 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
         return _sweep_report(args)
     from mbc_interp.store.integrity import DamagedCheckpointWarning
@@ -79,7 +81,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _sweep_report(args: argparse.Namespace) -> int:
-    from mbc_interp.reproduction import fit_and_write
+    from mbc_interp.studies.mbc import fit_and_write
 
     out = args.out.parent if args.out is not None else args.run / "fit"
     if args.out is not None and args.out.name != "report.html":

@@ -1,15 +1,18 @@
-"""``mbc sweep`` and ``mbc fit``: argument parsers and handlers (registered in ``mbc.cli``)."""
+"""``mbc sweep``: run a grid of runs (a local pool or Ray), each trained and analysed; resumable
+(done points are skipped, unfinished runs resume from their last checkpoint)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from mbc_interp.cli.flags import add_config_flags, config_overrides
 from mbc_interp.config import ConfigError
-from mbc_interp.flags import add_config_flags, config_overrides
+
+HELP = "run a grid of runs (local pool or Ray), each trained and analysed; resumable"
 
 
-def add_sweep(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from mbc_interp.sweep.runner import BACKENDS
 
     p.add_argument(
@@ -28,7 +31,7 @@ def add_sweep(p: argparse.ArgumentParser) -> None:
     add_config_flags(p, multi=True)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from mbc_interp.sweep.grid import SweepSpec
@@ -75,47 +78,3 @@ def _print_status(rows: list[dict]) -> int:
         print(f"{r['state']:8s} {secs}  {r['name']}{extra}")
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 0
-
-
-def add_fit(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sweep", type=Path, metavar="SWEEP", help="sweep directory")
-    p.add_argument(
-        "--results", type=Path,
-        help="directory for runs.csv, fits.json, report.html and figures (default SWEEP/fit)",
-    )  # fmt: skip
-    p.add_argument("--doc", type=Path, help="markdown file whose generated section to rewrite "
-                   "(e.g. REPRODUCTION.md)")  # fmt: skip
-    p.add_argument("--noise", action="store_true",
-                   help="instead of the scaling claims: the gradient-noise verdicts (runs "
-                   "analysed with --kinds gradients; REPRODUCTION.md's noise section)")  # fmt: skip
-
-
-def cmd_fit(args: argparse.Namespace) -> int:
-    from mbc_interp.reproduction import fit_and_write, format_fits
-
-    out = args.results or args.sweep / "fit"
-    if args.noise:
-        from mbc_interp.reproduction import noise_fit_and_write
-        from mbc_interp.sweep.noise_text import format_verdicts
-
-        verdicts, paths = noise_fit_and_write(args.sweep, out, args.doc)
-        print(format_verdicts(verdicts))
-        for p in paths:
-            print(f"wrote {p}")
-        return 0
-    from mbc_interp.reproduction import progress_fit_and_write, sweep_task
-
-    if sweep_task(args.sweep) != "wind_tunnel":  # no scaling claims: hidden progress only
-        from mbc_interp.sweep.progress_text import level_table
-
-        verdicts, paths = progress_fit_and_write(args.sweep, out, args.doc)
-        print(level_table(verdicts).to_string(index=False))
-        for p in paths:
-            print(f"wrote {p}")
-        return 0
-    fits, paths = fit_and_write(args.sweep, out, args.doc)
-    print(format_fits(fits))
-    for p in paths:
-        print(f"wrote {p}")
-    return 0
-

@@ -4,24 +4,24 @@ carry z? ``RUN/analysis/summary.json``.
 Rules (also in the README; fixed before the sweeps that report them):
 
 - **Loss times** (``t_plateau_start``, ``plateau_loss``, ``t_loss``, ``t_solved``) come from
-  :func:`~mbc_interp.analysis.transition.detect_loss_transition` on the logged raw loss
+  :func:`~mbc_interp.analysis.timing.transition.detect_loss_transition` on the logged raw loss
   (``transition_signal = "loss"``). When the raw loss never rests at log K (the paper's task:
   its A strings are random, and the raw loss rests at an alphabet-level value) and the run
   logged the candidate-normalised loss, they come from ``cand_loss`` instead
   (``transition_signal = "cand_loss"``) by
-  :func:`~mbc_interp.analysis.transition.detect_rest_transition`: the plateau starts where the
-  raw per-token loss first rests (``t_first_rest``), the drop is the held crossing of
+  :func:`~mbc_interp.analysis.timing.transition.detect_rest_transition`: the plateau starts where
+  the raw per-token loss first rests (``t_first_rest``), the drop is the held crossing of
   0.5 log K after it, and no K level is lost because its candidate loss sits more than 5%
   above log K while z is ignored (it is >= log K, equal only when B's candidates are scored
   alike). ``rest_loss_tok`` then reports the raw per-token loss's median over the last quarter
   of the plateau.
-- **The two stages, matched** (:mod:`mbc_interp.analysis.stages`): ``t_marginal_seq`` /
+- **The two stages, matched** (:mod:`mbc_interp.analysis.timing.stages`): ``t_marginal_seq`` /
   ``t_conditional_seq`` (and ``_first``), each a half-way crossing on the log scale from its
   chance value to 0 on the same rows, their sampling errors, each run's order; where the raw
   loss first rests (``first_rest_loss_tok``, ``t_first_rest``) and where it is just before the
   drop (``pre_drop_loss_tok``); the share of its gain that survives replacing z.
 - **The raw loss's longest rest**: ``flat_loss_tok`` is the raw per-token loss's longest
-  resting stretch (:func:`~mbc_interp.analysis.transition.flat_stretch`: >= 3 evaluations
+  resting stretch (:func:`~mbc_interp.analysis.timing.transition.flat_stretch`: >= 3 evaluations
   within 2% of its median, after the loss has fallen 5% from its initial value and before
   ``t_loss``), from ``t_flat_start`` to ``t_flat_end``, beside ``log_k`` and
   ``format_loss_tok``, the per-token loss of a model that knows the layout and nothing about
@@ -30,7 +30,7 @@ Rules (also in the README; fixed before the sweeps that report them):
   of the probability the model puts on B's K candidates when they are scored as whole
   sequences (an upper bound when only their first tokens are; it mixes the loss's rows with
   the candidate rows: the matched ``marg_loss`` measures the same on one set of rows).
-- **Every task** (:mod:`mbc_interp.analysis.signals`): the times above are read off the
+- **Every task** (:mod:`mbc_interp.analysis.timing.signals`): the times above are read off the
   task's transition metric (``transition_signal``; ``loss_scale`` is its chance level,
   ``log_k`` its resting level, null where it has none); ``progress_signal`` names the task's
   primary hidden-progress signal and ``t_progress`` is its onset (``t_progress_reason`` says
@@ -38,10 +38,10 @@ Rules (also in the README; fixed before the sweeps that report them):
   On the wind tunnel the primary signal is Δz and ``t_progress`` equals ``t_z``.
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
-  (:func:`~mbc_interp.analysis.transition.growth_onset`); ``t_z_cand`` the same for the
+  (:func:`~mbc_interp.analysis.timing.transition.growth_onset`); ``t_z_cand`` the same for the
   candidate version. ``z_doubling_steps`` (and ``_tokens``): Δz's doubling time, fitted from
   ``t_z`` (or the plateau start) to ``t_loss``
-  (:func:`~mbc_interp.analysis.transition.growth_rate`).
+  (:func:`~mbc_interp.analysis.timing.transition.growth_rate`).
 - **Collective or one by one** (where the ``groups`` kind ran): ``groups`` holds the rules of
   :mod:`mbc_interp.analysis.groups` applied to the analysed checkpoints: the solved fraction
   at the plateau's middle, the groups' 10-90% solve-time spread over the plateau's duration
@@ -49,7 +49,7 @@ Rules (also in the README; fixed before the sweeps that report them):
 - **The extra kinds** (where analysed): ``essential`` (the output trajectory's turn against
   ``t_loss``), ``ablation`` (the head set's necessity and sufficiency at the last checkpoint),
   ``atp`` (attribution patching's rank agreement with exact head patching):
-  :mod:`mbc_interp.analysis.extra_summary`.
+  :mod:`mbc_interp.analysis.timing.extra_summary`.
 - **Routing heads**: each head's z-use at each analysed checkpoint is its total effect, the raw
   effect of patching its clean output into the corrupt run (logits, with a standard error) and,
   beside it, its direct z-effect (:mod:`mbc_interp.analysis.zuse`). A head's routing score is
@@ -78,11 +78,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.extra_summary import ablation_summary, atp_summary, essential_summary
 from mbc_interp.analysis.groups import collective_summary
-from mbc_interp.analysis.signals import progress_summary, transition_of
-from mbc_interp.analysis.stages import resting_levels, stage_times
-from mbc_interp.analysis.transition import (
+from mbc_interp.analysis.timing.extra_summary import (
+    ablation_summary,
+    atp_summary,
+    essential_summary,
+)
+from mbc_interp.analysis.timing.signals import progress_summary, transition_of
+from mbc_interp.analysis.timing.stages import resting_levels, stage_times
+from mbc_interp.analysis.timing.transition import (
     flat_stretch,
     growth_onset,
     growth_rate,

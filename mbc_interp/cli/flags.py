@@ -1,8 +1,5 @@
-"""Config flags and run names, generated from the config dataclasses (one flag per field).
-
-Used by every command that takes a config (``mbc train``, ``mbc sweep``) and by the sweep's
-point names, so it sits with the config, below the command layer.
-"""
+"""Config flags, generated from the config dataclasses (one flag per field), for every command
+that takes a config (``mbc train``, ``mbc sweep``): the CLI can never drift from the config."""
 
 from __future__ import annotations
 
@@ -121,7 +118,7 @@ def _dest(section: str, path: str) -> str:
     return f"cfg__{section}__{path.replace('.', '__')}"
 
 
-def _parse_optional(inner: Callable[[str], Any]) -> Callable[[str], Any]:
+def parse_optional(inner: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         return None if text.lower() in ("none", "null") else inner(text)
 
@@ -183,7 +180,7 @@ def add_config_flags(parser: argparse.ArgumentParser, multi: bool = False) -> No
         else:
             kwargs["type"] = core
         if optional and "type" in kwargs:
-            kwargs["type"] = _parse_optional(kwargs["type"])
+            kwargs["type"] = parse_optional(kwargs["type"])
         if multi and "nargs" not in kwargs:
             kwargs["nargs"] = "+"
         if "choices" not in kwargs:
@@ -254,13 +251,3 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         data = merge_config(data, read_mapping(args.config, "config file"))
         RunConfig.from_dict(data, str(args.config))  # errors name the file
     return RunConfig.from_dict(merge_config(data, overrides), "command-line flags")
-
-
-def run_name(config: RunConfig) -> str:
-    """A readable default run directory name from the fields people sweep."""
-    t, tr = config.task, config.train
-    if hasattr(t, "short_name"):  # a task that names its own data
-        return f"{t.short_name()}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
-    size = f"D{t.n_bases}" if t.n_examples is None else f"N{t.n_total}"
-    name = f"{size}_K{t.K}_lr{tr.lr:g}_b{tr.batch_size}_s{tr.seed}"
-    return name + ("_forward" if t.direction == "forward" else "")

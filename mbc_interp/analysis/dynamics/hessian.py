@@ -2,8 +2,8 @@
 
 Double-backward autograd gives ``H v`` without forming H; ``iters`` Lanczos steps with full
 re-orthogonalisation give Ritz values whose extremes converge first. Off by default in
-:class:`mbc_interp.analysis.gradients.GradientConfig` (``hessian=True``): each step costs about
-two backward passes over the probed examples.
+:class:`mbc_interp.analysis.dynamics.gradients.GradientConfig` (``hessian=True``): each step costs
+about two backward passes over the probed examples.
 """
 
 from __future__ import annotations

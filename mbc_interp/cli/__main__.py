@@ -1,0 +1,7 @@
+"""``python -m mbc_interp.cli``: the ``mbc`` command."""
+
+import sys
+
+from mbc_interp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Studies: one package per study (its claims, verdicts and documents) built on the toolkit."""
