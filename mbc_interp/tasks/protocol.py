@@ -22,6 +22,7 @@ outside a task's own package knows how its rows are built.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -44,6 +45,29 @@ __all__ = [
 
 class TaskProtocolError(TypeError):
     """A task lacks what an analysis needs; the message names the task and the capability."""
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A task's name, where its config class and task class live (``module:attribute``; the
+    task class is imported on first use) and a one-line summary for ``--help``."""
+
+    name: str
+    config: str
+    task: str
+    summary: str
+
+    def _load(self, ref: str) -> Any:
+        module, attr = ref.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    @property
+    def config_class(self) -> type:
+        return self._load(self.config)
+
+    @property
+    def task_class(self) -> type:
+        return self._load(self.task)
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,18 @@
 turned into a config class and a task. Config classes import neither torch nor TransformerLens
 (configs and the command line need them early); task classes are imported on first use.
 
-A new task is one package under ``tasks/`` plus one :class:`TaskEntry` line here.
+A new task is one package under ``tasks/`` whose ``__init__`` declares ``TASK``, a
+:class:`~mbc_interp.tasks.protocol.TaskEntry` (it must stay light: no torch); it is found here
+by looking, with no list to edit.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import pkgutil
 from typing import Any
+
+from mbc_interp.tasks.protocol import TaskEntry
 
 DEFAULT_TASK = "wind_tunnel"
 """The task of a config that names none (every run made before tasks had names)."""
@@ -19,45 +23,19 @@ class UnknownTaskError(ValueError):
     """A config names a task that is not registered; the message lists the known ones."""
 
 
-@dataclass(frozen=True)
-class TaskEntry:
-    """Where a task's config class and task class live (``module:attribute``)."""
-
-    name: str
-    config: str
-    task: str
-    summary: str
-
-    def _load(self, ref: str) -> Any:
-        module, attr = ref.split(":")
-        return getattr(importlib.import_module(module), attr)
-
-    @property
-    def config_class(self) -> type:
-        return self._load(self.config)
-
-    @property
-    def task_class(self) -> type:
-        return self._load(self.task)
+def _discover() -> dict[str, TaskEntry]:
+    """Every package under ``tasks/`` that declares a ``TASK`` entry, the default first."""
+    found = {}
+    for info in pkgutil.iter_modules(importlib.import_module("mbc_interp.tasks").__path__):
+        if info.ispkg:
+            task = getattr(importlib.import_module(f"mbc_interp.tasks.{info.name}"), "TASK", None)
+            if isinstance(task, TaskEntry):
+                found[task.name] = task
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] != DEFAULT_TASK, kv[0])))
 
 
-TASKS: dict[str, TaskEntry] = {
-    e.name: e
-    for e in (
-        TaskEntry(
-            "wind_tunnel",
-            "mbc_interp.tasks.wind_tunnel.config:TaskConfig",
-            "mbc_interp.tasks.wind_tunnel.task:WindTunnelTask",
-            "K-fold ambiguity resolved by a selector (Marginals Before Conditionals)",
-        ),
-        TaskEntry(
-            "modular_addition",
-            "mbc_interp.tasks.modular_addition.config:ModularAdditionConfig",
-            "mbc_interp.tasks.modular_addition.task:ModularAdditionTask",
-            "a + b mod p with a held-out split (grokking)",
-        ),
-    )
-}
+TASKS: dict[str, TaskEntry] = _discover()
+"""The registered tasks by name: every task package's ``TASK``."""
 
 
 def entry(name: str | None) -> TaskEntry:
