@@ -127,15 +127,22 @@ def with_task_kinds(config: AnalysisConfig, task: Any) -> AnalysisConfig:
 
 
 def resolve_settings(run: Run, config: AnalysisConfig) -> AnalysisConfig:
-    """``config`` with each kind's run-dependent settings filled in by its ``resolve``
-    (:class:`~mbc_interp.analysis.registry.ExtraKind`), before any checkpoint is analysed."""
+    """``config`` with the task's calibrated defaults under the settings given
+    (:class:`~mbc_interp.tasks.protocol.HasKindDefaults`) and each kind's run-dependent
+    settings filled in by its ``resolve`` (:class:`~mbc_interp.analysis.registry.ExtraKind`),
+    before any checkpoint is analysed."""
     given = {k: dict(v) for k, v in config.extra_settings.items()}
     changed = False
+    task_defaults = getattr(run.task, "kind_defaults", None) or {}
+    for name in config.kinds:
+        if name in task_defaults:
+            given[name] = {**task_defaults[name], **given.get(name, {})}
+            changed = True
     for name in config.kinds:
         resolve = get_kind(name).resolve_function()
         if resolve is None:
             continue
-        settings = resolve(run, config.settings_of(name))
+        settings = resolve(run, replace(config, extra_settings=given).settings_of(name))
         given[name] = json.loads(json.dumps(asdict(settings)))
         changed = True
     return replace(config, extra_settings=given) if changed else config

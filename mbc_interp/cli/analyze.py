@@ -13,7 +13,7 @@ from pathlib import Path
 from mbc_interp.cli.flags import parse_optional
 from mbc_interp.config import ConfigError
 
-HELP = "time the selector-routing circuit against the loss drop, over a run's checkpoints"
+HELP = "analyse a run's checkpoints (circuit, hidden progress, --kinds) against its transition"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "fit a sweep: plateau duration vs D, K, lr, batch; lead fraction; figures and tables"
+HELP = "fit a sweep: the claims (duration vs D, K, lr, batch; lead; circuit) or progress verdicts"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

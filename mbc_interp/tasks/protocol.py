@@ -260,3 +260,13 @@ def require(task: object, capability: type, what: str) -> None:
         raise TaskProtocolError(
             f"{what} needs a task with {capability.__name__}; task {name!r} does not provide it"
         )
+
+
+@runtime_checkable
+class HasKindDefaults(Protocol):
+    """Settings of extra analysis kinds calibrated for this task (the ``llc`` kind's SGLD
+    step size, say), used for every setting that is neither given nor recorded by an earlier
+    analysis of the run."""
+
+    @property
+    def kind_defaults(self) -> dict[str, dict[str, Any]]: ...

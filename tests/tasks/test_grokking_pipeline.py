@@ -83,3 +83,19 @@ def test_info_and_report(grok_run, capsys):
     assert main(["report", str(grok_run.path)]) == 0
     html = (grok_run.path / "report.html").read_text()
     assert "Hidden progress" in html and "test_loss" in html
+
+
+def test_the_tasks_calibrated_kind_settings_are_used_where_none_are_given(grok_run):
+    """``kind_defaults`` fill what is not given; a given setting wins; both are recorded."""
+    from mbc_interp.analysis.extra_settings import LLCConfig
+
+    defaults = grok_run.task.kind_defaults["llc"]
+    assert defaults["step_size"] != LLCConfig().step_size  # the task's own, not the kind's
+    main(["analyze", str(grok_run.path), "--no-progress"])
+    assert main(["analyze", str(grok_run.path), "--kinds", "llc", "--every", "3",
+                 "--kind-setting", "llc.draws=4", "--kind-setting", "llc.burn_in=2",
+                 "--kind-setting", "llc.chains=1", "--no-progress"]) == 0  # fmt: skip
+    recorded = json.loads((grok_run.path / "analysis" / "config.json").read_text())
+    llc = recorded["llc"] if "llc" in recorded else recorded["extra_settings"]["llc"]
+    assert llc["step_size"] == defaults["step_size"]
+    assert llc["draws"] == 4 and llc["chains"] == 1

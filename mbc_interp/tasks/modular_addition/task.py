@@ -126,6 +126,16 @@ class ModularAdditionTask:
         return ("fourier",)
 
     @property
+    def kind_defaults(self) -> dict[str, dict[str, Any]]:
+        """``HasKindDefaults``: the SGLD step size calibrated on this task
+        (``examples/calibrate_llc.py`` on the grokking_cpu preset's run, checkpoints from the
+        end of memorisation to after the drop): 3e-4 is the largest that settles at every one
+        (1e-3 diverges once the training loss is near 0; 1e-5 to 1e-4 have not settled within
+        the chains' 150 steps). The other settings are the kind's."""
+        sgld = {"step_size": 3e-4}
+        return {"llc": dict(sgld), "llc_heads": dict(sgld)}
+
+    @property
     def progress_signals(self) -> tuple[ProgressSignal, ...]:
         """Nanda et al.'s progress measures (columns of the ``fourier`` analysis kind), each
         timed from where memorisation ends (``baseline = "rest"``: the change from its value at
