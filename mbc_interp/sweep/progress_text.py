@@ -73,5 +73,5 @@ def collective_table(verdicts: dict[str, Any]) -> pd.DataFrame:
         [(c.get("n_runs", 0), _ci(c.get("mean")), kinds or "-", _ci(c.get("solved_at_half")),
           c.get("threshold", "n/a"), c.get("verdict", "not tested"))],
         columns=["runs with groups", "collective score (95% CI)", "runs by kind",
-                 "solved at half the plateau", "threshold", "verdict"],
+                 "solved at half the plateau", "collective below", "verdict"],
     )  # fmt: skip

@@ -44,6 +44,7 @@ def check_markers(doc: Path, begin: str) -> str:
 
 
 def md_table(df: pd.DataFrame) -> str:
+    """``df`` as a markdown table (a literal ``|`` in a cell escaped)."""
     head = "| " + " | ".join(df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731  (a literal | inside a cell)
@@ -71,8 +72,11 @@ def write_svgs(figs: dict, folder: Path) -> list[Path]:
 
 
 def fmt(v: float | None, spec: str = ".3f") -> str:
+    """``v`` formatted by ``spec``; ``n/a`` for None or NaN."""
     return "n/a" if v is None or v != v else format(v, spec)
 
 
-def ci(ci: tuple[float, float] | list[float], spec: str = ".2f") -> str:
-    return f"[{ci[0]:{spec}}, {ci[1]:{spec}}]"
+def ci(interval: tuple[float, float] | list[float], spec: str = ".2f") -> str:
+    """An interval as ``[low, high]``."""
+    low, high = interval
+    return f"[{low:{spec}}, {high:{spec}}]"
