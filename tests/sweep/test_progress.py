@@ -50,6 +50,21 @@ def test_levels_follow_the_swept_task_field():
     assert v["levels"]["0.5"]["times"]["t_loss"]["mean"] == 1000.0
 
 
+def test_the_collective_verdict_is_judged_over_the_runs_with_groups():
+    t = pd.concat([_table([0.3, 0.4, 0.5], ["plateau"] * 3, frac=0.4),
+                   _table([0.1, 0.2, 0.15], ["plateau"] * 3, frac=0.5)])  # fmt: skip
+    assert progress_verdicts(t)["collective"]["verdict"] == "not tested"  # no groups analysed
+    scores = [0.10, 0.12, 0.15, 0.11, None, None]  # the scores do not make a swept axis
+    t = t.assign(collective_score=scores, collective=["collective"] * 4 + [None] * 2,
+                 solved_at_half=[0.0] * 4 + [None] * 2)  # fmt: skip
+    assert swept_axis(t) == "train_frac"
+    c = progress_verdicts(t)["collective"]
+    assert (c["verdict"], c["n_runs"], c["by_run"]) == ("reproduced", 4, {"collective": 4})
+    assert c["mean"]["mean"] == pytest.approx(0.12)
+    spread = progress_verdicts(t.assign(collective_score=[0.1, 0.5, None, None, None, None]))
+    assert spread["collective"]["verdict"] == "underpowered"  # 2 runs
+
+
 @pytest.mark.slow  # a real sweep of 4 tiny modular-addition runs (~1 min)
 def test_mbc_fit_of_a_grokking_sweep_writes_its_tables_and_section(tmp_path, capsys):
     spec = tmp_path / "grok.toml"
