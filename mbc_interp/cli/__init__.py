@@ -1,4 +1,4 @@
-"""The ``mbc`` command line.
+"""The mbc command line: train, analyse, sweep, fit and report runs.
 
 One module per command, each with ``HELP``, ``add_arguments`` and ``run``, registered in
 :data:`COMMANDS`.
