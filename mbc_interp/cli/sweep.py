@@ -25,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-point", type=float, default=1.0,
                    help="GPU share each CUDA run declares to Ray (0.25: four per GPU)")  # fmt: skip
     p.add_argument("--no-analysis", action="store_true", help="train only, skip the analysis")
+    p.add_argument("--records", type=Path, metavar="DIR",
+                   help="keep each finished run's record (its files but the weights) under DIR "
+                   "and restore points recorded there as done: a sweep that outlives its "
+                   "machine, its records committed (e.g. results/NAME/records)")  # fmt: skip
     p.add_argument("--status", action="store_true", help="print the points' states and exit")
     p.add_argument("--dry-run", action="store_true", help="list the points and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("give a grid: --config FILE or flags with values, e.g. --D 250 500")
     if args.no_analysis:
-        spec = replace(spec, analysis=None)
+        spec = replace(spec, analysis=None, passes=())
     if args.dry_run:
         for p in spec.points:
             print(f"{p.name}  [{', '.join(p.labels)}]")
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     outcomes = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
                          address=args.address, gpus_per_point=args.gpus_per_point,
-                         progress=not args.no_progress)  # fmt: skip
+                         progress=not args.no_progress, records=args.records)  # fmt: skip
     failed = [o for o in outcomes if o["status"] == "failed"]
     diverged = [o for o in outcomes if o["status"] == "diverged"]
     print(f"{args.out}: {len(spec.points)} points, {len(outcomes)} run now, {len(failed)} failed"

@@ -1,7 +1,8 @@
 """Sweep specifications: a base config and one or more grids, expanded into named run points.
 
 A sweep file (TOML or JSON) holds shared ``[base]`` overrides of :class:`RunConfig`, an optional
-``[analysis]`` section (:class:`AnalysisConfig` fields) and any number of ``[[grid]]`` tables.
+``[analysis]`` section (:class:`AnalysisConfig` fields), optional ``[[passes]]`` (analyses added
+to each run after that one: :class:`AnalysisPass`) and any number of ``[[grid]]`` tables.
 Inside a grid, a config field given as a list is an axis; the grid is the Cartesian product of
 its axes, and the sweep is the union of its grids (identical points are run once)::
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,71 @@ class Point:
 
 
 @dataclass(frozen=True)
+class AnalysisPass:
+    """Extra analysis kinds added to each run of a sweep once its analysis is done, before the
+    run's record is kept: at every ``every``-th checkpoint, or at the last one only
+    (``at = "last"``: an ablation read where the circuit is formed). In a file::
+
+        [[passes]]
+        kinds = ["groups"]             # every checkpoint
+        [[passes]]
+        kinds = ["ablation"]
+        at = "last"
+        [[passes]]
+        kinds = ["llc"]
+        every = 20
+        llc = { draws = 100 }          # a kind's settings, as in [analysis]
+
+    Passes run in order; since a run's analysis keeps every kind it was given, a pass at every
+    checkpoint goes before one at the last only."""
+
+    kinds: tuple[str, ...]
+    every: int = 1
+    at: str = "every"
+    """``"every"`` (every ``every``-th checkpoint) or ``"last"`` (the last checkpoint only)."""
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Per kind of ``kinds``, its settings (``{"llc": {"draws": 100}}``)."""
+
+    def __post_init__(self) -> None:
+        from mbc_interp.analysis import registry
+
+        where = f"[[passes]] {list(self.kinds)}"
+        known = registry.kind_names()
+        if not self.kinds or any(k not in known for k in self.kinds):
+            raise ConfigError(f"{where}: kinds must name registered kinds (known: {known})")
+        if type(self.every) is not int or self.every < 1:
+            raise ConfigError(f"{where}: every = {self.every!r}: must be an integer >= 1")
+        if self.at not in ("every", "last"):
+            raise ConfigError(f"{where}: at = {self.at!r}: must be 'every' or 'last'")
+        extra = sorted(set(self.settings) - set(self.kinds))
+        if extra:
+            raise ConfigError(f"{where}: settings for {extra}, which it does not compute")
+
+    def config(self, base: AnalysisConfig) -> AnalysisConfig:
+        """``base`` with this pass's kinds (and their settings) added."""
+        data = {**base.to_dict(), **self.settings}
+        data["kinds"] = list(dict.fromkeys((*base.kinds, *self.kinds)))
+        return AnalysisConfig.from_dict(data, f"[[passes]] {list(self.kinds)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kinds": list(self.kinds), "every": self.every, "at": self.at, **self.settings}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> AnalysisPass:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: each [[passes]] entry must be a table, got {data!r}")
+        kinds = data.get("kinds")
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ConfigError(f"{source}: [[passes]] kinds = {kinds!r}: must be a list of names")
+        settings = {k: v for k, v in data.items() if k not in ("kinds", "every", "at")}
+        bad = next((k for k, v in settings.items() if not isinstance(v, dict)), None)
+        if bad is not None:
+            raise ConfigError(f"{source}: [[passes]] {bad} = {settings[bad]!r}: unknown key, or "
+                              "not a table of settings")  # fmt: skip
+        return cls(tuple(kinds), data.get("every", 1), data.get("at", "every"), settings)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """What a sweep runs: ``base`` overrides shared by all grids, and the grids themselves
     (each a nested dict of config overrides whose list values are axes)."""
@@ -109,10 +175,14 @@ class SweepSpec:
     analysis: AnalysisConfig | None = SWEEP_ANALYSIS
     """Per-run analysis (``None``: train only)."""
     source: str = "sweep spec"
+    passes: tuple[AnalysisPass, ...] = ()
+    """Kinds added to each run after its analysis (:class:`AnalysisPass`), in order."""
 
     def __post_init__(self) -> None:
         if not self.grids:
             raise ConfigError(f"{self.source}: no [[grid]] given (nothing to sweep)")
+        if self.passes and self.analysis is None:
+            raise ConfigError(f"{self.source}: [[passes]] need the runs' [analysis]")
         unknown = set(self.base) - set(_sections()) - {"preset"}
         if unknown:
             raise ConfigError(f"{self.source}: [base] has unknown section(s) {sorted(unknown)}")
@@ -128,24 +198,28 @@ class SweepSpec:
             "base": self.base,
             "analysis": None if self.analysis is None else self.analysis.to_dict(),
             "grid": [dict(g) for g in self.grids],
+            **({"passes": [p.to_dict() for p in self.passes]} if self.passes else {}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "sweep spec") -> SweepSpec:
-        unknown = set(data) - {"base", "analysis", "grid"}
+        unknown = set(data) - {"base", "analysis", "grid", "passes"}
         if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {sorted(unknown)} (expected base, analysis, grid)"
-            )
+            raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} (expected base, "
+                              "analysis, passes, grid)")  # fmt: skip
         grids = data.get("grid", [])
         if isinstance(grids, dict):
             grids = [grids]
         analysis = data.get("analysis", SWEEP_ANALYSIS.to_dict())
         where = f"{source}: [analysis]"
         analysis_cfg = None if analysis is None else AnalysisConfig.from_dict(analysis, where)
+        passes = data.get("passes", [])
+        if not isinstance(passes, list):
+            raise ConfigError(f"{source}: passes = {passes!r}: must be a list of [[passes]]")
         return cls(
-            grids=tuple(grids), base=data.get("base", {}), analysis=analysis_cfg, source=source
-        )
+            grids=tuple(grids), base=data.get("base", {}), analysis=analysis_cfg, source=source,
+            passes=tuple(AnalysisPass.from_dict(p, source) for p in passes),
+        )  # fmt: skip
 
     @classmethod
     def from_file(cls, path: str | Path) -> SweepSpec:
@@ -155,7 +229,7 @@ class SweepSpec:
         """Every grid with ``overrides`` (nested; lists are axes) laid over it: flags win."""
         flat = flatten(overrides)
         grids = tuple(unflatten({**flatten(g), **flat}) for g in self.grids)
-        return SweepSpec(grids=grids, base=self.base, analysis=self.analysis, source=self.source)
+        return replace(self, grids=grids)
 
 
 def _axes(grid: dict[str, Any], tuples: set[str]) -> tuple[list[str], list[list[Any]]]:

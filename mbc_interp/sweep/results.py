@@ -96,6 +96,30 @@ def collect(sweep: str | Path) -> pd.DataFrame:
     return table
 
 
+def carry_over(table: pd.DataFrame, previous: str | Path) -> pd.DataFrame:
+    """``table`` (a sweep's runs, :func:`collect`) with the finished rows of an earlier fit's
+    ``runs.csv`` for points not finished in it: runs whose directories and records are both
+    gone (trained before records were kept), kept as they were last measured rather than lost
+    from the fits. Such rows say so in ``source`` (``"earlier table"``; the others ``"run"``)
+    and go once their point is run again. Without such rows ``table`` is returned as it is."""
+    previous = Path(previous)
+    if not previous.is_file():
+        return table
+    old = pd.read_csv(previous)
+    if "point_status" not in old or "name" not in old:
+        raise ValueError(f"{previous}: not a sweep's run table (no name/point_status columns)")
+    here = set(table.loc[table.point_status == "done", "name"])
+    listed = set(table["name"])
+    keep = old[(old.point_status == "done") & ~old["name"].isin(here) & old["name"].isin(listed)]
+    if keep.empty:
+        return table
+    keep = keep.assign(source=keep.get("source", "earlier table"))
+    rest = table[~table["name"].isin(set(keep["name"]))].assign(source="run")
+    order = {n: i for i, n in enumerate(table["name"])}
+    out = pd.concat([rest, keep], ignore_index=True)
+    return out.sort_values("name", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
 def cumulative_lr(train: TrainConfig, t: float) -> float:
     """The learning rate summed over the steps up to ``t`` (interpolated within a step): the
     distance an optimizer can have moved, which a warm-up shrinks early on."""

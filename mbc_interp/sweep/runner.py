@@ -13,6 +13,11 @@ resumes unfinished runs from their last checkpoint, so a sweep stopped at any mo
 a killed worker, a lost node) continues where it stopped. A failed point is recorded and the
 others go on; it is tried again on the next run of the sweep.
 
+With a records directory (``records=``), each finished point's record (its run directory
+without the weights: :mod:`mbc_interp.store.records`) is kept there as it finishes, and points
+recorded there are restored as done when the sweep starts: a sweep that runs for days across
+machines whose sweep directories are lost goes on from its committed records.
+
 Backends: ``"local"`` (default), a pool of ``spawn``-ed worker processes on this machine;
 ``"ray"``, one Ray task per point with its resources declared (``num_cpus`` = the run's
 threads, ``num_gpus`` when it trains on CUDA), all writing to a directory every node sees.
@@ -34,7 +39,13 @@ from typing import Any, Literal
 
 from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
-from mbc_interp.sweep.grid import Point, SweepSpec
+from mbc_interp.store.records import (
+    read_record_outcome,
+    record_config,
+    restore_record,
+    write_record,
+)
+from mbc_interp.sweep.grid import AnalysisPass, Point, SweepSpec
 
 SPEC_FILE = "sweep.json"
 RUNS_DIR = "runs"
@@ -110,7 +121,12 @@ def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
     # a task without analyses of its own (the wind tunnel's forward control) is trained only
     if task.get("analysis") is not None and task_parts(run.task, AnalysisConfig()):
         t0 = time.time()
-        _, summary = analyze(run, AnalysisConfig.from_dict(task["analysis"]), progress=False)
+        base = AnalysisConfig.from_dict(task["analysis"])
+        _, summary = analyze(run, base, progress=False)
+        for data in task.get("passes", ()):
+            p = AnalysisPass.from_dict(data, f"sweep point {task['name']}")
+            start = run.steps[-1] if p.at == "last" else None
+            _, summary = analyze(run, p.config(base), every=p.every, start=start, progress=False)
         info["analyze_seconds"] = time.time() - t0
         info["transition"] = summary["status"]
     return info
@@ -193,6 +209,7 @@ def prepare(spec: SweepSpec, out: str | Path) -> list[dict[str, Any]]:
             "run_dir": str(out / RUNS_DIR / p.name),
             "outcome_path": str(out / POINTS_DIR / f"{p.name}.json"),
             "analysis": analysis,
+            "passes": [q.to_dict() for q in spec.passes],
             "threads": p.config.train.threads or 1,
             "cuda": p.config.train.device == "cuda",
         }
@@ -237,16 +254,20 @@ def run_sweep(
     address: str | None = None,
     gpus_per_point: float = 1.0,
     progress: bool = True,
+    records: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run every point of ``spec`` not already done under ``out``; returns this call's outcomes
     in grid order, whatever order the workers finished in (done points skipped, failures
     recorded with their error, the rest still run).
 
     ``gpus_per_point`` (Ray): the GPU share each CUDA run declares; 0.25 packs four of these
-    small models on one GPU."""
+    small models on one GPU. ``records``: where finished points' records are kept and restored
+    from (see the module docstring)."""
     if backend not in BACKENDS:
         raise ConfigError(f"backend = {backend!r}: must be one of {BACKENDS}")
     tasks = prepare(spec, out)
+    if records is not None:
+        sync_records(tasks, Path(records))
     for t in tasks:
         t["gpus"] = gpus_per_point if t["cuda"] else 0
     pending = [t for t in tasks
@@ -261,6 +282,7 @@ def run_sweep(
     say(state.line())
     outcomes: list[dict[str, Any]] = []
     starts: dict[str, float] = {}
+    by_name = {t["name"]: t for t in tasks}
     run = _run_local(pending, workers) if backend == "local" else _run_ray(pending, address)
     for event, outcome in run:
         if event == "start":
@@ -269,6 +291,9 @@ def run_sweep(
         else:
             state.running -= 1
             state.seconds += time.time() - starts.pop(outcome["name"], time.time())
+            if records is not None and outcome["status"] in FINAL:
+                write_record(by_name[outcome["name"]]["run_dir"], outcome,
+                             Path(records) / outcome["name"])  # fmt: skip
             if outcome["status"] == "done":
                 state.done += 1
             elif outcome["status"] == "diverged":
@@ -281,6 +306,29 @@ def run_sweep(
         say(state.line())
     order = {t["name"]: i for i, t in enumerate(pending)}
     return sorted(outcomes, key=lambda o: order.get(o["name"], len(order)))
+
+
+def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
+    """Restore each point recorded under ``records`` and not finished here (its config checked
+    against the point's), and keep the record of each point finished here up to date."""
+    for task in tasks:
+        record = records / task["name"]
+        outcome = read_outcome(task["outcome_path"]) or {}
+        if outcome.get("status") in FINAL:
+            if Path(task["run_dir"]).is_dir():
+                write_record(task["run_dir"], outcome, record)
+            continue
+        kept = read_record_outcome(record)
+        if kept is None or kept.get("status") not in FINAL:
+            continue
+        source = str(record / "config.json")
+        saved = RunConfig.from_dict(record_config(record).get("config", {}), source)
+        if saved != RunConfig.from_dict(task["config"], task["name"]):
+            raise ConfigError(f"{source}: point {task['name']!r} is recorded with a different "
+                              "config than the sweep's; move the record away or rename the "
+                              "sweep")  # fmt: skip
+        restore_record(record, task["run_dir"])
+        _record(task, {**kept, "restored_from": str(record)})
 
 
 Event = tuple[Literal["start", "end"], dict[str, Any]]

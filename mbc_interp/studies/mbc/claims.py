@@ -32,7 +32,7 @@ RUN_COLUMNS = (
     "t_loss_tokens", "lead_fraction",
     "lead_fraction_z", "route_phase", "z_phase", "z_doubling_steps", "routing_head", "final_loss",
     "steps_run", "tokens_per_step", "error", "t_attn_to_z", "lead_fraction_attention",
-    "t_route_patch", "lead_fraction_patch", *CIRCUIT_COLUMNS,
+    "t_route_patch", "lead_fraction_patch", *CIRCUIT_COLUMNS, "source",
 )  # fmt: skip
 CLAIMS = {
     "plateau": "1. Plateau height = log K",

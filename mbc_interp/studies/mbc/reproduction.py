@@ -23,7 +23,7 @@ from mbc_interp.studies.mbc.documents import (
     write_svgs,
 )
 from mbc_interp.sweep.fit import control_twins, fit_sweep
-from mbc_interp.sweep.results import collect
+from mbc_interp.sweep.results import carry_over, collect
 
 
 def figures(table: pd.DataFrame, fits: dict[str, Any], curves: dict[str, pd.DataFrame]) -> dict:
@@ -111,9 +111,14 @@ def fit_and_write(
     doc: str | Path | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Collect, fit and write everything for a sweep directory, or refit a results directory's
-    committed ``runs.csv`` (the sweep's runs are not needed for the fits): ``(fits, paths)``."""
+    committed ``runs.csv`` (the sweep's runs are not needed for the fits): ``(fits, paths)``.
+    Finished rows of ``out``'s earlier ``runs.csv`` whose points are not finished in the sweep
+    directory are carried over (:func:`~mbc_interp.sweep.results.carry_over`)."""
     committed = Path(sweep) / "runs.csv"
-    table = pd.read_csv(committed) if committed.is_file() else collect(sweep)
+    if committed.is_file():
+        table = pd.read_csv(committed)
+    else:
+        table = carry_over(collect(sweep), Path(out) / "runs.csv")
     if not (table.point_status == "done").any():
         raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
     fits = fit_sweep(table)
