@@ -28,6 +28,18 @@ def build_cfg(task: dict | None = None, model: dict | None = None, **train) -> R
     )
 
 
+def grokking_cfg(**train) -> RunConfig:
+    """A tiny modular-addition run (p = 11, half the pairs trained on, full batch; 60 steps, a
+    few seconds): the ``grokking_cpu`` preset's model and optimiser at a tenth of the width. It
+    memorises and has not grokked by its end."""
+    base = {"preset": "grokking_cpu", "task": {"p": 11, "train_frac": 0.5},
+            "model": {"d_model": 32, "d_mlp": 64},
+            "train": {"batch_size": 60, "steps": 60, "eval_every": 10,
+                      "checkpoints": {"every": 20}}}  # fmt: skip
+    base["train"].update(train)
+    return RunConfig.from_dict(base)
+
+
 def tiny_spec(grids: tuple[dict, ...] | None = None, analysis: bool = True, **train) -> SweepSpec:
     """A sweep of tiny runs (2-3 s each, through their transition): D 24 and 32, seeds 0, 1."""
     base = build_cfg(steps=train.pop("steps", 400), **train).to_dict()

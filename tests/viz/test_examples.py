@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from ..helpers import build_cfg
+from ..helpers import build_cfg, grokking_cfg
 from .conftest import copy_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,7 @@ def outputs(notebook: nbformat.NotebookNode) -> str:
 def test_notebooks_are_committed_stripped():
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_patching.ipynb", "03_attention.ipynb", "04_sweep_fits.ipynb",
+        "05_grokking.ipynb",
     ]  # fmt: skip
     for path in NOTEBOOKS:
         for cell in nbformat.read(path, as_version=4).cells:
@@ -68,6 +69,23 @@ def test_quickstart_trains_a_tiny_run(kernel_env, tmp_path):
     assert (tmp_path / "run" / "manifest.json").is_file()
     text = outputs(notebook)
     assert "application/vnd.plotly.v1+json" in text and "log K = 1.3863" in text
+
+
+@pytest.mark.slow
+def test_grokking_notebook_trains_analyses_and_summarises(kernel_env, tmp_path):
+    """A tiny modular-addition run trained, analysed with the task's own kind, its summary
+    printed and drawn; the printed summary is the one written to the run."""
+    config = tmp_path / "tiny_grokking.json"
+    config.write_text(json.dumps(grokking_cfg().to_dict()))
+    kernel_env.setenv("MBC_EXAMPLE_RUN", str(tmp_path / "run"))
+    kernel_env.setenv("MBC_EXAMPLE_CONFIG", str(config))
+    text = outputs(execute(EXAMPLES / "05_grokking.ipynb"))
+    summary = json.loads((tmp_path / "run" / "analysis" / "summary.json").read_text())
+    assert summary["transition_signal"] == "test_loss"
+    for key in ("t_loss", "progress_signal", "t_progress", "t_progress_reason"):
+        assert f"{key:>18}: {summary[key]}" in text, key
+    assert "excluded_gain" in text and "a+b mod p=11" in text
+    assert text.count("application/vnd.plotly.v1+json") >= 4  # losses x2, progress, spectrum
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
