@@ -6,17 +6,19 @@ A head is ablated by replacing its output (``hook_z``, before ``W_O``) at every 
   contribution stays; what it says about this example is removed);
 - ``resample``: by its output on another row (a fixed seeded permutation of the rows).
 
-Metrics, each the ablated value minus the clean one on the same rows (nats):
-``loss_increase`` (the answer loss, summed over the target positions) and
-``cand_loss_increase`` (the first-token candidate loss: the correct first token's share of the
-mass on B's candidates' first tokens, the ``cand_first_loss`` of
-:mod:`mbc_interp.tasks.wind_tunnel.evaluation`), each with its standard error over rows.
+Metrics, each the ablated value minus the clean one on the same rows (nats), with its standard
+error over rows: ``loss_increase`` on the task's answer loss (summed over the positions from
+``answer_pos`` on), on any task; and, on a task whose answers have candidates
+(:class:`~mbc_interp.tasks.protocol.HasCandidates`), ``cand_loss_increase`` on the first-token
+candidate loss (the right candidate's share of the mass on the candidates' first tokens: the
+wind tunnel's ``cand_first_loss``).
 
 Per head alone (``component = "L{l}H{h}"``), and per set of heads: *necessity* of a set is the
 increase when the set is ablated (``set:<heads>``), *sufficiency* the increase when every
 *other* head is ablated (``only:<heads>``): near 0 when the set alone carries the behaviour.
-The set is given, or (``heads = ()``) the heads whose single-head ``cand_loss_increase`` under
-mean ablation is at least half of the largest at this checkpoint.
+The set is given, or (``heads = ()``) the heads whose single-head increase under the method is
+at least half of the largest at this checkpoint (of the candidate loss where there is one, else
+of the answer loss).
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mbc_interp.analysis.records import record
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.tasks.protocol import HasCandidates, supports
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+    from mbc_interp.tasks.protocol import Task
 
 Method = Literal["mean", "resample"]
 METHODS = ("mean", "resample")
+METRICS = ("loss_increase", "cand_loss_increase")
+"""The answer loss's increase (any task), the candidate loss's (a task with candidates)."""
+SELECT_BY = "cand_loss_increase"
+"""What picks the head set where the task has candidates (else ``loss_increase``)."""
 
 
 @dataclass(frozen=True)
@@ -58,58 +65,59 @@ class AblationConfig:
 
 
 def _losses(
-    logits: Tensor, tokens: Tensor, a: int, first: Tensor, k_true: Tensor
-) -> tuple[Tensor, Tensor]:
-    """Per row: the answer loss and the first-token candidate loss (the evaluation's)."""
-    from mbc_interp.tasks.wind_tunnel.evaluation import first_token_losses
-
+    logits: Tensor, tokens: Tensor, task: Task, rows: Tensor, candidates: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Per row: the answer loss and (``candidates``: the task has them) the first-token
+    candidate loss."""
+    a = task.answer_pos
     logp = logits[:, a:].log_softmax(-1)
-    target = tokens[:, a + 1 :]
+    target = tokens[:, a + 1 :].to(logp.device)
     loss = -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
-    return loss, first_token_losses(logp[:, 0], first, k_true)[1]
+    return loss, task.candidate_first_loss(logp[:, 0], rows) if candidates else None
 
 
 def ablation_records(
-    model: Any, task: WindTunnelTask, config: AblationConfig = AblationConfig()
+    model: Any, task: Task, config: AblationConfig = AblationConfig()
 ) -> list[dict[str, Any]]:
     """Tidy rows (``analysis = "ablation"``) of every head alone and of the head set's
     necessity and sufficiency, for each method (see the module docstring)."""
     import torch
 
-    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
-
-    rows = eval_rows(task, config.n_examples, seed=config.seed)
+    rows = task.eval_rows(config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]
-    a, n_layers, n_heads = task.answer_pos, model.cfg.n_layers, model.cfg.n_heads
-    first, k_true = task.candidate_first(rows), task.selector_index[rows]
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    candidates = supports(task, HasCandidates)
     names = [f"blocks.{l}.attn.hook_z" for l in range(n_layers)]
     inputs = tokens[:, :-1]
     out: list[dict[str, Any]] = []
+
+    def increase(ablated: tuple[Tensor, Tensor | None], clean) -> dict[str, Tensor]:
+        return {m: x - c for m, x, c in zip(METRICS, ablated, clean, strict=True) if x is not None}
+
     with torch.inference_mode():
-        _, cache = model.run_with_cache(inputs, names_filter=lambda n: n in names)
-        clean = _losses(model(inputs), tokens, a, first, k_true)
+        logits, cache = model.run_with_cache(inputs, names_filter=lambda n: n in names)
+        clean = _losses(logits, tokens, task, rows, candidates)
         perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed))
         heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
         for method in config.methods:
             repl = {n: (cache[n].mean(0, keepdim=True).expand_as(cache[n]) if method == "mean"
                         else cache[n][perm]) for n in names}  # fmt: skip
 
-            def run(ablate: set[tuple[int, int]], repl=repl) -> tuple[Tensor, Tensor]:
+            def run(ablate: set[tuple[int, int]], repl=repl) -> dict[str, Tensor]:
                 hooks = [(names[l], _hook(repl[names[l]], [h for (ll, h) in ablate if ll == l]))
                          for l in range(n_layers) if any(ll == l for ll, _ in ablate)]  # fmt: skip
-                return _losses(model.run_with_hooks(inputs, fwd_hooks=hooks), tokens, a, first,
-                               k_true)  # fmt: skip
+                logits = model.run_with_hooks(inputs, fwd_hooks=hooks)
+                return increase(_losses(logits, tokens, task, rows, candidates), clean)
 
             single = {}
             for head in heads:
-                d_loss, d_cand = (x - c for x, c in zip(run({head}), clean, strict=True))
-                single[head] = float(d_cand.mean())
-                out += _pair(f"L{head[0]}H{head[1]}", method, d_loss, d_cand)
+                found = run({head})
+                single[head] = float(found[SELECT_BY if candidates else METRICS[0]].mean())
+                out += _rows(f"L{head[0]}H{head[1]}", method, found)
             chosen = _head_set(config.heads, single, n_heads)
             label = "+".join(f"L{l}H{h}" for l, h in sorted(chosen))
             for prefix, ablate in (("set", chosen), ("only", set(heads) - chosen)):
-                d_loss, d_cand = (x - c for x, c in zip(run(ablate), clean, strict=True))
-                out += _pair(f"{prefix}:{label}", method, d_loss, d_cand)
+                out += _rows(f"{prefix}:{label}", method, run(ablate))
     return out
 
 
@@ -133,14 +141,14 @@ def _hook(replacement: Tensor, heads: list[int]):
     return hook
 
 
-def _pair(component: str, method: str, d_loss: Tensor, d_cand: Tensor) -> list[dict[str, Any]]:
-    n = d_loss.numel()
+def _rows(component: str, method: str, found: dict[str, Tensor]) -> list[dict[str, Any]]:
     where: dict[str, Any] = {"kind": method, "component": component}
     if component.startswith("L"):
         where.update(layer=int(component[1 : component.index("H")]),
                      head=int(component[component.index("H") + 1 :]))  # fmt: skip
     out = []
-    for metric, x in (("loss_increase", d_loss), ("cand_loss_increase", d_cand)):
+    for metric, x in found.items():
+        n = x.numel()
         se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
         out += [record("ablation", metric, float(x.mean()), **where),
                 record("ablation", f"{metric}_se", se, **where)]  # fmt: skip

@@ -10,7 +10,8 @@ Sites: each head's output at every position together (``head_out_all_pos``, the 
 positions of its ``hook_z`` term) and the residual stream before each layer at each position
 (``resid_pre``). Each estimate is the mean over pairs with its standard error. Where exact
 patching ran on the same pairs, :func:`rank_agreement` gives the Spearman correlation between
-the two.
+the two. Needs a task with clean/corrupt pairs
+(:class:`~mbc_interp.tasks.protocol.HasPatchingPairs`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mbc_interp.analysis.records import record
+from mbc_interp.tasks.protocol import HasPatchingPairs, require
 
 if TYPE_CHECKING:
-    from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask
+    from mbc_interp.tasks.wind_tunnel.task import PatchingPairs
 
 
 def atp_records(
-    model: Any, task: WindTunnelTask, pairs: PatchingPairs | None = None, *, n_pairs: int = 256,
-    seed: int = 0,
+    model: Any, task: HasPatchingPairs, pairs: PatchingPairs | None = None, *,
+    n_pairs: int = 256, seed: int = 0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Tidy rows (``analysis = "atp"``, ``kind`` the site kind, metric ``atp_raw`` and
     ``atp_raw_se``) of the estimates above."""
@@ -36,6 +38,7 @@ def atp_records(
 
     from mbc_interp.analysis.patching import logit_diff
 
+    require(task, HasPatchingPairs, "analysis kind 'atp'")
     if pairs is None:
         pairs = task.patching_pairs(min(n_pairs, len(task)), seed)
     n_layers = model.cfg.n_layers
@@ -71,6 +74,7 @@ def atp_records(
             p.requires_grad_(True)
     out: list[dict[str, Any]] = []
     labels = task.position_labels
+    labels = labels() if callable(labels) else labels  # a property on some tasks
     for l in range(n_layers):
         z = saved[z_names[l]]
         heads = ((clean[z_names[l]] - z.detach()) * z.grad).sum(dim=(1, 3))  # [pair, head]

@@ -67,7 +67,7 @@ def group_records(
     (:class:`~mbc_interp.tasks.protocol.HasGroups`)."""
     import torch
 
-    require(task, HasGroups, "the groups analysis")
+    require(task, HasGroups, "analysis kind 'groups'")
     names, members = task.group_members(config.n_groups, config.seed)
     loss, right = task.member_scores(model, torch.cat(members))
     sizes = [len(m) for m in members]

@@ -66,8 +66,10 @@ def cost_context(m: ModelConfig, task: Task) -> CostContext:
     """What the extra kinds' costs read of model ``m`` and ``task`` (K = 1 and no candidates
     on a task without a selector)."""
     distinct = getattr(task, "first_token_distinct", False)
+    prompt_frac = (task.answer_pos + 1) / task.tokens.shape[1]
     return CostContext(n_layers=m.n_layers, n_heads=m.n_heads, k=getattr(task, "K", 1),
-                       n_examples=len(task), first_token_distinct=distinct)  # fmt: skip
+                       n_examples=len(task), first_token_distinct=distinct,
+                       prompt_frac=prompt_frac)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,10 @@ def _kinds(config: AnalysisConfig, own: tuple[str, ...]) -> tuple[str, ...]:
 
 def estimate_cost(config: AnalysisConfig, m: ModelConfig, task: Task) -> Cost:
     """Seconds per checkpoint of ``config`` for model ``m`` on ``task``, by who pays them."""
-    parts = cost_parts(config, m, task)
+    return _split(config, cost_parts(config, m, task), task)
+
+
+def _split(config: AnalysisConfig, parts: dict[str, float], task: Task) -> Cost:
     detail = sum(v for k, v in parts.items() if k in DETAIL_KINDS)
     extra = sum(v for k, v in parts.items() if k in _kinds(config, task_kinds(task)))
     return Cost(float(sum(parts.values()) - detail - extra), float(detail), float(extra))
@@ -143,6 +148,8 @@ class AnalysisPlan:
     """Where the settings come from: chosen for the budget, given, the run's earlier analysis."""
     own_kinds: tuple[str, ...] = ("core",)
     """The task's own analyses (:func:`task_kinds`): ``core`` is the routing analyses."""
+    kind_s: tuple[tuple[str, float], ...] = ()
+    """Each extra kind's estimated seconds of one core per checkpoint (:func:`cost_parts`)."""
 
     @property
     def fits(self) -> bool:
@@ -166,11 +173,12 @@ class AnalysisPlan:
         else:
             lines = [f"{len(self.steps)} checkpoints; no routing analyses (the task has no "
                      "selector)"]  # fmt: skip
+        seconds = dict(self.kind_s)
         if own:
-            lines.append(f"the task's own kinds: {', '.join(_with_settings(c, own))}")
+            lines.append(f"the task's own kinds: {_with_costs(c, own, seconds)}")
         extra = [k for k in c.kinds if k not in own]
         lines += [
-            f"extra kinds: {', '.join(_with_settings(c, extra)) or 'none'}",
+            f"extra kinds: {_with_costs(c, extra, seconds) or 'none'}",
             f"settings {how}; estimated {self.seconds / 60:.1f} min of one core"
             + ("" if self.fits else " (over budget even at the cheapest settings)"),
         ]
@@ -184,6 +192,20 @@ def _with_settings(c: AnalysisConfig, kinds: list[str]) -> list[str]:
         given = ", ".join(f"{k}={v!r}" for k, v in c.extra_settings.get(kind, {}).items())
         out.append(f"{kind} ({given})" if given else kind)
     return out
+
+
+def _with_costs(c: AnalysisConfig, kinds: list[str], seconds: dict[str, float]) -> str:
+    """``kinds`` with their settings and estimated seconds (``llc (draws=200) ~12 s``)."""
+    if not kinds:
+        return ""
+    named = [f"{label} ~{_seconds(seconds[k])}" if k in seconds else label
+             for k, label in zip(kinds, _with_settings(c, kinds), strict=True)]  # fmt: skip
+    return ", ".join(named) + (" (per checkpoint, one core)" if seconds else "")
+
+
+def _seconds(s: float) -> str:
+    """Seconds to 2 significant figures, at least 0.01 shown (``<0.01 s``)."""
+    return "<0.01 s" if s < 0.01 else f"{s:.2g} s" if s < 100 else f"{s:.0f} s"
 
 
 def _every(n: int) -> str:
@@ -229,11 +251,14 @@ def _plan(
 ) -> AnalysisPlan:
     from mbc_interp.analysis.timeline import detail_steps
 
-    cost = estimate_cost(config, run.config.model, run.task)
+    parts = cost_parts(config, run.config.model, run.task)
+    cost = _split(config, parts, run.task)
     detail = detail_steps(run_steps, steps, config.detail_every)
     seconds = len(steps) * (cost.core_s + cost.extra_s) + len(detail) * cost.detail_s
+    own = task_kinds(run.task)
+    kind_s = tuple((k, parts[k]) for k in _kinds(config, own))
     return AnalysisPlan(config, tuple(steps), tuple(detail), seconds, budget_s, source,
-                        own_kinds=task_kinds(run.task))  # fmt: skip
+                        own_kinds=own, kind_s=kind_s)  # fmt: skip
 
 
 def fixed_plan(

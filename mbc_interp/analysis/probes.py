@@ -4,9 +4,11 @@ For each layer's input (``resid_pre`` of layers 0..L-1) and the final residual
 (``resid_post`` of the last layer), a ridge-regression probe onto one-hot targets (a linear
 classifier: least squares with an intercept and an L2 penalty of :data:`RIDGE` x the
 features' mean variance, the predicted class the largest output) is fitted on a fixed seeded
-75% of the rows and scored on the other 25%. Targets: ``z`` (which of B's K selectors the row
-carries) and ``first`` (the first target token). ``probe_acc`` is the held-out accuracy;
-``probe_chance`` the accuracy of always predicting the training split's most common class.
+75% of the task's evaluation rows and scored on the other 25%. Targets: the task's named labels
+(:class:`~mbc_interp.tasks.protocol.HasProbeTargets`; the wind tunnel's ``z``, which of B's K
+selectors the row carries, and ``first``, the first target token; modular addition's ``a``,
+``b`` and ``c``), the row's ``kind``. ``probe_acc`` is the held-out accuracy; ``probe_chance``
+the accuracy of always predicting the training split's most common class.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from mbc_interp.analysis.records import record
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.tasks.protocol import HasProbeTargets, require
 
 if TYPE_CHECKING:
+    from jaxtyping import Float, Int
     from torch import Tensor
-
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 RIDGE = 1e-2
 TRAIN_FRAC = 0.75
@@ -29,6 +31,8 @@ TRAIN_FRAC = 0.75
 
 @dataclass(frozen=True)
 class ProbeConfig:
+    """Rows probed (``n_examples``: the task's ``eval_rows`` bound) and the split's seed."""
+
     n_examples: int = 1024
     seed: int = 0
 
@@ -40,7 +44,10 @@ class ProbeConfig:
 
 
 def probe_accuracy(
-    features: Tensor, labels: Tensor, train: Tensor, test: Tensor
+    features: Float[Tensor, "n d"],
+    labels: Int[Tensor, " n"],
+    train: Int[Tensor, " n_train"],
+    test: Int[Tensor, " n_test"],
 ) -> tuple[float, float]:
     """Held-out accuracy of the ridge probe, and the majority-class baseline's."""
     import torch
@@ -62,15 +69,14 @@ def probe_accuracy(
 
 
 def probe_records(
-    model: Any, task: WindTunnelTask, config: ProbeConfig = ProbeConfig()
+    model: Any, task: HasProbeTargets, config: ProbeConfig = ProbeConfig()
 ) -> list[dict[str, Any]]:
-    """Tidy rows (``analysis = "probes"``, ``component`` the residual site) of each probe's
-    held-out accuracy and its baseline."""
+    """Tidy rows (``analysis = "probes"``, ``component`` the residual site, ``kind`` the
+    target) of each probe's held-out accuracy and its baseline."""
     import torch
 
-    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
-
-    rows = eval_rows(task, config.n_examples, seed=config.seed)
+    require(task, HasProbeTargets, "analysis kind 'probes'")
+    rows = task.eval_rows(config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]
     n_layers = model.cfg.n_layers
     sites = [f"blocks.{l}.hook_resid_pre" for l in range(n_layers)]
@@ -81,7 +87,7 @@ def probe_records(
     order = torch.randperm(len(rows), generator=g)
     cut = int(TRAIN_FRAC * len(rows))
     train, test = order[:cut], order[cut:]
-    targets = {"z": task.selector_index[rows], "first": tokens[:, task.answer_pos + 1]}
+    targets = task.probe_targets(rows)
     out: list[dict[str, Any]] = []
     for i, site in enumerate(sites):
         label = f"resid_pre L{i}" if i < n_layers else "resid_post final"

@@ -38,6 +38,7 @@ from mbc_interp.analysis.groups import GroupsConfig
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.tasks.protocol import HasGroups, HasPatchingPairs, HasProbeTargets
 
 if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
@@ -80,6 +81,9 @@ class CostContext:
     first_token_distinct: bool = False
     """B's candidates differ at their first token: a candidate loss is one forward pass of the
     example (else each of the K candidate sequences is scored)."""
+    prompt_frac: float = 1.0
+    """A clean/corrupt pair's prompt (up to the answer position) as a share of a whole
+    example's tokens: what one forward pass of a pair costs, in forward passes of an example."""
 
     def __post_init__(self) -> None:
         need = partial(check_field, obj=self, section="cost")
@@ -87,6 +91,7 @@ class CostContext:
         for name in ("n_layers", "n_heads", "k", "n_examples"):
             value = getattr(self, name)
             need(is_int(value) and value >= 1, name, "must be an int >= 1")
+        need(0 < self.prompt_frac <= 1, "prompt_frac", "must be in (0, 1]")
 
     @property
     def heads(self) -> int:
@@ -128,6 +133,11 @@ class ExtraKind:
     analysed; the resolved settings are the ones recorded with the timeline. ``None``: none."""
     help: str = ""
     """What it computes, in a few words, for ``mbc analyze --help``."""
+    needs: tuple[type | str, ...] = ()
+    """The task capabilities it reads (protocols such as
+    :class:`~mbc_interp.tasks.protocol.HasGroups`, or their import paths): a task lacking one
+    is refused, naming the kind, the task and the capability, before any checkpoint is
+    analysed (:meth:`check`, run first by :meth:`resolve_function`)."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name) or self.name in RESERVED:
@@ -142,8 +152,26 @@ class ExtraKind:
     def report_function(self) -> ReportFunction | None:
         return None if self.report is None else _load(self.report)
 
+    def check(self, task: Any) -> None:
+        """Raise :class:`~mbc_interp.tasks.protocol.TaskProtocolError` if ``task`` lacks a
+        capability of :attr:`needs`."""
+        from mbc_interp.tasks.protocol import require
+
+        for need in self.needs:
+            require(task, _load(need), f"analysis kind {self.name!r}")
+
     def resolve_function(self) -> Callable[[Any, Any], Any] | None:
-        return None if self.resolve is None else _load(self.resolve)
+        """``(run, settings) -> settings``, called once per analysis before any checkpoint:
+        :meth:`check` on the run's task, then :attr:`resolve` (``None``: neither to do)."""
+        own = None if self.resolve is None else _load(self.resolve)
+        if own is None and not self.needs:
+            return None
+
+        def resolve(run: Any, settings: Any) -> Any:
+            self.check(run.task)
+            return settings if own is None else own(run, settings)
+
+        return resolve
 
 
 _KINDS: dict[str, ExtraKind] = {}
@@ -256,8 +284,8 @@ def _describe(hint: Any) -> str:
     return names.get(hint, str(hint))
 
 
-def _load(ref: str | Callable) -> Callable:
-    if callable(ref):
+def _load(ref: str | Callable | type) -> Any:
+    if not isinstance(ref, str):
         return ref
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -287,9 +315,9 @@ def _groups_cost(s: GroupsConfig, c: CostContext) -> float:
 
 
 def _ablation_cost(s: AblationConfig, c: CostContext) -> float:
-    """Per row: the clean run and its cache, then per method every head alone, the head set
+    """Per row: the clean run with its cache, then per method every head alone, the head set
     and its complement."""
-    return float(min(s.n_examples, c.n_examples) * (2 + len(s.methods) * (c.heads + 2)))
+    return float(min(s.n_examples, c.n_examples) * (1 + len(s.methods) * (c.heads + 2)))
 
 
 register_kind(ExtraKind(
@@ -328,9 +356,20 @@ class AtpConfig:
         need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
+ATP_PASSES = 3.0
+"""Forward passes of a pair's prompt that attribution patching costs: the clean run with its
+cache, the corrupt run keeping the activations' graph, and the backward to the activations only
+(no weight gradients), about one forward; measured by ``benchmarks/bench_analysis.py``."""
+
+
+def _atp_cost(s: AtpConfig, c: CostContext) -> float:
+    """:data:`ATP_PASSES` forwards of each pair's prompt."""
+    return ATP_PASSES * c.prompt_frac * min(s.n_pairs, c.n_examples)
+
+
 for _kind in (
     ExtraKind(name="groups", run="mbc_interp.analysis.kind_runs:groups", settings=GroupsConfig,
-              cost=_groups_cost,
+              cost=_groups_cost, needs=(HasGroups,),
               report="mbc_interp.viz.kinds:groups_section", title="Groups solved over training",
               help="per group (the task's: a B; an answer c): solved (all members right, "
               "loss < 0.05 of its chance level)"),
@@ -343,11 +382,11 @@ for _kind in (
               report="mbc_interp.viz.kinds:ablation_section", title="Ablation",
               help="mean/resample ablation per head; necessity and sufficiency of a head set"),
     ExtraKind(name="probes", run="mbc_interp.analysis.kind_runs:probes", settings=ProbeConfig,
-              cost=lambda s, c: float(min(s.n_examples, c.n_examples)),
+              cost=lambda s, c: float(min(s.n_examples, c.n_examples)), needs=(HasProbeTargets,),
               report="mbc_interp.viz.kinds:probes_section", title="Linear probes",
-              help="per layer, held-out probes of z and the first target token"),
+              help="per layer, held-out probes of the task's labels (z, first token; a, b, c)"),
     ExtraKind(name="atp", run="mbc_interp.analysis.kind_runs:atp", settings=AtpConfig,
-              cost=lambda s, c: 4.0 * min(s.n_pairs, c.n_examples),
+              cost=_atp_cost, needs=(HasPatchingPairs,),
               report="mbc_interp.viz.kinds:atp_section", title="Attribution patching",
               help="linear estimates of every head and residual patch (3 passes)"),
     ExtraKind(name="llc_heads", run="mbc_interp.analysis.kind_runs:llc_heads",
@@ -363,6 +402,7 @@ for _kind in (
               settings=FourierConfig, cost=lambda s, c: float(c.n_examples),
               report="mbc_interp.viz.fourier:fourier_section", title="Fourier progress measures",
               resolve="mbc_interp.analysis.fourier_kind:final_settings",
+              needs=("mbc_interp.tasks.modular_addition.capability:HasModularInputs",),
               help="modular tasks: key frequencies, Gini, restricted/excluded loss (Nanda+ 2023)"),
 ):  # fmt: skip
     register_kind(_kind)

@@ -14,8 +14,9 @@ named metrics, and a statement of what its transition and its hidden progress ar
   whether it grows or falls; the first one a task lists is its primary signal, whose onset is
   every summary's ``t_progress``.
 
-Optional capabilities are separate protocols (:class:`HasPatchingPairs`, :class:`HasGroups`):
-an analysis that needs clean/corrupt pairs or example groups checks for them with
+Optional capabilities are separate protocols (:class:`HasPatchingPairs`, :class:`HasGroups`,
+:class:`HasCandidates`, :class:`HasProbeTargets`): an analysis that needs clean/corrupt pairs,
+example groups, answer candidates or labels to probe for checks for them with
 :func:`supports` and says which task lacks what, instead of assuming a construction. Nothing
 outside a task's own package knows how its rows are built.
 """
@@ -27,12 +28,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: configs import this module without torch
-    from jaxtyping import Int
+    from jaxtyping import Float, Int
     from torch import Tensor, nn
 
 __all__ = [
+    "HasCandidates",
     "HasGroups",
     "HasPatchingPairs",
+    "HasProbeTargets",
     "ProgressSignal",
     "Task",
     "TaskConfigLike",
@@ -245,6 +248,31 @@ class HasGroups(Protocol):
     def group_loss_scale(self) -> float:
         """The chance level of :meth:`member_scores`' loss (log K; log p): a group is solved
         below a fraction of it."""
+        ...
+
+
+@runtime_checkable
+class HasCandidates(Protocol):
+    """Each row's answer is one of a few candidates sharing its context (the wind tunnel's K
+    targets of B): a candidate-normalised loss, the right candidate's share of the mass on all
+    of them, separates reading the selector from knowing the marginal."""
+
+    def candidate_first_loss(
+        self, answer_logp: Float[Tensor, "n d_vocab"], rows: Int[Tensor, " n"]
+    ) -> Float[Tensor, " n"]:
+        """Per row, from the log-probabilities at ``answer_pos``: ``-log`` of the right
+        candidate's share of the mass on the candidates' first tokens (nats)."""
+        ...
+
+
+@runtime_checkable
+class HasProbeTargets(Protocol):
+    """Named integer labels of each row that the residual stream at ``answer_pos`` may carry
+    (the wind tunnel's selector z and first target token; modular addition's a, b and c): what
+    the ``probes`` analysis kind fits linear probes to."""
+
+    def probe_targets(self, rows: Int[Tensor, " n"]) -> dict[str, Int[Tensor, " n"]]:
+        """``{name: label per row}``, the same names for every call."""
         ...
 
 

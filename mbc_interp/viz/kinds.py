@@ -74,24 +74,27 @@ def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> S
 
 def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
     a = summary.get("ablation") or {}
-    text = ("Increase of the first-token candidate loss when a head's output is replaced by its "
-            "mean over the rows (per head), when the head set is (necessity) and when every "
-            "other head is (sufficiency).")  # fmt: skip
+    metric = a.get("metric", "cand_loss_increase")
+    loss = "first-token candidate loss" if metric == "cand_loss_increase" else "answer loss"
+    text = (f"Increase of the {loss} when a head's output is replaced by its mean over the rows "
+            "(per head), when the head set is (necessity) and when every other head is "
+            "(sufficiency).")  # fmt: skip
     if a.get("heads"):
         text += (f" At step {a['step']:.0f}, set {'+'.join(a['heads'])}: necessity "
                  f"{a['necessity']:.3f} nats, sufficiency {a['sufficiency']:.3f} nats.")
-    fig = metric_lines(table, "ablation", "cand_loss_increase", kind="mean",
-                       title="Mean ablation", y_title="candidate loss increase (nats)",
-                       t_loss=_t(summary))  # fmt: skip
+    fig = metric_lines(table, "ablation", metric, kind="mean", title="Mean ablation",
+                       y_title=f"{loss} increase (nats)", t_loss=_t(summary))  # fmt: skip
     return Section("Ablation", text=text, figures=[fig])
 
 
 def probes_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
-    figs = [metric_lines(table, "probes", "probe_acc", kind=k, title=f"Probe of {name}",
+    rows = table[(table.analysis == "probes") & (table.metric == "probe_acc")]
+    figs = [metric_lines(table, "probes", "probe_acc", kind=k, title=f"Probe of {k}",
                          y_title="held-out accuracy", t_loss=_t(summary))
-            for k, name in (("z", "z"), ("first", "the first target token"))]  # fmt: skip
-    return Section("Linear probes", text="Ridge probes on the residual stream at the answer "
-                   "position, per layer (held-out accuracy).", figures=figs)  # fmt: skip
+            for k in rows.kind.drop_duplicates()]  # fmt: skip
+    return Section("Linear probes", text="Ridge probes of the task's labels (the wind tunnel's "
+                   "z and first target token; a, b and c of a + b mod p) on the residual stream "
+                   "at the answer position, per layer (held-out accuracy).", figures=figs)
 
 
 def atp_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:

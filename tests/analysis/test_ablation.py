@@ -66,8 +66,36 @@ def test_the_ablation_baseline_is_the_evaluations_first_token_candidate_loss():
     tokens = task.tokens[rows]
     with torch.inference_mode():
         logits = model(tokens[:, :-1])
-    first, k_true = task.candidate_first(rows), task.selector_index[rows]
-    _, cand = _losses(logits, tokens, task.answer_pos, first, k_true)
+    _, cand = _losses(logits, tokens, task, rows, True)
     expected = evaluate(model, task, rows, cand_examples=len(rows))["cand_first_loss"]
     assert float(cand.double().mean()) == pytest.approx(expected, rel=1e-5)
     assert expected > 0.1  # a random model is far from reading z: the check is not vacuous
+
+
+def test_on_a_task_without_candidates_only_the_answer_loss_is_read(grok_model, grok_task):
+    """Modular addition has no candidates: the rows are the answer loss's increase alone, its
+    clean value the task's own per-row loss, and the head-set rules still hold."""
+    from mbc_interp.analysis.ablation import _losses
+
+    rows = grok_task.eval_rows(16, seed=0)
+    tokens = grok_task.tokens[rows]
+    with torch.inference_mode():
+        loss, cand = _losses(grok_model(tokens[:, :-1]), tokens, grok_task, rows, False)
+    assert cand is None
+    assert torch.allclose(loss.double(), grok_task.row_losses(grok_model, rows)[0], atol=1e-5)
+    model = grok_model
+    saved = model.blocks[0].attn.W_O.detach().clone()
+    try:
+        with torch.no_grad():
+            model.blocks[0].attn.W_O[1].zero_()
+        every = ("L0H0", "L0H1")
+        out = ablation_records(model, grok_task, AblationConfig(n_examples=16, heads=every))
+    finally:
+        with torch.no_grad():
+            model.blocks[0].attn.W_O.copy_(saved)
+    assert {r["metric"] for r in out} == {"loss_increase", "loss_increase_se"}
+    for method in ("mean", "resample"):
+        d = _values(out, method, "loss_increase")
+        assert d["L0H1"] == pytest.approx(0.0, abs=1e-5)  # writes nothing
+        assert d["only:L0H0+L0H1"] == pytest.approx(0.0, abs=1e-6)  # nothing else to ablate
+        assert d["set:L0H0+L0H1"] == pytest.approx(d["L0H0"], abs=1e-5)  # L0H1 adds nothing

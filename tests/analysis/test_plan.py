@@ -82,7 +82,7 @@ def test_the_kinds_estimates_scale_with_the_heads_and_k():
     for n_layers, n_heads in ((1, 2), (2, 4), (4, 4)):
         m = ModelConfig(n_layers=n_layers, d_model=32, n_heads=n_heads)
         assert _passes(config, m, task, "ablation") == pytest.approx(
-            64 * (2 + n_layers * n_heads + 2)
+            64 * (1 + n_layers * n_heads + 2)
         )
     small, large = ModelConfig(n_heads=2), ModelConfig(n_heads=8)  # same width, 4x the heads
     extra = [estimate_cost(config, m, task).extra_s for m in (small, large)]

@@ -37,3 +37,16 @@ def test_probes_on_a_model_that_reads_z(trained, task):
 def test_probe_config_is_validated():
     with pytest.raises(ValueError, match="n_examples"):
         ProbeConfig(n_examples=2)
+
+
+def test_probes_read_the_tasks_own_labels_on_modular_addition(grok_model, grok_task):
+    rows = probe_records(grok_model, grok_task, ProbeConfig(n_examples=24))
+    acc = {(r["component"], r["kind"]): r["value"] for r in rows if r["metric"] == "probe_acc"}
+    chance = {(r["component"], r["kind"]): r["value"] for r in rows
+              if r["metric"] == "probe_chance"}  # fmt: skip
+    assert {k for _, k in acc} == {"a", "b", "c"}
+    assert len(acc) == 3 * (grok_model.cfg.n_layers + 1)
+    # the '=' position before any layer is the same token at the same place in every row
+    for label in ("a", "b", "c"):
+        assert acc[("resid_pre L0", label)] <= chance[("resid_pre L0", label)] + 1e-9
+    assert all(r["pos"] == grok_task.answer_pos for r in rows)

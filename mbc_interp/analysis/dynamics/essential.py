@@ -2,7 +2,7 @@
 trajectory turns.
 
 Each checkpoint is one vector: its log-probabilities at every target position of a fixed probe
-set (the first :attr:`EssentialConfig.n_examples` of a seeded sample), all vocabulary entries
+set (the task's seeded ``eval_rows`` of :attr:`EssentialConfig.n_examples`), all vocabulary entries
 concatenated. So that each checkpoint is analysed on its own (and incrementally), the vector is
 stored as its projection on :attr:`EssentialConfig.n_projections` fixed seeded Gaussian
 directions (scaled by ``1/sqrt(n)``: distances are kept to within a few percent,
@@ -29,7 +29,7 @@ from mbc_interp.core.checks import check_field, is_int
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+    from mbc_interp.tasks.protocol import Task
 
 MIN_MOVE = 0.02
 
@@ -51,13 +51,11 @@ class EssentialConfig:
         need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
-def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> Tensor:
+def output_vector(model: Any, task: Task, config: EssentialConfig) -> Tensor:
     """One checkpoint's log-probabilities at the target positions of the probe set, flat."""
     import torch
 
-    from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows
-
-    rows = eval_rows(task, config.n_examples, seed=config.seed)
+    rows = task.eval_rows(config.n_examples, seed=config.seed)
     tokens = task.tokens[rows]
     with torch.inference_mode():
         logits = model(tokens[:, :-1])[:, task.answer_pos :]
@@ -65,7 +63,7 @@ def output_vector(model: Any, task: WindTunnelTask, config: EssentialConfig) -> 
 
 
 def projected_records(
-    model: Any, task: WindTunnelTask, config: EssentialConfig = EssentialConfig()
+    model: Any, task: Task, config: EssentialConfig = EssentialConfig()
 ) -> list[dict[str, Any]]:
     """Tidy rows (``analysis = "essential"``, ``component = "p<i>"``) of the output vector's
     projection (see the module docstring)."""

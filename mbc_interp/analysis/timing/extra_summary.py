@@ -4,8 +4,9 @@
   the trajectory's turn (:mod:`mbc_interp.analysis.dynamics.essential`): ``t_turn``, its angle, the
   components' variance shares, ``turn_minus_t_loss`` (steps) and the trajectory itself.
 - ``ablation``: at the last analysed checkpoint, the head set of the ``set:`` / ``only:`` rows
-  with the candidate-loss increase when it is ablated (necessity) and when every other head is
-  (sufficiency), mean ablation; and the single head whose ablation costs most.
+  with the loss increase when it is ablated (necessity) and when every other head is
+  (sufficiency), mean ablation; and the single head whose ablation costs most. The loss is the
+  candidate loss where the task has candidates, else the answer loss (``metric`` says which).
 - ``atp``: at the checkpoints where exact head patching (``head_out_all_pos``) ran too, the
   Spearman correlation between the attribution estimates and the exact effects; its median and
   range.
@@ -20,6 +21,10 @@ import pandas as pd
 
 from mbc_interp.analysis.atp import rank_agreement
 from mbc_interp.analysis.dynamics.essential import EssentialConfig, pca_trajectory, turn
+
+ABLATION_METRICS = ("cand_loss_increase", "loss_increase")
+"""What the ablation summary reads, the first the rows have: the candidate loss where the task
+has candidates, else the answer loss."""
 
 
 def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, Any] | None:
@@ -42,14 +47,15 @@ def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, An
 
 
 def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
-    rows = table[(table.analysis == "ablation") & (table.kind == "mean")
-                 & (table.metric == "cand_loss_increase")]  # fmt: skip
-    if rows.empty:
+    mean = table[(table.analysis == "ablation") & (table.kind == "mean")]
+    metric = next((m for m in ABLATION_METRICS if (mean.metric == m).any()), None)
+    if metric is None:
         return None
+    rows = mean[mean.metric == metric]
     last = rows[rows.step == rows.step.max()].set_index("component")["value"]
     sets = [c for c in last.index if c.startswith("set:")]
     heads = last[[c for c in last.index if c.startswith("L")]]
-    out: dict[str, Any] = {"step": float(rows.step.max()),
+    out: dict[str, Any] = {"step": float(rows.step.max()), "metric": metric,
                            "costliest_head": str(heads.idxmax()) if len(heads) else None,
                            "costliest_head_increase": float(heads.max()) if len(heads) else None}
     if sets:

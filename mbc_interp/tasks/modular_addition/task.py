@@ -91,6 +91,12 @@ class ModularAdditionTask:
         t = self.tokens[torch.as_tensor(rows)]
         return t[:, 0], t[:, 1]
 
+    def probe_targets(self, rows: Int[Tensor, " n"]) -> dict[str, Int[Tensor, " n"]]:
+        """``HasProbeTargets``: the operands ``a`` and ``b`` and the answer ``c = (a + b) mod
+        p``, each a label of the ``=`` position's residual stream."""
+        t = self.tokens[torch.as_tensor(rows)]
+        return {"a": t[:, 0], "b": t[:, 1], "c": t[:, self.answer_pos + 1]}
+
     @cached_property
     def fingerprint(self) -> str:
         """sha256 of the token table and the training rows."""

@@ -319,6 +319,24 @@ class WindTunnelTask:
         """First target token of each row's K candidates."""
         return self.candidates(rows)[..., 0]
 
+    def candidate_first_loss(
+        self, answer_logp: Float[Tensor, "n d_vocab"], rows: Int[Tensor, " n"]
+    ) -> Float[Tensor, " n"]:
+        """``HasCandidates``: each row's first-token candidate loss (the evaluation's
+        ``cand_first_loss``) from the log-probabilities at the answer position."""
+        from mbc_interp.tasks.wind_tunnel.evaluation import first_token_losses
+
+        rows = torch.as_tensor(rows)
+        device = answer_logp.device
+        first, k_true = self.candidate_first(rows).to(device), self.selector_index[rows].to(device)
+        return first_token_losses(answer_logp, first, k_true)[1]
+
+    def probe_targets(self, rows: Int[Tensor, " n"]) -> dict[str, Int[Tensor, " n"]]:
+        """``HasProbeTargets``: ``z`` (which of B's K selectors the row carries) and ``first``
+        (its first target token, what the answer position predicts)."""
+        rows = torch.as_tensor(rows)
+        return {"z": self.selector_index[rows], "first": self.tokens[rows, self.answer_pos + 1]}
+
     @cached_property
     def first_token_distinct(self) -> bool:
         """Whether the K candidates of every B differ at their first target token (then the
