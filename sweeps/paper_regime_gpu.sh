@@ -5,7 +5,9 @@
 # runs are long enough to repay the compile; the GPU gain is unmeasured, COMPILE=false: eager).
 # The flags are laid over every grid, so points are named ..._device-cuda_compile-True and never
 # mix with the CPU sweep's; the fits hold `compile` fixed (sweep.fit.AXIS_COLUMNS). Resumable:
-# run it again (done points are skipped, unfinished runs resume in their saved mode). Not CI.
+# run it again (done points are skipped, unfinished runs resume in their saved mode); each
+# finished run's record goes to results/paper_regime_gpu/records (commit it: a lent GPU machine
+# keeps nothing). Not CI.
 #   bash sweeps/paper_regime_gpu.sh [OUT=sweeps/out/paper_regime_gpu] [WORKERS=3/4 of the cores]
 #   mbc sweep --out sweeps/out/paper_regime_gpu --status
 #   mbc fit sweeps/out/paper_regime_gpu --results results/paper_regime_gpu
@@ -20,4 +22,5 @@ python=${PYTHON:-$root/.venv/bin/python}
 export TORCHINDUCTOR_COMPILE_THREADS=1
 cd "$root"
 exec "$python" -m mbc_interp.cli sweep --config sweeps/paper_regime.toml --out "$out" \
-    --workers "$workers" --device cuda --compile "${COMPILE:-true}"
+    --workers "$workers" --device cuda --compile "${COMPILE:-true}" \
+    --records "$root/results/paper_regime_gpu/records"
