@@ -163,3 +163,22 @@ def test_cli_prints_its_plan_and_a_second_call_continues_with_the_same_settings(
     assert "force" in capsys.readouterr().err
     assert main(["analyze", str(run.path), "--budget", "0"]) == 2
     assert "--budget 0.0: must be > 0" in capsys.readouterr().err
+
+
+def test_the_plan_prints_each_kinds_estimated_seconds_beside_its_name(tiny_run, grok_run):
+    from mbc_interp.analysis.plan import fixed_plan
+
+    settings = {"ablation": {"methods": ["mean"]}, "llc": {"draws": 20}}
+    config = AnalysisConfig(kinds=("ablation", "weights", "llc"), extra_settings=settings)
+    parts = cost_parts(config, tiny_run.config.model, tiny_run.task)
+    text = fixed_plan(tiny_run, tiny_run.steps, config).describe()
+    line = next(x for x in text.splitlines() if x.startswith("extra kinds: "))
+    want = [f"ablation (methods=['mean']) ~{parts['ablation']:.2g} s",
+            f"llc (draws=20) ~{parts['llc']:.2g} s"]  # fmt: skip
+    assert all(w in line for w in want), line
+    assert "weights ~<0.01 s" in line and parts["weights"] < 0.01
+    assert line.endswith("(per checkpoint, one core)")
+    # the task's own kinds are priced the same way (modular addition: the Fourier measures)
+    own = fixed_plan(grok_run, grok_run.steps, AnalysisConfig()).describe()
+    fourier = cost_parts(AnalysisConfig(), grok_run.config.model, grok_run.task)["fourier"]
+    assert fourier < 0.01 and "the task's own kinds: fourier ~<0.01 s (per checkpoint" in own
