@@ -64,12 +64,33 @@ def groups_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Se
 
 
 def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    from mbc_interp.analysis.dynamics.weights import SKETCH_SIZE
+    from mbc_interp.analysis.timing.extra_summary import weights_summary
+
     figs = [metric_lines(table, "weights", "ov_rank", title="Effective rank of each head's OV "
                          "circuit", y_title="exp(entropy of singular values)", t_loss=_t(summary)),
             metric_lines(table, "weights", "norm", title="Weight norm by parameter group",
                          t_loss=_t(summary), log_y=True)]  # fmt: skip
-    return Section("Weights", text="A head whose OV circuit's effective rank falls is "
-                   "specialising: it writes fewer directions.", figures=figs)  # fmt: skip
+    text = ("A head whose OV circuit's effective rank falls is specialising: it writes fewer "
+            "directions.")
+    w = summary.get("weights") or weights_summary(table) or {}
+    if w:
+        cos = w["update_cosine"]
+        fig = go.Figure(go.Scatter(x=cos["step"], y=cos["value"], mode="lines+markers",
+                                   name="update cosine"))  # fmt: skip
+        if _t(summary) is not None:
+            fig.add_vline(x=_t(summary), line_dash="dash", annotation_text="t_loss")
+        fig.update_layout(title="Cosine between successive updates", xaxis_title="step",
+                          yaxis_title="cosine", yaxis_range=[-1.05, 1.05],
+                          template="plotly_white", height=380)  # fmt: skip
+        figs.append(fig)
+        median = w.get("update_cosine_median")
+        text += (" The cosine between successive checkpoint-to-checkpoint updates (from a "
+                 f"{SKETCH_SIZE}-bucket sketch of the weights, to within about "
+                 f"{(1.5 / SKETCH_SIZE) ** 0.5:.2f}) is 1 where training "
+                 "moves along a line and falls where its direction turns"
+                 + (f"; median {median:.2f}." if median is not None else "."))
+    return Section("Weights", text=text, figures=figs)
 
 
 def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:

@@ -13,7 +13,16 @@ Definitions:
   share of their sum.
 - ``update_cosine`` between checkpoints ``a < b < c``: the cosine between the flattened
   updates ``theta_b - theta_a`` and ``theta_c - theta_b`` (1: training moves along a line; ~0:
-  the direction turns), reported at ``c``.
+  the direction turns; -1: it goes back), reported at ``c`` (:func:`update_cosines`).
+
+So that each checkpoint is analysed on its own (and incrementally), the update cosine is read
+from a fixed linear sketch of the parameters stored at every checkpoint (``param_sketch`` rows,
+``component = "s{i}"``): a count sketch (Charikar et al. 2002) adds ``sign_j theta_j`` into
+bucket ``bucket_j`` for every parameter entry ``j`` (parameters in name order; bucket and
+sign fixed by :data:`SKETCH_SEED`), over :data:`SKETCH_SIZE` buckets. Being linear, the sketch
+of an update is the difference of two checkpoints' sketches, and inner products are kept in
+expectation: a cosine of 1 or -1 is read exactly, any other to within about
+``sqrt((1 + cos^2) / SKETCH_SIZE)`` (0.06 to 0.09).
 """
 
 from __future__ import annotations
@@ -23,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 from mbc_interp.analysis.records import head_record, record
 
 if TYPE_CHECKING:
+    from jaxtyping import Float
     from torch import Tensor, nn
+
+SKETCH_SIZE = 256
+"""Buckets of the parameter sketch (rows per checkpoint; the update cosine's error ~ 1/16)."""
+SKETCH_SEED = 0
+"""Fixes every parameter entry's bucket and sign: the same at every checkpoint of a run."""
 
 
 def effective_rank(matrix: Tensor) -> tuple[float, float]:
@@ -63,6 +78,8 @@ def weight_records(model: nn.Module) -> list[dict[str, Any]]:
             rows.append(record("weights", "norm", v**0.5, component=g))
         rows.append(record("weights", "norm", sum(sq.values()) ** 0.5))
         cfg = model.cfg
+        for i, v in enumerate(parameter_sketch(model).tolist()):
+            rows.append(record("weights", "param_sketch", v, component=f"s{i}"))
         for layer in range(cfg.n_layers):
             attn = model.blocks[layer].attn
             for h in range(cfg.n_heads):
@@ -76,9 +93,25 @@ def weight_records(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
+def parameter_sketch(
+    model: nn.Module, size: int = SKETCH_SIZE, seed: int = SKETCH_SEED
+) -> Float[Tensor, " size"]:
+    """The count sketch of every parameter entry (see the module docstring), float64."""
+    import torch
+
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().reshape(-1).cpu()
+                          for _, p in sorted(model.named_parameters())])  # fmt: skip
+    g = torch.Generator().manual_seed(seed)
+    bucket = torch.randint(0, size, (flat.numel(),), generator=g)
+    sign = torch.randint(0, 2, (flat.numel(),), generator=g).double() * 2 - 1
+    return torch.zeros(size, dtype=torch.float64).index_add_(0, bucket, sign * flat)
+
+
 def update_cosines(states: list[dict[str, Tensor]]) -> list[float]:
-    """For successive state dicts ``a, b, c``, the cosine between ``b - a`` and ``c - b``
-    (one value per state from the third on)."""
+    """For successive state dicts ``a, b, c`` (parameters, or one ``{"sketch": ...}`` each),
+    the cosine between ``b - a`` and ``c - b`` (one value per state from the third on; NaN
+    where an update is zero)."""
     import torch
 
     def flat(s: dict[str, Tensor]) -> Tensor:
@@ -90,19 +123,4 @@ def update_cosines(states: list[dict[str, Tensor]]) -> list[float]:
         u, w = b - a, c - b
         denom = float(u.norm() * w.norm())
         out.append(float(u @ w) / denom if denom > 0 else float("nan"))
-    return out
-
-
-def run_update_cosines(run: Any, steps: list[int] | None = None) -> list[tuple[int, float]]:
-    """``(step, cosine)`` of successive updates over a run's checkpoints (``steps``: a subset,
-    default all), loading one state at a time beside the two before it."""
-    from mbc_interp.model import model_state
-
-    steps = list(run.steps if steps is None else steps)
-    out, window = [], []
-    for step in steps:
-        state = model_state(run.model(step))
-        window = [*window[-2:], {k: v.detach().clone() for k, v in state.items()}]
-        if len(window) == 3:
-            out.append((step, update_cosines(window)[0]))
     return out

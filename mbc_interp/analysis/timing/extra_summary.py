@@ -7,6 +7,9 @@
   with the loss increase when it is ablated (necessity) and when every other head is
   (sufficiency), mean ablation; and the single head whose ablation costs most. The loss is the
   candidate loss where the task has candidates, else the answer loss (``metric`` says which).
+- ``weights``: the cosine between successive checkpoint-to-checkpoint updates at every analysed
+  checkpoint from the third on, read from the ``param_sketch`` rows
+  (:mod:`mbc_interp.analysis.dynamics.weights`), and its median.
 - ``atp``: at the checkpoints where exact head patching (``head_out_all_pos``) ran too, the
   Spearman correlation between the attribution estimates and the exact effects; its median and
   range.
@@ -21,6 +24,7 @@ import pandas as pd
 
 from mbc_interp.analysis.atp import rank_agreement
 from mbc_interp.analysis.dynamics.essential import EssentialConfig, pca_trajectory, turn
+from mbc_interp.analysis.dynamics.weights import update_cosines
 
 ABLATION_METRICS = ("cand_loss_increase", "loss_increase")
 """What the ablation summary reads, the first the rows have: the candidate loss where the task
@@ -63,6 +67,22 @@ def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
         out.update(heads=label.split("+"), necessity=float(last[f"set:{label}"]),
                    sufficiency=float(last[f"only:{label}"]))  # fmt: skip
     return out
+
+
+def weights_summary(table: pd.DataFrame) -> dict[str, Any] | None:
+    import torch
+
+    rows = table[(table.analysis == "weights") & (table.metric == "param_sketch")]
+    if rows.empty:
+        return None
+    wide = rows.pivot_table(index="step", columns="component", values="value").dropna()
+    if len(wide) < 3:
+        return None
+    sketches = [{"sketch": torch.tensor(v)} for v in wide.to_numpy(float)]
+    cosines = update_cosines(sketches)
+    finite = [c for c in cosines if np.isfinite(c)]
+    return {"update_cosine": {"step": [float(s) for s in wide.index[2:]], "value": cosines},
+            "update_cosine_median": float(np.median(finite)) if finite else None}  # fmt: skip
 
 
 def atp_summary(table: pd.DataFrame) -> dict[str, Any] | None:
