@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from mbc_interp.analysis.analysis_config import AnalysisConfig
 from mbc_interp.analysis.registry import settings_record
 from mbc_interp.core.files import write_if_changed
-from mbc_interp.store.run_store import ANALYSIS_DIR, RunStoreError
+from mbc_interp.store.layout import ANALYSIS_CONFIG_FILE as CONFIG_FILE
+from mbc_interp.store.layout import ANALYSIS_DIR
+from mbc_interp.store.run_store import RunStoreError
 
 if TYPE_CHECKING:
     from mbc_interp.store.run import Run
 
-CONFIG_FILE = "config.json"
 CORE = "core"
 """The analyses every checkpoint gets: attribution, z-use, patching, logit lens."""
 CORE_LABEL = "core analyses (attribution, zuse, patching, logit_lens)"

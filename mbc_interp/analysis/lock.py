@@ -14,9 +14,10 @@ import fcntl
 from collections.abc import Iterator
 from pathlib import Path
 
-from mbc_interp.store.run_store import ANALYSIS_DIR, RunLockedError
+from mbc_interp.store.layout import ANALYSIS_DIR
+from mbc_interp.store.layout import ANALYSIS_LOCK_FILE as LOCK_FILE
+from mbc_interp.store.run_store import RunLockedError
 
-LOCK_FILE = ".lock"
 _HELD: set[Path] = set()
 """Lock files this process holds: a nested lock (``analyze`` around ``analyze_run``) re-enters
 instead of failing on its own lock."""

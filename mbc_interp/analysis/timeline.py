@@ -65,13 +65,12 @@ from mbc_interp.config import ConfigError
 from mbc_interp.core.files import atomic_write, write_if_changed
 from mbc_interp.core.progress import progress_interval
 from mbc_interp.store.integrity import DamagedCheckpointWarning, validate_metrics
+from mbc_interp.store.layout import ANALYSIS_DIR, STEPS_DIR, TIMELINE_FILE, step_file
 from mbc_interp.store.run import OptimizerState, Run, load_run
-from mbc_interp.store.run_store import ANALYSIS_DIR, CheckpointError, RunStoreError
+from mbc_interp.store.run_store import CheckpointError, RunStoreError
 from mbc_interp.tasks.protocol import Task
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
-TIMELINE_FILE = "timeline.csv"
-STEPS_DIR = "steps"
 COLUMNS = (
     "step", "tokens", "analysis", "kind", "component", "layer", "head", "pos", "position",
     "metric", "value",
@@ -265,7 +264,7 @@ def _analyze_steps(
         record = kept + [{"step": step, "tokens": tokens, **r} for r in rows]
         data = {"settings": config.step_settings(), "kind_settings": record_settings,
                 "rows": record}  # fmt: skip
-        atomic_write(out / STEPS_DIR / f"step{step:08d}.json", json.dumps(data).encode())
+        atomic_write(out / STEPS_DIR / step_file(step), json.dumps(data).encode())
         del model
     record_config(out, config)  # every step asked for has its rows: its kinds are computed
     table = load_timeline(run, config)
@@ -364,7 +363,7 @@ def _todo(
     new = kind_settings(config)
     todo: dict[int, tuple[tuple[str, ...], list[dict[str, Any]]]] = {}
     for step in wanted:
-        file = folder / f"step{step:08d}.json"
+        file = folder / step_file(step)
         if force or not file.is_file():
             todo[step] = (every, [])
             continue
@@ -426,7 +425,7 @@ def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFram
     first: tuple[Path, Any] | None = None
     want = None if config is None else config.step_settings()
     for step in sorted(analysed_steps(run)):
-        file = folder / f"step{step:08d}.json"
+        file = folder / step_file(step)
         settings, rows = _read_step_file(file)
         if want is not None and not _within(settings, want):
             raise RunStoreError(f"{file}: computed with settings {settings}, not {config}; "

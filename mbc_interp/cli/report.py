@@ -18,6 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from mbc_interp.store.layout import REPORT_FILE, is_sweep_dir
+
 HELP = "write a run's self-contained HTML report"
 
 
@@ -36,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.run / "sweep.json").is_file():  # a sweep directory: its fits and figures
+    if is_sweep_dir(args.run):  # a sweep directory: its fits and figures
         return _sweep_report(args)
     from mbc_interp.store.integrity import DamagedCheckpointWarning
 
@@ -84,8 +86,8 @@ def _sweep_report(args: argparse.Namespace) -> int:
     from mbc_interp.studies.mbc import fit_and_write
 
     out = args.out.parent if args.out is not None else args.run / "fit"
-    if args.out is not None and args.out.name != "report.html":
-        raise ValueError(f"--out {args.out}: a sweep report is written as <DIR>/report.html")
+    if args.out is not None and args.out.name != REPORT_FILE:
+        raise ValueError(f"--out {args.out}: a sweep report is written as <DIR>/{REPORT_FILE}")
     fit_and_write(args.run, out)
-    print(out / "report.html")
+    print(out / REPORT_FILE)
     return 0

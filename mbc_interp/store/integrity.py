@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mbc_interp.store.run_store import METRICS_FILE, CheckpointEntry, RunStore, RunStoreError
+from mbc_interp.store.layout import DAMAGED_DIR, METRICS_FILE
+from mbc_interp.store.run_store import CheckpointEntry, RunStore, RunStoreError
 
-DAMAGED_DIR = "damaged"
 METRICS_REQUIRED = ("step", "tokens", "loss")
 """Fields every evaluation row has and the analysis reads (the summary times the loss)."""
 _CHUNK = 1 << 20

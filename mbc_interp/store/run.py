@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbc_interp.config import ConfigError, RunConfig
+from mbc_interp.store.layout import CONFIG_FILE
 from mbc_interp.store.run_store import (
     CheckpointEntry,
     CheckpointError,
@@ -58,10 +59,10 @@ class Run:
         self._record = self.store.read_config()
         try:
             self.config = RunConfig.from_dict(
-                self._record["config"], str(self.path / "config.json")
+                self._record["config"], str(self.path / CONFIG_FILE)
             )
         except KeyError:
-            raise RunStoreError(f"{self.path / 'config.json'}: has no 'config' section") from None
+            raise RunStoreError(f"{self.path / CONFIG_FILE}: has no 'config' section") from None
         except ConfigError as e:
             raise RunStoreError(str(e)) from None
 
@@ -105,9 +106,9 @@ class Run:
         saved = self._record.get("task_fingerprint")
         if saved is not None and saved != task.fingerprint:
             raise RunStoreError(
-                f"{self.path / 'config.json'}: the rebuilt dataset differs from the one trained "
+                f"{self.path / CONFIG_FILE}: the rebuilt dataset differs from the one trained "
                 f"on (fingerprint {task.fingerprint[:12]} != {saved[:12]}); numpy's generator "
-                "changed? Pin numpy to the version in config.json 'versions'"
+                f"changed? Pin numpy to the version in {CONFIG_FILE} 'versions'"
             )
         return task
 

@@ -1,6 +1,7 @@
 """The run store: one directory per run, every write atomic, nothing unpickled on load.
 
-Layout (file names are the constants below; nothing is found by matching names)::
+Layout (file names are the constants of :mod:`mbc_interp.store.layout`; nothing is found by
+matching names)::
 
     RUN/
       config.json              full RunConfig, library versions, dataset fingerprint
@@ -35,25 +36,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbc_interp.core.files import atomic_write
+from mbc_interp.store.layout import (  # re-exported: the run directory's names
+    ANALYSIS_DIR,  # noqa: F401
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    LOCK_FILE,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    trainer_file,
+    weights_file,
+)
 
 if TYPE_CHECKING:  # torch and safetensors load with the first checkpoint read or written
     import torch
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-MANIFEST_FILE = "manifest.json"
-CHECKPOINT_DIR = "checkpoints"
-ANALYSIS_DIR = "analysis"
-LOCK_FILE = "writer.lock"
 FORMAT_VERSION = 1
-
-
-def weights_file(step: int) -> str:
-    return f"{CHECKPOINT_DIR}/step{step:08d}.safetensors"
-
-
-def trainer_file(step: int) -> str:
-    return f"{CHECKPOINT_DIR}/step{step:08d}.trainer.safetensors"
 
 
 class RunStoreError(RuntimeError):

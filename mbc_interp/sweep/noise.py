@@ -38,9 +38,8 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from mbc_interp.analysis.timing.summary import SUMMARY_FILE
+from mbc_interp.store.layout import ANALYSIS_DIR, SUMMARY_FILE, TIMELINE_FILE, sweep_run_dir
 from mbc_interp.store.run import load_run
-from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.store.sweep_runs import slice_of
 from mbc_interp.sweep.fit import reference_point
 from mbc_interp.sweep.results import collect
@@ -69,7 +68,7 @@ def plateau_measures(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"n_plateau_ckpts": 0, **dict.fromkeys(MEASURES, math.nan)}
     summary_file = run_dir / ANALYSIS_DIR / SUMMARY_FILE
-    timeline_file = run_dir / ANALYSIS_DIR / "timeline.csv"
+    timeline_file = run_dir / ANALYSIS_DIR / TIMELINE_FILE
     if not (summary_file.is_file() and timeline_file.is_file()):
         return out
     summary = json.loads(summary_file.read_text())
@@ -117,7 +116,7 @@ def noise_table(sweep: str | Path) -> pd.DataFrame:
     table = collect(sweep)  # the optimizer axes included (sweep.results.OPTIMIZER_AXES)
     rows = []
     for name, status in zip(table["name"], table["point_status"], strict=True):
-        run_dir = Path(sweep) / "runs" / name
+        run_dir = sweep_run_dir(sweep, name)
         rows.append(plateau_measures(run_dir) if status == "done" else {})
     measures = pd.DataFrame(rows, index=table.index)
     table = pd.concat([table.drop(columns=[c for c in measures if c in table]), measures], axis=1)

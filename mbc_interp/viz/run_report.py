@@ -23,6 +23,7 @@ from mbc_interp.analysis.timing.forecast import forecast_path, forecast_run, swe
 from mbc_interp.analysis.timing.moments import key_steps
 from mbc_interp.analysis.timing.summary import summarize, z_use_table
 from mbc_interp.store.integrity import DamagedCheckpointWarning, check_entry
+from mbc_interp.store.layout import REPORT_FILE
 from mbc_interp.store.run import Run
 from mbc_interp.viz.attention import attention_views
 from mbc_interp.viz.figures import (
@@ -39,7 +40,6 @@ from mbc_interp.viz.forecast import forecast_path_figure
 from mbc_interp.viz.report import Section, write_html_report
 from mbc_interp.viz.task_report import task_report
 
-REPORT_FILE = "report.html"
 _TIMES = (
     ("t_plateau_start", "first step of >= 3 evaluations within 5% of log K"),
     ("t_z", "Δz (loss with z deranged - clean) above 3 SE for 3 evaluations: z starts to be used"),

@@ -58,6 +58,7 @@ from mbc_interp.analysis.timing.forecast_calibration import (
 from mbc_interp.analysis.timing.signals import transition_of
 from mbc_interp.analysis.timing.transition import growth_onset
 from mbc_interp.core.checks import check_field
+from mbc_interp.store.layout import is_run_dir, is_sweep_dir, sweep_run_dirs
 from mbc_interp.store.run import load_run
 from mbc_interp.store.run_store import RunStoreError
 from mbc_interp.tasks.protocol import ProgressSignal, Task, Transition
@@ -415,19 +416,19 @@ def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Referenc
     the sweep ``run`` belongs to (``SWEEP/runs/NAME``; none for a run outside a sweep)."""
     if given is None:
         sweep = run.resolve().parent.parent
-        dirs = sorted(run.resolve().parent.iterdir()) if (sweep / "sweep.json").is_file() else []
+        dirs = list(sweep_run_dirs(sweep)) if is_sweep_dir(sweep) else []
     else:
         dirs = []
         for d in given:
-            if (d / "sweep.json").is_file():
-                dirs += sorted((d / "runs").iterdir()) if (d / "runs").is_dir() else []
-            elif (d / "config.json").is_file():
+            if is_sweep_dir(d):
+                dirs += sweep_run_dirs(d)
+            elif is_run_dir(d):
                 dirs.append(d)
             else:
                 raise ValueError(f"--references {d}: neither a run nor a sweep directory")
     refs, used = [], []
     for d in dirs:
-        if d.resolve() == run.resolve() or not (d / "config.json").is_file():
+        if d.resolve() == run.resolve() or not is_run_dir(d):
             continue
         try:
             r = load_run(d)

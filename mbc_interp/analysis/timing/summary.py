@@ -97,10 +97,9 @@ from mbc_interp.analysis.timing.transition import (
 )
 from mbc_interp.core.files import write_if_changed
 from mbc_interp.core.jsonsafe import json_safe
+from mbc_interp.store.layout import ANALYSIS_DIR, SUMMARY_FILE
 from mbc_interp.store.run import Run
-from mbc_interp.store.run_store import ANALYSIS_DIR
 
-SUMMARY_FILE = "summary.json"
 CIRCUIT_FRAC = 0.5
 """A head joins the circuit when its routing score is at least this share of the top."""
 ROUTE_SUSTAIN = 2

@@ -14,6 +14,7 @@ from mbc_interp.analysis.timing.forecast_calibration import (
     write_calibration,
 )
 from mbc_interp.core.files import atomic_write
+from mbc_interp.store.layout import FIGURES_DIR, REPORT_FILE, SWEEP_FILE, is_sweep_dir
 from mbc_interp.studies.mbc.documents import md_table, replace_section, write_svgs
 from mbc_interp.sweep.backtest import (
     backtest,
@@ -35,8 +36,8 @@ def load_or_backtest(sweeps: list[Path]) -> pd.DataFrame:
         if (sweep / "backtest.csv").is_file():
             tables.append(pd.read_csv(sweep / "backtest.csv"))
             continue
-        if not (sweep / "sweep.json").is_file():
-            raise ValueError(f"{sweep}: not a sweep directory (no sweep.json) nor a results "
+        if not is_sweep_dir(sweep):
+            raise ValueError(f"{sweep}: not a sweep directory (no {SWEEP_FILE}) nor a results "
                              "directory with backtest.csv")  # fmt: skip
         scored, skipped = scored_runs(sweep)
         if not scored:
@@ -77,8 +78,8 @@ def write_backtest(
     if not blocks.empty:
         sections.append(Section("At 50% of the plateau, per grid block", table=blocks))
     sections += [Section(f"Backtest of {s}", figures=[f]) for s, f in figs.items()]
-    paths.append(write_html_report(out / "report.html", "mbc backtest", sections))
-    svgs = write_svgs({f"backtest_{s}": f for s, f in figs.items()}, out / "figures")
+    paths.append(write_html_report(out / REPORT_FILE, "mbc backtest", sections))
+    svgs = write_svgs({f"backtest_{s}": f for s, f in figs.items()}, out / FIGURES_DIR)
     paths += svgs
     if doc is not None:
         text = markdown(summary, svgs, doc.parent, blocks, coverage)

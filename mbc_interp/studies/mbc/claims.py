@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.store.layout import FITS_FILE, RUNS_TABLE
 from mbc_interp.studies.mbc.documents import ci, fmt, md_table
 from mbc_interp.sweep.circuit import CIRCUIT_COLUMNS
 from mbc_interp.sweep.fit import PAPER
@@ -218,9 +219,9 @@ def markdown_section(
     rel = lambda p: os.path.relpath(p, doc_dir)  # noqa: E731
     parts = [md_table(claims_table(fits)), ""]
     parts.append(f"Reference point (other axes held here): `{fits['reference']}`; "
-                 f"{fits['n_runs']} finished runs. Per-run table: [`{rel(results / 'runs.csv')}`]"
-                 f"({rel(results / 'runs.csv')}); every fit with its interval: "
-                 f"[`{rel(results / 'fits.json')}`]({rel(results / 'fits.json')}).")  # fmt: skip
+                 f"{fits['n_runs']} finished runs. Per-run table: [`{rel(results / RUNS_TABLE)}`]"
+                 f"({rel(results / RUNS_TABLE)}); every fit with its interval: "
+                 f"[`{rel(results / FITS_FILE)}`]({rel(results / FITS_FILE)}).")  # fmt: skip
     per_k = fits["plateau"].get("per_K")
     if per_k:
         parts += ["", "**Plateau height by K** (median loss and mean exact-match accuracy over "
