@@ -1,6 +1,7 @@
-"""``mbc fit SWEEP``: a sweep's claims (wind tunnel: plateau duration against D, K, lr and
-batch; the lead fraction; the circuit), or the gradient-noise verdicts (``--noise``), or the
-hidden-progress verdicts of a sweep of another task; tables, figures and the document section."""
+"""``mbc fit SWEEP``: a sweep's scaling claims where its task declares them (the wind tunnel:
+plateau duration against D, K, lr and batch; the lead fraction; the circuit), or the
+gradient-noise verdicts (``--noise``), or the hidden-progress verdicts of a sweep of any other
+task; tables, figures and the document section."""
 
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {p}")
         return 0
     from mbc_interp.studies.mbc import progress_fit_and_write, sweep_task
+    from mbc_interp.tasks.registry import entry
 
-    if sweep_task(args.sweep) != "wind_tunnel":  # no scaling claims: hidden progress only
+    if not entry(sweep_task(args.sweep)).scaling_claims:  # hidden progress only
         from mbc_interp.sweep.progress_text import level_table
 
         verdicts, paths = progress_fit_and_write(args.sweep, out, args.doc)

@@ -53,12 +53,20 @@ class TaskProtocolError(TypeError):
 @dataclass(frozen=True)
 class TaskEntry:
     """A task's name, where its config class and task class live (``module:attribute``; the
-    task class is imported on first use) and a one-line summary for ``--help``."""
+    task class is imported on first use), a one-line summary for ``--help``, and what the
+    commands that see only the name (a sweep's table, a report's title) need to know."""
 
     name: str
     config: str
     task: str
     summary: str
+    title: str = ""
+    """The phenomenon a run of the task shows, the title of its report (default: the name)."""
+    scaling_claims: bool = False
+    """Whether ``mbc fit`` fits a sweep of this task to the scaling claims (the plateau's
+    duration against the sweep's axes D, K, lr and batch; the routing head's lead; the
+    circuit), which need a selector-routing task's run table; a sweep of any other task gets
+    the hidden-progress verdicts every task has."""
 
     def _load(self, ref: str) -> Any:
         module, attr = ref.split(":")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbc_interp.analysis.config_record import CORE
 from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.registry import extra_kinds
 from mbc_interp.analysis.timeline import load_timeline
@@ -25,6 +26,7 @@ from mbc_interp.analysis.timing.summary import summarize, z_use_table
 from mbc_interp.store.integrity import DamagedCheckpointWarning, check_entry
 from mbc_interp.store.layout import REPORT_FILE
 from mbc_interp.store.run import Run
+from mbc_interp.tasks.registry import entry
 from mbc_interp.viz.attention import attention_views
 from mbc_interp.viz.figures import (
     XAxis,
@@ -37,6 +39,7 @@ from mbc_interp.viz.figures import (
     patching_heatmaps,
 )
 from mbc_interp.viz.forecast import forecast_path_figure
+from mbc_interp.viz.progress_figures import metric_curves
 from mbc_interp.viz.report import Section, write_html_report
 from mbc_interp.viz.task_report import task_report
 
@@ -56,15 +59,19 @@ _TIMES = (
 
 
 def run_report(run: Run, *, example: int = 0, x: XAxis = "step") -> list[Section]:
-    """The sections of a run's report; the run must have analysed checkpoints (a forward run,
-    which has no selector to route, gets its loss curve only)."""
+    """The sections of a run's report, by what its task declares: the routing circuit's
+    (heads, patching, logit lens, attention) where the task's analyses are the routing core; its
+    transition and hidden-progress signals where it has analyses or signals of its own; else
+    (a forward-direction run, with no selector to route) its loss curve only. The routing
+    report needs analysed checkpoints."""
     table = load_timeline(run)
-    if run.task.name != "wind_tunnel":
+    task = run.task
+    if CORE not in task.default_kinds:
+        if not task.default_kinds and not task.progress_signals:
+            return _loss_report(run, x)
         summary = summarize(run, table)
         kinds = _kind_sections(run, table, summary) if not table.empty else []
         return task_report(run, table, kinds, Section("Run", table=run_table(run, table)), x)
-    if not run.config.task.has_selector:
-        return _forward_report(run, x)
     if table.empty:
         raise ValueError(f"{run.path}: no analysed checkpoint; run `mbc analyze {run.path}`")
     summary = summarize(run, table)
@@ -166,11 +173,10 @@ def write_run_report(
     """Write the run's report (default ``RUN/report.html``); returns its path."""
     path = Path(out) if out is not None else run.path / REPORT_FILE
     c = run.config
+    task = entry(run.task.name)
     return write_html_report(
         path,
-        f"Marginals before conditionals: {run.path.name}"
-        if run.task.name == "wind_tunnel"
-        else f"{run.task.name}: {run.path.name}",
+        f"{task.title or task.name}: {run.path.name}",
         run_report(run, example=example, x=x),
         subtitle=f"{run.path} | {c.task.describe()}, {c.model.n_layers} layers x "
         f"{c.model.n_heads} heads, lr {c.train.lr:g}, seed {c.train.seed} | status {run.status}",
@@ -178,13 +184,20 @@ def write_run_report(
     )
 
 
-def _forward_report(run: Run, x: XAxis) -> list[Section]:
+def _loss_report(run: Run, x: XAxis) -> list[Section]:
+    """A run whose task declares no analysis and no hidden-progress signal: its loss."""
     summary = summarize(run, load_timeline(run).iloc[0:0])
+    if summary.get("log_k") is not None:
+        loss = loss_curve(run.metrics, summary, x=x)
+    else:
+        tr = run.task.transition
+        loss = metric_curves(run.metrics, summary, {"loss": "loss", tr.metric: tr.metric}, x=x)
     return [
-        Section("Summary", text="A forward-direction run (A SEP B): there is no selector, so no "
-                "routing analysis; log K is drawn as the shared reference line.",
+        Section("Summary", text="Its task declares no analysis and no hidden-progress signal "
+                "(a forward-direction run, A SEP B, has no selector to route), so the report is "
+                "its loss, with the task's resting level as the reference line where it has one.",
                 table=summary_table(summary)),
-        Section("Loss", figures=[loss_curve(run.metrics, summary, x=x)]),
+        Section("Loss", figures=[loss]),
         Section("Run", table=run_table(run, load_timeline(run))),
     ]  # fmt: skip
 

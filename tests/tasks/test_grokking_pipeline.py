@@ -99,3 +99,33 @@ def test_the_tasks_calibrated_kind_settings_are_used_where_none_are_given(grok_r
     llc = recorded["llc"] if "llc" in recorded else recorded["extra_settings"]["llc"]
     assert llc["step_size"] == defaults["step_size"]
     assert llc["draws"] == 4 and llc["chains"] == 1
+
+
+def test_the_forecast_refuses_the_grokking_signal_naming_what_it_misses(grok_run, capsys):
+    """The primary signal is an analysis column timed from the plateau's start: it does not fit
+    the forecast's model (a logged signal growing from zero), and the refusal says so; the
+    wind tunnel's Δz does fit, with the calibration made on it."""
+    from mbc_interp.analysis.timing.forecast import SIGNAL, forecast_run, forecast_signal
+    from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+
+    from ..helpers import build_cfg
+
+    why = forecast_signal(grok_run.task)
+    assert isinstance(why, str) and "'modular_addition'" in why and "'excluded_gain'" in why
+    assert "'fourier' analysis" in why and "not from zero" in why and "standard error" not in why
+    fc = forecast_run(grok_run)
+    assert (fc.status, fc.reason) == ("not_enough_signal", why)
+    assert main(["forecast", str(grok_run.path)]) == 0
+    assert why in capsys.readouterr().out
+    assert forecast_signal(WindTunnelTask(build_cfg().task)) == SIGNAL
+
+
+def test_what_a_task_declares_decides_the_report_and_the_fit(grok_run):
+    from mbc_interp.tasks.registry import entry
+    from mbc_interp.viz.run_report import write_run_report
+
+    assert entry("wind_tunnel").scaling_claims and not entry("modular_addition").scaling_claims
+    main(["analyze", str(grok_run.path), "--no-progress"])
+    html = write_run_report(grok_run, grok_run.path / "titled.html").read_text()
+    assert f"Grokking on modular addition: {grok_run.path.name}" in html
+    assert "Fourier progress measures" in html and "Residual-stream patching" not in html

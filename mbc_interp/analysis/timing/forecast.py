@@ -66,7 +66,9 @@ from mbc_interp.tasks.protocol import ProgressSignal, Task, Transition
 ForecastStatus = Literal["forecast", "not_enough_signal", "already_dropped", "no_plateau"]
 SIGNAL = ("dz", "dz_se")
 """The hidden-progress signal (value column, SE column): Δz on whole target sequences, measured
-on every evaluation example (``dz_cand``, on the candidate subsample, is ~3x noisier)."""
+on every evaluation example (``dz_cand``, on the candidate subsample, is ~3x noisier). The
+committed calibration and :data:`DEFAULT_LEVEL` were measured on its backtests: a forecast
+from another signal gets neither (an open interval; the analog method needs references)."""
 MIN_REFERENCES = 3
 """Reference runs needed for an analog forecast (else the extrapolation alone)."""
 COMMITTED = "committed"
@@ -110,11 +112,12 @@ class Reference:
 
     @classmethod
     def from_metrics(cls, metrics: pd.DataFrame, log_k: float) -> Reference | None:
-        """The reference of a finished run (``None`` without a plateau, a drop or Δz)."""
+        """The reference of a finished run (``None`` without a plateau, a drop or a logged
+        Δz: a forward-direction run has no selector to replace)."""
         times, _ = transition_of(metrics, _as_transition(log_k))
         if times["t_loss"] is None or times["t_plateau_start"] is None or log_k <= 0:
             return None
-        if SIGNAL[0] not in metrics:
+        if SIGNAL[0] not in metrics or metrics[SIGNAL[0]].isna().all():
             return None
         steps, v, se = (metrics[c].to_numpy(float) for c in ("step", *SIGNAL))
         return cls(steps, v, se, log_k, times["t_plateau_start"], times["t_loss"])
@@ -233,7 +236,7 @@ def forecast(
         return Forecast("not_enough_signal", None, None, None, **base,
                         reason=f"the run logged no {col}")  # fmt: skip
     steps, v, se = (m[c].to_numpy(float) for c in ("step", col, se_col))
-    fit = _fit(steps, v, se, times["t_plateau_start"], config)
+    fit = _fit(steps, v, se, times["t_plateau_start"], config, col)
     if isinstance(fit, str):
         return Forecast("not_enough_signal", None, None, None, **base, reason=fit)
     base.update(n_points=fit["n"], doubling_steps=fit["doubling"])
@@ -269,21 +272,27 @@ def forecast(
 
 
 def _fit(
-    steps: np.ndarray, v: np.ndarray, se: np.ndarray, plateau_start: float, config: ForecastConfig
+    steps: np.ndarray,
+    v: np.ndarray,
+    se: np.ndarray,
+    plateau_start: float,
+    config: ForecastConfig,
+    name: str = SIGNAL[0],
 ) -> dict[str, Any] | str:
-    """The growth fit of the module docstring on these evaluations, or why there is none."""
+    """The growth fit of the module docstring on these evaluations of the signal ``name``, or
+    why there is none."""
     z = growth_onset(steps, v, se, sustain=3)
     if z.t is None:
-        return f"{SIGNAL[0]} has no onset yet ({z.reason})"
+        return f"{name} has no onset yet ({z.reason})"
     window = (steps >= plateau_start) & np.isfinite(v) & np.isfinite(se) & (se > 0)
     n = int((window & (steps >= z.t) & (v > 2 * se)).sum())
     if n < config.min_points:
-        return (f"{n} evaluations of {SIGNAL[0]} above 2 SE since its onset (step {z.t:,.0f}); "
+        return (f"{n} evaluations of {name} above 2 SE since its onset (step {z.t:,.0f}); "
                 f"need {config.min_points}")  # fmt: skip
     fit = _exp_fit(steps[window], v[window], se[window])
     slope, slope_se = fit["coef"][1], float(np.sqrt(fit["cov"][1, 1]))
     if not slope > config.min_slope_t * slope_se:
-        return (f"{SIGNAL[0]} is not growing clearly: slope {slope:.3g} +- {slope_se:.2g} per "
+        return (f"{name} is not growing clearly: slope {slope:.3g} +- {slope_se:.2g} per "
                 f"step over {n} evaluations")  # fmt: skip
     return {**fit, "n": n, "start": plateau_start, "doubling": float(np.log(2) / slope),
             "doubling_rel_se": slope_se / slope}  # fmt: skip
@@ -298,16 +307,32 @@ def _as_transition(log_k: float | Transition) -> Transition:
 
 def forecast_signal(task: Task) -> tuple[str, str] | str:
     """The (value, SE) columns the forecast reads for ``task``: its primary hidden-progress
-    signal where that is logged at every evaluation and grows from zero with a standard error
-    (the forecast extrapolates an exponential from its noise floor); else why there is none."""
+    signal where it fits the forecast's model, else a sentence naming the task, the signal and
+    each requirement it misses. The model (see the module docstring) is an exponential growing
+    from zero, fitted with weights from the signal's standard error to the evaluations read at
+    the forecast time, so the signal must be logged at every evaluation (an analysis kind's
+    column exists only where checkpoints were analysed, not while a run trains), have a
+    standard error, rise, and be measured from zero (a signal timed from its value where the
+    plateau starts has no zero to grow from)."""
     if not task.progress_signals:
-        return f"task {task.name!r} declares no hidden-progress signal"
+        return f"task {task.name!r} declares no hidden-progress signal to forecast the drop from"
     sig: ProgressSignal = task.progress_signals[0]
-    if sig.source != "metrics" or sig.se is None or sig.baseline != "zero" or sig.direction != "up":
-        return (
-            f"task {task.name!r}: its primary signal {sig.name!r} is not a logged signal growing "
-            "from zero with a standard error, which the forecast extrapolates"
+    missing = [
+        why
+        for ok, why in (
+            (sig.source == "metrics", f"it is a column of the {sig.source!r} analysis, not "
+                                      "logged at every evaluation"),
+            (sig.se is not None, "it has no standard error"),
+            (sig.direction == "up", "it falls rather than grows"),
+            (sig.baseline == "zero", "it is timed from its value where the plateau starts, "
+                                     "not from zero"),
         )
+        if not ok
+    ]  # fmt: skip
+    if missing:
+        return (f"task {task.name!r}: the forecast extrapolates a logged signal's exponential "
+                f"growth from zero, and its primary signal {sig.name!r} does not fit: "
+                + "; ".join(missing))  # fmt: skip
     return sig.name, sig.se
 
 
@@ -434,8 +459,8 @@ def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Referenc
             r = load_run(d)
         except RunStoreError:
             continue
-        ok = getattr(r.config.task, "has_selector", False)  # the wind tunnel, backward
-        ref = Reference.from_metrics(r.metrics, r.log_k) if ok else None
+        level = getattr(r.config.task, "log_k", None)  # a task resting at a level
+        ref = None if level is None else Reference.from_metrics(r.metrics, level)
         if ref is not None:
             refs.append(ref)
             used.append(d)
@@ -449,14 +474,15 @@ def forecast_run(
     references: Sequence[Reference] = (),
     metrics: pd.DataFrame | None = None,
 ) -> Forecast:
-    """The forecast of a run's drop from its task's own signal: the wind tunnel's with the
-    committed calibration (made on wind-tunnel backtests), any other task's with none (an open
-    interval), and ``not_enough_signal`` naming why for a task without a forecastable signal."""
+    """The forecast of a run's drop from its task's primary signal (:func:`forecast_signal`),
+    with the committed calibration where that is the signal it was measured on (:data:`SIGNAL`)
+    and none otherwise (an open interval); ``not_enough_signal`` naming the task, the signal and
+    why where its signal does not fit the forecast's model."""
     task = run.task
     m = run.metrics if metrics is None else metrics
     signal = forecast_signal(task)
     if isinstance(signal, str):
         return Forecast("not_enough_signal", None, None, None, None, None, signal)
-    calibration = COMMITTED if task.name == "wind_tunnel" else None
+    calibration = COMMITTED if signal == SIGNAL else None
     return forecast(m, task.transition, signal=signal, as_of=as_of, references=references,
                     calibration=calibration)  # fmt: skip

@@ -8,5 +8,6 @@ TASK = TaskEntry(
     "mbc_interp.tasks.modular_addition.config:ModularAdditionConfig",
     "mbc_interp.tasks.modular_addition.task:ModularAdditionTask",
     "a + b mod p with a held-out split (grokking)",
+    title="Grokking on modular addition",
 )
 """This package's entry in :data:`mbc_interp.tasks.registry.TASKS`."""

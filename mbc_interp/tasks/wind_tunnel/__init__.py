@@ -12,5 +12,7 @@ TASK = TaskEntry(
     "mbc_interp.tasks.wind_tunnel.config:TaskConfig",
     "mbc_interp.tasks.wind_tunnel.task:WindTunnelTask",
     "K-fold ambiguity resolved by a selector (Marginals Before Conditionals)",
+    title="Marginals before conditionals",
+    scaling_claims=True,
 )
 """This package's entry in :data:`mbc_interp.tasks.registry.TASKS`."""
