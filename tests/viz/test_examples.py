@@ -85,6 +85,7 @@ def test_grokking_notebook_trains_analyses_and_summarises(kernel_env, tmp_path):
     for key in ("t_loss", "progress_signal", "t_progress", "t_progress_reason"):
         assert f"{key:>18}: {summary[key]}" in text, key
     assert "excluded_gain" in text and "a+b mod p=11" in text
+    assert "not enough signal: task 'modular_addition'" in text
     assert text.count("application/vnd.plotly.v1+json") >= 4  # losses x2, progress, spectrum
 
 
