@@ -46,8 +46,8 @@ def atp_records(
     r_names = [f"blocks.{l}.hook_resid_pre" for l in range(n_layers)]
     names = set(z_names) | set(r_names)
     device = model.cfg.device
-    with torch.no_grad():
-        _, clean = model.run_with_cache(pairs.clean_tokens.to(device),
+    with torch.no_grad():  # the activations only: the unembedding is skipped
+        _, clean = model.run_with_cache(pairs.clean_tokens.to(device), stop_at_layer=n_layers,
                                         names_filter=lambda n: n in names)  # fmt: skip
     saved: dict[str, torch.Tensor] = {}
 

@@ -182,3 +182,15 @@ def test_the_plan_prints_each_kinds_estimated_seconds_beside_its_name(tiny_run, 
     own = fixed_plan(grok_run, grok_run.steps, AnalysisConfig()).describe()
     fourier = cost_parts(AnalysisConfig(), grok_run.config.model, grok_run.task)["fourier"]
     assert fourier < 0.01 and "the task's own kinds: fourier ~<0.01 s (per checkpoint" in own
+
+
+def test_atp_is_priced_in_passes_of_its_pairs_prompts():
+    """Attribution patching runs on the pairs' prompts (up to the answer position), not on
+    whole examples: ATP_PASSES forwards of each, in whole-example units."""
+    from mbc_interp.analysis.registry import ATP_PASSES
+
+    task = WindTunnelTask(TaskConfig(D=64, K=4))
+    config = AnalysisConfig(kinds=("atp",), extra_settings={"atp": {"n_pairs": 100}})
+    share = (task.answer_pos + 1) / task.tokens.shape[1]
+    assert share < 1
+    assert _passes(config, ModelConfig(), task, "atp") == pytest.approx(ATP_PASSES * share * 100)
