@@ -120,14 +120,48 @@ def probes_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Se
 
 def atp_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
     a = summary.get("atp") or {}
-    text = "Attribution-patching estimates of each head's z-use (logits, all positions)."
-    if a:
-        text += (f" Rank agreement with exact patching: median {a['rank_agreement_median']:.2f} "
-                 f"over {a['n_checkpoints']} checkpoints.")  # fmt: skip
-    fig = metric_lines(table, "atp", "atp_raw", kind="head_out_all_pos",
-                       title="Attribution patching per head", y_title="logits",
-                       t_loss=_t(summary))  # fmt: skip
-    return Section("Attribution patching", text=text, figures=[fig])
+    text = ("Attribution-patching estimates of each head's z-use (logits, all positions) and of "
+            "the residual stream before each layer at each position.")  # fmt: skip
+    for key, what in (("heads", "heads"), ("resid_pre", "residual sites")):
+        if key in a:
+            text += (f" Rank agreement with exact patching over the {what}: median "
+                     f"{a[key]['rank_agreement_median']:.2f} over {a[key]['n_checkpoints']} "
+                     "checkpoints.")  # fmt: skip
+    figs = [metric_lines(table, "atp", "atp_raw", kind="head_out_all_pos",
+                         title="Attribution patching per head", y_title="logits",
+                         t_loss=_t(summary))]  # fmt: skip
+    resid = residual_maps(table)
+    if resid is not None:
+        figs.append(resid)
+    return Section("Attribution patching", text=text, figures=figs)
+
+
+def residual_maps(table: pd.DataFrame) -> go.Figure | None:
+    """Layer x position maps of the residual stream at the last checkpoint with atp rows: the
+    attribution estimate, beside the exact patching effect where that ran at the same step."""
+    from plotly.subplots import make_subplots
+
+    est = table[(table.analysis == "atp") & (table.kind == "resid_pre")
+                & (table.metric == "atp_raw")]  # fmt: skip
+    if est.empty:
+        return None
+    step = est.step.max()
+    exact = table[(table.analysis == "patching") & (table.kind == "resid_pre")
+                  & (table.metric == "patch_raw") & (table.step == step)]  # fmt: skip
+    maps = [("attribution estimate", est[est.step == step])]
+    if not exact.empty:
+        maps.append(("exact patching", exact))
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=[m[0] for m in maps])
+    for i, (_, rows) in enumerate(maps):
+        grid = rows.pivot_table(index="layer", columns="pos", values="value")
+        labels = rows.drop_duplicates("pos").set_index("pos")["position"]
+        fig.add_trace(go.Heatmap(z=grid.to_numpy(), x=[labels.get(p, str(p)) for p in grid.columns],
+                                 y=[f"L{l}" for l in grid.index], colorscale="RdBu", zmid=0,
+                                 coloraxis="coloraxis"), row=1, col=i + 1)  # fmt: skip
+    fig.update_layout(title=f"Residual stream before each layer, step {step:.0f} (logits)",
+                      coloraxis={"colorscale": "RdBu", "cmid": 0}, template="plotly_white",
+                      height=380)  # fmt: skip
+    return fig
 
 
 def llc_heads_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:

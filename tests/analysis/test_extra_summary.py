@@ -27,8 +27,33 @@ def test_atp_agreement_is_one_when_estimates_rank_like_exact_patching():
                      {**head_record("patching", "patch_raw", 10 * h + 1, 0, h,
                                     kind="head_out_all_pos"), "step": step}]  # fmt: skip
     out = atp_summary(pd.DataFrame(rows))
-    assert out["n_checkpoints"] == 2 and out["rank_agreement_median"] == pytest.approx(1.0)
+    assert set(out) == {"heads"}  # no residual rows
+    assert out["heads"]["n_checkpoints"] == 2
+    assert out["heads"]["rank_agreement_median"] == pytest.approx(1.0)
     assert atp_summary(pd.DataFrame(rows[::2])) is None  # no exact patching beside it
+
+
+def test_atp_residual_agreement_joins_on_layer_and_position_and_leaves_out_zeros():
+    """Estimates ranking opposite to the exact effects at the positions that differ give -1;
+    the positions where both are 0 (before the corruption) would pull it up if counted."""
+    from mbc_interp.analysis.atp import rank_agreement
+
+    rows, pairs = [], []
+    for layer in range(2):
+        for pos in range(5):
+            moved = pos >= 2  # clean and corrupt differ from position 2 on
+            est = float(10 * layer + pos) if moved else 0.0
+            exact = 100.0 - est if moved else 1e-9  # an exact "zero" with float noise
+            pairs.append((est, exact))
+            rows += [{**record("atp", "atp_raw", est, kind="resid_pre", component=f"L{layer} "
+                               f"p{pos}", layer=layer, pos=pos), "step": 5},
+                     {**record("patching", "patch_raw", exact, kind="resid_pre",
+                               component=f"L{layer}", layer=layer, pos=pos), "step": 5}]
+    out = atp_summary(pd.DataFrame(rows))
+    assert set(out) == {"resid_pre"}
+    assert out["resid_pre"]["n_checkpoints"] == 1
+    assert out["resid_pre"]["rank_agreement_median"] == pytest.approx(-1.0)
+    assert rank_agreement(*np.array(pairs).T) > -0.5  # the zeros counted: far from -1
 
 
 def test_ablation_reads_the_last_checkpoint():

@@ -4,6 +4,7 @@ rows at every checkpoint, the summary reads them and the run report shows them."
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -12,7 +13,7 @@ from mbc_interp.analysis import AnalysisConfig, analyze, load_timeline
 from mbc_interp.analysis.plan import cost_parts
 from mbc_interp.cli import main
 
-SMALL = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",))
+SMALL = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos", "resid_pre"))
 NEW = ("ablation", "atp", "groups", "weights", "probes", "llc_heads", "essential")
 SETTINGS = {
     "ablation": {"n_examples": 32, "methods": ["mean"]}, "atp": {"n_pairs": 16},
@@ -34,15 +35,16 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
     steps = [s for s in run.steps if s <= 16]
     analyze(run, SMALL, stop=16, progress=False)
     before = load_timeline(run)
-    config = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos",),
-                            kinds=NEW, extra_settings=SETTINGS)  # fmt: skip
+    config = replace(SMALL, kinds=NEW, extra_settings=SETTINGS)
     table, summary = analyze(run, config, stop=16, progress=False)
     core = table[table.analysis.isin(before.analysis.unique())]
     assert len(core) == len(before)  # the core rows were kept, not recomputed
     for kind in NEW:
         assert set(table[table.analysis == kind].step) == set(steps), kind
     assert {"essential", "ablation", "atp", "groups"} <= set(summary)
-    assert summary["ablation"]["heads"] and summary["atp"]["n_checkpoints"] == len(steps)
+    assert summary["ablation"]["heads"] and summary["ablation"]["metric"] == "cand_loss_increase"
+    for sites in ("heads", "resid_pre"):  # atp against exact patching, where both ran
+        assert summary["atp"][sites]["n_checkpoints"] == len(steps), sites
     from mbc_interp.analysis.timing.summary import format_summary
 
     text = format_summary(summary)  # what `mbc analyze` prints: the headline numbers too

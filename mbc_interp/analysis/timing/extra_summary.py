@@ -10,9 +10,10 @@
 - ``weights``: the cosine between successive checkpoint-to-checkpoint updates at every analysed
   checkpoint from the third on, read from the ``param_sketch`` rows
   (:mod:`mbc_interp.analysis.dynamics.weights`), and its median.
-- ``atp``: at the checkpoints where exact head patching (``head_out_all_pos``) ran too, the
-  Spearman correlation between the attribution estimates and the exact effects; its median and
-  range.
+- ``atp``: at the checkpoints where exact patching ran too, the Spearman correlation between
+  the attribution estimates and the exact effects, its median and range: per head over all
+  positions (``heads``, beside ``head_out_all_pos``) and per layer and position of the residual
+  stream (``resid_pre``).
 """
 
 from __future__ import annotations
@@ -85,20 +86,40 @@ def weights_summary(table: pd.DataFrame) -> dict[str, Any] | None:
             "update_cosine_median": float(np.median(finite)) if finite else None}  # fmt: skip
 
 
+ZERO = 1e-6
+"""A site whose estimate and exact effect are both below this share of the largest is one no
+patch can change (its clean and corrupt activations agree)."""
+ATP_SITES: dict[str, tuple[str, list[str]]] = {
+    "heads": ("head_out_all_pos", ["component"]),
+    "resid_pre": ("resid_pre", ["layer", "pos"]),
+}
+"""What the atp summary compares with exact patching: its key, the site kind of both tables'
+rows and the columns naming a site in both (a residual site's label differs between them)."""
+
+
 def atp_summary(table: pd.DataFrame) -> dict[str, Any] | None:
-    est = table[(table.analysis == "atp") & (table.kind == "head_out_all_pos")
-                & (table.metric == "atp_raw")]  # fmt: skip
-    exact = table[(table.analysis == "patching") & (table.kind == "head_out_all_pos")
+    out = {name: found for name, (kind, keys) in ATP_SITES.items()
+           if (found := _atp_agreement(table, kind, keys)) is not None}  # fmt: skip
+    return out or None
+
+
+def _atp_agreement(table: pd.DataFrame, kind: str, keys: list[str]) -> dict[str, Any] | None:
+    """Spearman's rho between the atp estimates and exact patching of one site kind at each
+    checkpoint where both ran; the sites where both are 0 (below :data:`ZERO` of the largest:
+    positions before the corruption, which no patch changes) are left out, so that their tie
+    does not inflate it."""
+    est = table[(table.analysis == "atp") & (table.kind == kind) & (table.metric == "atp_raw")]
+    exact = table[(table.analysis == "patching") & (table.kind == kind)
                   & (table.metric == "patch_raw")]  # fmt: skip
-    if est.empty or exact.empty:
-        return None
     rhos = []
     for step, e in est.groupby("step"):
         x = exact[exact.step == step]
         if x.empty:
             continue
-        both = e.set_index("component")["value"].to_frame("est").join(
-            x.set_index("component")["value"].to_frame("exact"), how="inner")
+        both = e.set_index(keys)["value"].to_frame("est").join(
+            x.set_index(keys)["value"].to_frame("exact"), how="inner")
+        size = both.abs().max(axis=1)
+        both = both[size > ZERO * max(float(size.max()), 1e-300)]
         rhos.append(rank_agreement(both["est"].to_numpy(), both["exact"].to_numpy()))
     rhos = [r for r in rhos if np.isfinite(r)]
     if not rhos:
