@@ -23,6 +23,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from mbc_interp.tasks.losses import log_prob_losses
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
 LENS_METRICS: tuple[str, ...] = ("loss", "candidate_mass", "correct_prob")
@@ -98,15 +99,12 @@ def logit_lens(
     with torch.no_grad():
         for chunk in rows.split(batch_size):
             tokens = task.tokens[chunk].to(device)
-            mask = task.loss_mask[chunk].to(device)
             _, cache = model.run_with_cache(tokens, names_filter=lambda n: n in names)
             cands = task.candidate_first(chunk).to(device)
             correct = tokens[:, sep + 1]
-            targets = tokens[:, [p + 1 for p in preds]]  # what each prediction position predicts
             for i, name in enumerate(names):
                 log_probs = residual_logits(model, cache[name]).log_softmax(-1)
-                picked = log_probs[:, preds].gather(-1, targets[..., None]).squeeze(-1)
-                loss_pos[i] += (-picked * mask[:, preds]).double().sum(0).cpu()
+                loss_pos[i] += log_prob_losses(log_probs, tokens, sep).double().sum(0).cpu()
                 answer = log_probs[:, sep].exp()
                 in_cands = torch.zeros_like(answer).scatter_(-1, cands, 1.0)  # each token once
                 mass[i] += float((answer * in_cands).sum(-1).double().sum())

@@ -64,6 +64,7 @@ from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
 from mbc_interp.core.files import atomic_write, write_if_changed
 from mbc_interp.core.progress import progress_interval
+from mbc_interp.core.sampling import seeded_subset
 from mbc_interp.store.integrity import DamagedCheckpointWarning, validate_metrics
 from mbc_interp.store.layout import ANALYSIS_DIR, STEPS_DIR, TIMELINE_FILE, step_file
 from mbc_interp.store.run import OptimizerState, Run, load_run
@@ -178,10 +179,7 @@ def _core_rows(
 
 
 def _example_rows(task: WindTunnelTask, config: AnalysisConfig) -> torch.Tensor | None:
-    if config.n_examples is None or config.n_examples >= len(task):
-        return None
-    g = torch.Generator().manual_seed(config.pair_seed)
-    return torch.randperm(len(task), generator=g)[: config.n_examples].sort().values
+    return seeded_subset(len(task), config.n_examples, config.pair_seed)
 
 
 def detail_steps(run_steps: list[int], steps: Iterable[int], every: int) -> list[int]:

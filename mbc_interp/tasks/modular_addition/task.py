@@ -17,10 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from mbc_interp.core.sampling import seeded_subsets
+from mbc_interp.tasks.losses import logit_losses
 from mbc_interp.tasks.modular_addition.config import ModularAdditionConfig
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
 
@@ -78,12 +79,9 @@ class ModularAdditionTask:
         of each split larger than that, sorted together."""
         if n_max is not None and n_max < 1:
             raise ValueError(f"n_max = {n_max}: must be >= 1 or None")
-        parts = []
-        g = torch.Generator().manual_seed(seed)
-        for rows in (self.train_rows, self.test_rows):
-            if n_max is not None and len(rows) > n_max:
-                rows = rows[torch.randperm(len(rows), generator=g)[:n_max]]
-            parts.append(rows)
+        splits = (self.train_rows, self.test_rows)
+        picks = seeded_subsets([len(rows) for rows in splits], n_max, seed)
+        parts = [r if pick is None else r[pick] for r, pick in zip(splits, picks, strict=True)]
         return torch.cat(parts).sort().values
 
     def operands(self, rows: Int[Tensor, " n"]) -> tuple[Int[Tensor, " n"], Int[Tensor, " n"]]:
@@ -223,10 +221,10 @@ class ModularAdditionTask:
         losses, hits = [], []
         for chunk in self.tokens[torch.as_tensor(rows)].split(EVAL_CHUNK):
             chunk = chunk.to(device)
-            logits = model(chunk[:, :-1])[:, self.answer_pos]
-            target = chunk[:, self.answer_pos + 1]
-            losses.append(F.cross_entropy(logits, target, reduction="none").double().cpu())
-            hits.append((logits.argmax(-1) == target).cpu())
+            logits = model(chunk[:, :-1])[:, self.answer_pos :]  # (n, 1, d_vocab)
+            target = chunk[:, self.answer_pos + 1 :]  # (n, 1)
+            losses.append(logit_losses(logits, target)[:, 0].double().cpu())
+            hits.append((logits.argmax(-1) == target)[:, 0].cpu())
         return torch.cat(losses), torch.cat(hits)
 
     # -- labels --------------------------------------------------------------------------------

@@ -38,11 +38,11 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from mbc_interp.core.sampling import seeded_subset
+from mbc_interp.tasks.losses import logit_losses
 
 if TYPE_CHECKING:  # annotations only: the task's evaluate() calls this module
     from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
@@ -66,7 +66,7 @@ def _forward(
         chunk = chunk.to(device)
         logits = model(chunk[:, :-1])[:, answer_pos:]
         target = chunk[:, answer_pos + 1 :]
-        losses.append(F.cross_entropy(logits.transpose(1, 2), target, reduction="none").cpu())
+        losses.append(logit_losses(logits, target).cpu())
         hits.append((logits.argmax(-1) == target).cpu())
         answer.append(logits[:, 0].log_softmax(-1).cpu())
     return torch.cat(losses).double(), torch.cat(hits), torch.cat(answer).double()

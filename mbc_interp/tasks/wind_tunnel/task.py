@@ -31,6 +31,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
+from mbc_interp.tasks.losses import log_prob_losses
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
 from mbc_interp.tasks.wind_tunnel.config import (
     CHARS,
@@ -465,12 +466,12 @@ def sequence_nll(
     tokens: Int[Tensor, "n seq"],
     loss_mask: Bool[Tensor, "n seq"],
 ) -> Float[Tensor, " n"]:
-    """Per-example loss in nats, summed over the target positions.
+    """Per-example loss in nats, summed over the positions ``loss_mask`` marks (those whose
+    next token carries the loss): :func:`~mbc_interp.tasks.losses.log_prob_losses` at every
+    position, the others (where a reference predictor may give -inf) left out.
 
     ``log_probs[:, p]`` predicts ``tokens[:, p + 1]``; it may cover ``seq`` or ``seq - 1``
     positions."""
-    n_pred = tokens.shape[1] - 1
-    lp = log_probs[:, :n_pred]
-    picked = lp.gather(-1, tokens[:, 1:, None]).squeeze(-1)
-    mask = loss_mask[:, :n_pred]
-    return torch.where(mask, -picked, torch.zeros((), dtype=picked.dtype)).sum(-1)
+    losses = log_prob_losses(log_probs, tokens, 0)
+    mask = loss_mask[:, : losses.shape[1]]
+    return torch.where(mask, losses, torch.zeros((), dtype=losses.dtype)).sum(-1)
