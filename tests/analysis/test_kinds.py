@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from mbc_interp import load_run
@@ -74,3 +75,43 @@ def test_llc_heads_defaults_to_the_routing_heads_and_a_control(run, capsys):
     scores = summary["routing_scores"]
     control = min((h for h in scores if h not in summary["routing_heads"]), key=scores.get)
     assert heads == {*summary["routing_heads"], control}
+
+
+@pytest.mark.slow  # every new kind through `mbc analyze` on the tiny run's first checkpoints
+def test_the_command_line_adds_every_new_kind_to_an_analysed_run_without_recomputing(run, capsys):
+    import json
+
+    base = ["analyze", str(run.path), "--stop", "8", "--no-progress"]
+    assert main([*base, "--n-pairs", "16", "--n-examples", "32",
+                 "--patch-kinds", "head_out_all_pos"]) == 0  # fmt: skip
+    steps_dir = run.path / "analysis" / "steps"
+    files = sorted(steps_dir.iterdir())
+    # a sentinel in every core row: a recomputed row would lose it
+    for f in files:
+        data = json.loads(f.read_text())
+        for r in data["rows"]:
+            if r["analysis"] == "patching" and r["metric"] == "patch_raw":
+                r["value"] = 12345.0
+        f.write_text(json.dumps(data))
+    before = load_timeline(run)
+    flags = [f"{kind}.{name}={json.dumps(value)}" for kind, given in SETTINGS.items()
+             for name, value in given.items() if name != "heads"]  # fmt: skip
+    args = [*base, "--kinds", *NEW, *(x for f in flags for x in ("--kind-setting", f))]
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "extra kinds: ablation" in out and " s (per checkpoint, one core)" in out
+    table = load_timeline(run)
+    core = table[table.analysis.isin(before.analysis.unique())]
+    pd.testing.assert_frame_equal(core.reset_index(drop=True), before.reset_index(drop=True))
+    assert (table[(table.analysis == "patching") & (table.metric == "patch_raw")].value
+            == 12345.0).all()  # fmt: skip
+    steps = sorted(before.step.unique())
+    for kind in NEW:
+        assert sorted(table[table.analysis == kind].step.unique()) == steps, kind
+    saved = json.loads((run.path / "analysis" / "config.json").read_text())
+    assert set(NEW) <= set(saved["kinds"])
+    # a second call has nothing left to do: the files stay as they are
+    mtimes = {f.name: f.stat().st_mtime_ns for f in steps_dir.iterdir()}
+    assert main(base) == 0
+    assert {f.name: f.stat().st_mtime_ns for f in steps_dir.iterdir()} == mtimes
