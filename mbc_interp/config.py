@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from mbc_interp.core.checks import check_field
+from mbc_interp.core.strict import build_dataclass
 from mbc_interp.model_config import ModelConfig
 from mbc_interp.tasks.protocol import TaskConfigLike
 from mbc_interp.tasks.registry import DEFAULT_TASK, UnknownTaskError, entry
@@ -331,70 +330,11 @@ batch is the whole training split only at these sizes: a changed ``train_frac`` 
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, checking names and types field by field."""
-    where = prefix.rstrip(".") or "top level"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where} must be a table/object, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown field {prefix}{unknown[0]!s} (known: {', '.join(known)})"
-        )
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        kwargs[name] = _coerce(hints[name], value, source, prefix + name)
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{source}: {e}") from None
-
-
-def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
-    """Check ``value`` against annotation ``tp``; convert lists to tuples, dicts to dataclasses."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    bad = ConfigError(f"{source}: field {name} = {value!r} does not match type {_tname(tp)}")
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            try:
-                return _coerce(arg, value, source, name)
-            except ConfigError:
-                continue
-        raise bad
-    if tp is type(None):
-        if value is None:
-            return None
-        raise bad
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{source}: field {name} = {value!r}: must be one of {list(args)}")
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise bad
-        return tuple(
-            _coerce(a, v, source, f"{name}[{i}]")
-            for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if tp is TaskConfigLike:
-        return _task_config(value, source, name)
-    if isinstance(tp, type) and hasattr(tp, "__dataclass_fields__"):
-        return _build(tp, value, source, name + ".")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad
-    if tp in (bool, str):
-        if isinstance(value, tp):
-            return value
-        raise bad
-    return value
+    """Instantiate dataclass ``cls`` from ``data``, checking names and types field by field
+    (:func:`~mbc_interp.core.strict.build_dataclass`); a task section builds the config of the
+    task it names."""
+    return build_dataclass(cls, data, source, prefix=prefix, error=ConfigError,
+                           custom={TaskConfigLike: _task_config})  # fmt: skip
 
 
 def _task_config(value: Any, source: str, name: str) -> Any:
@@ -407,10 +347,6 @@ def _task_config(value: Any, source: str, name: str) -> Any:
     except UnknownTaskError as e:
         raise ConfigError(f"{source}: {e}") from None
     return _build(cls, data, source, name + ".")
-
-
-def _tname(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def run_name(config: RunConfig) -> str:

@@ -17,6 +17,7 @@ from mbc_interp.analysis import registry
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.config import ConfigError
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.core.strict import build_dataclass
 
 _KIND_NAMES = tuple(k.name for k in SITE_KINDS)
 ANALYSIS_VERSION = 2
@@ -106,8 +107,9 @@ class AnalysisConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "analysis settings") -> AnalysisConfig:
-        """Strict: an unknown key or a value of the wrong type is an error naming it. A key
-        naming an extra kind is that kind's table of settings."""
+        """Strict (:func:`~mbc_interp.core.strict.build_dataclass`): an unknown key or a value
+        of the wrong type is an error naming it. A key naming an extra kind is that kind's table
+        of settings (checked by the kind's settings class)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: must be a table/object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)} - {"extra_settings"}
@@ -118,25 +120,11 @@ class AnalysisConfig:
                 f"{source}: unknown key {unknown[0]!r} (known: {sorted(known)}, "
                 f"and a table of settings per extra kind: {sorted(extra)})"
             )
-        for name in ("n_pairs", "pair_seed", "n_examples", "detail_every"):  # n_examples: None ok
-            v = data.get(name, 0)
-            if not (type(v) is int or (name == "n_examples" and v is None)):
-                raise ConfigError(f"{source}: {name} = {v!r}: must be an integer")
         values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("version", 1)  # files from before the field existed
+        values.setdefault("detail_every", 1)
         values["extra_settings"] = {k: v for k, v in data.items() if k in extra}
         for kind, table in values["extra_settings"].items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{source}: {kind} = {table!r}: must be a table of settings")
-        for name in ("patch_kinds", "kinds"):
-            if name not in values:
-                continue
-            kinds = values[name]
-            if not isinstance(kinds, list | tuple) or not all(isinstance(k, str) for k in kinds):
-                raise ConfigError(f"{source}: {name} = {kinds!r}: must be a list of names")
-            values[name] = tuple(kinds)
-        values.setdefault("version", 1)  # files from before the field existed
-        values.setdefault("detail_every", 1)
-        try:
-            return cls(**values)
-        except ValueError as e:
-            raise ConfigError(f"{source}: {e}") from None
+        return build_dataclass(cls, values, source, error=ConfigError)

@@ -65,8 +65,12 @@ def test_config_records_round_trip_through_the_registry():
     assert config_from_dict(json.loads(json.dumps(record))) == SMALL
     assert ModularAdditionConfig.from_dict(record) == SMALL
     assert isinstance(build_task(SMALL), ModularAdditionTask)
-    with pytest.raises(ModularAdditionConfigError, match=r"task\.K: unknown field"):
+    with pytest.raises(ModularAdditionConfigError, match=r"unknown field task\.K \(known: p, "):
         ModularAdditionConfig.from_dict({"p": 7, "K": 4})
+    with pytest.raises(ModularAdditionConfigError, match=r"task\.p = '7' does not match type int"):
+        ModularAdditionConfig.from_dict({"p": "7"})
+    with pytest.raises(ModularAdditionConfigError, match=r"task\.p = 8: must be a prime"):
+        ModularAdditionConfig.from_dict({"p": 8})
     with pytest.raises(ModularAdditionConfigError, match="expected 'modular_addition'"):
         ModularAdditionConfig.from_dict({"name": "wind_tunnel"})
 

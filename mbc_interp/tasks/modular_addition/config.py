@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from mbc_interp.core.checks import check_field, is_int
+from mbc_interp.core.strict import build_dataclass
 
 SEQ_LEN = 4
 """``a, b, =, c``."""
@@ -107,16 +108,12 @@ class ModularAdditionConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModularAdditionConfig:
-        """From :meth:`to_dict`'s record (``name``, when present, must be this task's); an
-        unknown key is an error naming it and the known ones."""
+        """From :meth:`to_dict`'s record (``name``, when present, must be this task's),
+        strictly (:func:`~mbc_interp.core.strict.build_dataclass`): an unknown key or a value
+        of the wrong type is an error naming it."""
         data = dict(data)
         name = data.pop("name", cls.name)
         if name != cls.name:
             raise ModularAdditionConfigError(f"task.name = {name!r}: expected {cls.name!r}")
-        known = ("p", "train_frac", "seed")
-        unknown = sorted(k for k in data if k not in known)
-        if unknown:
-            raise ModularAdditionConfigError(
-                f"task.{unknown[0]}: unknown field of modular_addition (known: {list(known)})"
-            )
-        return cls(**data)
+        return build_dataclass(cls, data, "modular_addition record", prefix="task.",
+                               error=ModularAdditionConfigError)  # fmt: skip
