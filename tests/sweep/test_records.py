@@ -57,7 +57,7 @@ def test_a_record_keeps_everything_but_the_weights(short_sweep, tmp_path):
 def test_a_cut_record_is_refused_by_name(tmp_path):
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "config.json").write_text("{}")
-    with pytest.raises(RunStoreError, match="point.json is missing"):
+    with pytest.raises(RunStoreError, match=r"point\.json is missing"):
         restore_record(tmp_path / "rec", tmp_path / "run")
     with pytest.raises(RunStoreError, match="not a run directory"):
         write_record(tmp_path / "nothing", {"status": "done"}, tmp_path / "x")
