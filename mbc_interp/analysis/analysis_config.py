@@ -47,7 +47,7 @@ class AnalysisConfig:
     lens), by name in :mod:`mbc_interp.analysis.registry`: ``"gradients"`` (|G|, B_simple,
     coherence, group ratio, Adam update statistics; :mod:`mbc_interp.analysis.dynamics.gradients`),
     ``"llc"`` (local learning coefficient by SGLD; :mod:`mbc_interp.analysis.dynamics.llc`), and
-    any kind registered since."""
+    any other registered kind."""
     version: int = ANALYSIS_VERSION
     """Analysis format; files written by an older one are recomputed (never mixed)."""
     extra_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)

@@ -23,14 +23,14 @@ Rules (fixed before the backtest was first run; the extrapolation intervals' aft
   the backtest itself, held out: each run's by the other runs' extrapolation errors
   (:func:`~mbc_interp.analysis.timing.forecast_calibration.held_out_intervals`; over several sweeps,
   by the other sweeps'), never by its own.
-- Scores: relative error ``(prediction - t_loss) / t_loss`` (the issue's measure), the same over
+- Scores: relative error ``(prediction - t_loss) / t_loss`` (the headline measure), the same over
   the time still to wait ``(prediction - t_loss) / (t_loss - as_of)`` (harder: it does not
   shrink as as_of nears the drop), and coverage of the interval (low <= t_loss <= high; an
   open upper end covers anything above low). A method is compared with another on the runs
   where both gave a prediction; :func:`coverage_by_fraction` gives each method's coverage at
   each as-of fraction over all its predictions.
-- Target (the issue's): at 50% of the plateau a median absolute relative error <= 25%, and
-  lower than both baselines'.
+- Target: at 50% of the plateau a median absolute relative error <= 25% (:data:`TARGET_ERROR`),
+  and lower than both baselines'.
 """
 
 from __future__ import annotations
@@ -270,7 +270,8 @@ def _mean(s: pd.Series) -> float | None:
 
 
 def verdict(summary: pd.DataFrame, fraction: float = 0.5) -> list[str]:
-    """One sentence per sweep on the issue's target at ``fraction`` of the plateau."""
+    """One sentence per sweep on the target at ``fraction`` of the plateau: a median absolute
+    relative error of at most :data:`TARGET_ERROR`, below both baselines'."""
     lines = []
     group = summary.groupby("sweep") if "sweep" in summary else [("", summary)]
     for sweep, s in group:

@@ -1,9 +1,11 @@
 """Early warning: forecast the loss drop from hidden progress while the run is on the plateau.
 
-The signal is Δz (``dz``: the loss with z deranged within each B group minus the clean loss,
-on every evaluation example), which grows from zero on the plateau while the loss stays at
-log K. Rules (the first version, extrapolation alone, was fixed before the backtest; the analog
-was added after it, see REPRODUCTION.md):
+The signal is the task's primary hidden-progress signal where it fits the model below
+(:func:`forecast_signal`): on the wind tunnel Δz (``dz``: the loss with z deranged within each B
+group minus the clean loss, on every evaluation example), which grows from zero on the plateau
+while the loss stays at log K; levels are in units of the task's loss scale (log K there).
+Rules (the extrapolation's set before the backtest that scores it, the analog's after it; see
+REPRODUCTION.md):
 
 - **Data**: only the evaluations at or before the forecast time ``as_of`` are read; the loss
   times on them come from :func:`~mbc_interp.analysis.timing.summary.transition_of`, the summary's
