@@ -8,14 +8,16 @@ into a fresh sweep directory it is an ordinary run directory whose listed checkp
 files: enough to refit it under today's rules (:func:`mbc_interp.sweep.results.run_row`), not
 to analyse it again or to resume its training.
 
-Layout: ``RECORDS/<point>/`` holds the run's files as they were, plus ``point.json``, the sweep
-point's outcome (:mod:`mbc_interp.sweep.runner`).
+Layout: ``RECORDS/<point>/run.tar.xz`` holds the run's files as they were, and
+``RECORDS/<point>/point.json`` the sweep point's outcome (:mod:`mbc_interp.sweep.runner`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from mbc_interp.store.run_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, R
 
 OUTCOME_FILE = "point.json"
 """The sweep point's outcome, beside the run's files in its record."""
+ARCHIVE_FILE = "run.tar.xz"
+"""The run's files (xz: a grokking run's 14 MB of analysis files keep in under 1 MB)."""
 LEFT_OUT_DIRS = (CHECKPOINT_DIR, "damaged")
 """Top-level folders of a run directory a record leaves out (weights, trainer state)."""
 
@@ -41,27 +45,33 @@ def record_files(run_dir: Path) -> Iterator[Path]:
 
 
 def write_record(run_dir: str | Path, outcome: dict[str, Any], dest: str | Path) -> bool:
-    """Copy ``run_dir``'s record (and the point's ``outcome``) to ``dest``, replacing what was
-    there; each file is written atomically, only where its bytes change, and ``point.json``
-    last, so a record with an outcome is complete. Returns whether anything changed."""
+    """Keep ``run_dir``'s record (and the point's ``outcome``) in ``dest``, replacing what was
+    there. The archive is byte-for-byte the same for the same files (sorted names, no times or
+    owners), so an unchanged run rewrites nothing; the outcome is written last, so a record
+    with an outcome is complete. Returns whether anything changed."""
     run_dir, dest = Path(run_dir), Path(dest)
     if not (run_dir / CONFIG_FILE).is_file():
         raise RunStoreError(f"{run_dir}: not a run directory ({CONFIG_FILE} is missing)")
-    keep = list(record_files(run_dir))
-    stale = [old for old in record_files(dest) if old not in keep and old.name != OUTCOME_FILE]
-    data = {rel: (run_dir / rel).read_bytes() for rel in keep}
-    data[Path(OUTCOME_FILE)] = (json.dumps(outcome, indent=1) + "\n").encode()
-    changed = [rel for rel, b in data.items() if not _same(dest / rel, b)]
-    if not changed and not stale:
+    archive = _archive(run_dir)
+    outcome_bytes = (json.dumps(outcome, indent=1) + "\n").encode()
+    if _same(dest / ARCHIVE_FILE, archive) and _same(dest / OUTCOME_FILE, outcome_bytes):
         return False
     (dest / OUTCOME_FILE).unlink(missing_ok=True)  # incomplete until its outcome is back
-    for old in stale:
-        (dest / old).unlink()
-    for rel in changed:
-        if rel.name != OUTCOME_FILE:
-            atomic_write(dest / rel, data[rel])
-    atomic_write(dest / OUTCOME_FILE, data[Path(OUTCOME_FILE)])
+    atomic_write(dest / ARCHIVE_FILE, archive)
+    atomic_write(dest / OUTCOME_FILE, outcome_bytes)
     return True
+
+
+def _archive(run_dir: Path) -> bytes:
+    """The record's files as a deterministic tar, xz-compressed."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz", format=tarfile.PAX_FORMAT) as tar:
+        for rel in record_files(run_dir):
+            data = (run_dir / rel).read_bytes()
+            info = tarfile.TarInfo(rel.as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def _same(path: Path, data: bytes) -> bool:
@@ -83,7 +93,7 @@ def read_record_outcome(record: str | Path) -> dict[str, Any] | None:
 
 
 def restore_record(record: str | Path, run_dir: str | Path) -> dict[str, Any]:
-    """Copy a record's run files into ``run_dir`` (created; an existing one is replaced) and
+    """Unpack a record's run files into ``run_dir`` (created; an existing one is replaced) and
     return its outcome. The caller writes the outcome where its sweep keeps it."""
     record, run_dir = Path(record), Path(run_dir)
     outcome = read_record_outcome(record)
@@ -91,18 +101,25 @@ def restore_record(record: str | Path, run_dir: str | Path) -> dict[str, Any]:
         raise RunStoreError(f"{record}: not a complete record ({OUTCOME_FILE} is missing)")
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    for rel in record_files(record):
-        if rel.name != OUTCOME_FILE:
-            atomic_write(run_dir / rel, (record / rel).read_bytes())
+    run_dir.mkdir(parents=True)
+    try:
+        with tarfile.open(record / ARCHIVE_FILE, mode="r:xz") as tar:
+            tar.extractall(run_dir, filter="data")
+    except (OSError, tarfile.TarError, EOFError) as e:
+        raise RunStoreError(f"{record / ARCHIVE_FILE}: not a readable record ({e})") from None
     return outcome
 
 
 def record_config(record: str | Path) -> dict[str, Any]:
     """The run config stored in a record (as the run directory's ``config.json`` holds it)."""
-    file = Path(record) / CONFIG_FILE
+    file = Path(record) / ARCHIVE_FILE
     try:
-        return json.loads(file.read_text())
+        with tarfile.open(file, mode="r:xz") as tar:
+            member = tar.extractfile(CONFIG_FILE)
+            return json.loads(member.read())  # type: ignore[union-attr]
     except FileNotFoundError:
-        raise RunStoreError(f"{record}: not a record ({CONFIG_FILE} is missing)") from None
-    except json.JSONDecodeError as e:
-        raise RunStoreError(f"{file}: not valid JSON ({e})") from None
+        raise RunStoreError(f"{record}: not a record ({ARCHIVE_FILE} is missing)") from None
+    except KeyError:
+        raise RunStoreError(f"{file}: holds no {CONFIG_FILE}") from None
+    except (OSError, tarfile.TarError, EOFError, json.JSONDecodeError) as e:
+        raise RunStoreError(f"{file}: not a readable record ({e})") from None

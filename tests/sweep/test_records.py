@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from mbc_interp.config import ConfigError
 from mbc_interp.store.records import (
+    ARCHIVE_FILE,
     OUTCOME_FILE,
     read_record_outcome,
     record_files,
@@ -38,26 +40,34 @@ def test_a_record_keeps_everything_but_the_weights(short_sweep, tmp_path):
     outcome = json.loads((short_sweep / POINTS_DIR / f"{name}.json").read_text())
     dest = tmp_path / "records" / name
     assert write_record(run_dir, outcome, dest)
-    kept = {str(p) for p in record_files(dest)}
-    assert {"config.json", "metrics.jsonl", "manifest.json", OUTCOME_FILE} <= kept
+    assert sorted(p.name for p in dest.iterdir()) == [OUTCOME_FILE, ARCHIVE_FILE]
+    with tarfile.open(dest / ARCHIVE_FILE) as tar:
+        kept = set(tar.getnames())
+    assert {"config.json", "metrics.jsonl", "manifest.json"} <= kept
     assert "analysis/summary.json" in kept and "analysis/timeline.csv" in kept
     assert not any(p.startswith("checkpoints/") or p.endswith(".lock") for p in kept)
+    assert kept == {str(p) for p in record_files(run_dir)}
     assert read_record_outcome(dest) == outcome
     # unchanged run: nothing is rewritten (committed records stay byte-identical)
-    mtimes = {p: (dest / p).stat().st_mtime_ns for p in kept}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
     assert not write_record(run_dir, outcome, dest)
-    assert {p: (dest / p).stat().st_mtime_ns for p in kept} == mtimes
+    assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == mtimes
+    again = tmp_path / "again"
+    write_record(run_dir, outcome, again)  # the same files give the same bytes
+    assert (again / ARCHIVE_FILE).read_bytes() == (dest / ARCHIVE_FILE).read_bytes()
     restored = restore_record(dest, tmp_path / "run")
     assert restored == outcome
-    for rel in record_files(dest):
-        if rel.name != OUTCOME_FILE:
-            assert (tmp_path / "run" / rel).read_bytes() == (run_dir / rel).read_bytes()
+    for rel in record_files(run_dir):
+        assert (tmp_path / "run" / rel).read_bytes() == (run_dir / rel).read_bytes()
 
 
 def test_a_cut_record_is_refused_by_name(tmp_path):
     (tmp_path / "rec").mkdir()
-    (tmp_path / "rec" / "config.json").write_text("{}")
+    (tmp_path / "rec" / ARCHIVE_FILE).write_bytes(b"not xz")
     with pytest.raises(RunStoreError, match=r"point\.json is missing"):
+        restore_record(tmp_path / "rec", tmp_path / "run")
+    (tmp_path / "rec" / OUTCOME_FILE).write_text('{"status": "done"}')
+    with pytest.raises(RunStoreError, match=r"run\.tar\.xz: not a readable record"):
         restore_record(tmp_path / "rec", tmp_path / "run")
     with pytest.raises(RunStoreError, match="not a run directory"):
         write_record(tmp_path / "nothing", {"status": "done"}, tmp_path / "x")
@@ -84,9 +94,11 @@ def test_a_record_with_another_config_is_an_error_naming_it(short_sweep, tmp_pat
     run_sweep(tiny_spec(steps=40), Path(shutil.copytree(short_sweep, tmp_path / "a")),
               workers=1, progress=False, records=records)  # fmt: skip
     name = tiny_spec(steps=40).points[0].name
-    config = json.loads((records / name / "config.json").read_text())
+    run_dir = tmp_path / "a" / RUNS_DIR / name
+    config = json.loads((run_dir / "config.json").read_text())
     config["config"]["train"]["lr"] = 0.5
-    (records / name / "config.json").write_text(json.dumps(config))
+    (run_dir / "config.json").write_text(json.dumps(config))
+    write_record(run_dir, read_record_outcome(records / name), records / name)
     with pytest.raises(ConfigError, match=f"{name}.*different config"):
         run_sweep(tiny_spec(steps=40), tmp_path / "b", workers=1, progress=False,
                   records=records)  # fmt: skip
