@@ -50,6 +50,7 @@ __all__ = [
     "METRICS_FILE",
     "POINTS_DIR",
     "POINT_RECORD_FILE",
+    "RECORD_ARCHIVE_FILE",
     "REPORT_FILE",
     "RUNS_DIR",
     "RUNS_TABLE",
@@ -96,6 +97,7 @@ FITS_FILE = "fits.json"
 VERDICTS_FILE = "verdicts.json"
 FIGURES_DIR = "figures"
 POINT_RECORD_FILE = "point.json"
+RECORD_ARCHIVE_FILE = "run.tar.xz"
 
 
 def weights_file(step: int) -> str:

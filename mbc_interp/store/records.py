@@ -23,13 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from mbc_interp.core.files import atomic_write
-from mbc_interp.store.run_store import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, RunStoreError
+from mbc_interp.store.layout import (
+    ANALYSIS_LOCK_FILE,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    DAMAGED_DIR,
+    LOCK_FILE,
+    POINT_RECORD_FILE,
+    RECORD_ARCHIVE_FILE,
+)
+from mbc_interp.store.run_store import RunStoreError
 
-OUTCOME_FILE = "point.json"
+OUTCOME_FILE = POINT_RECORD_FILE
 """The sweep point's outcome, beside the run's files in its record."""
-ARCHIVE_FILE = "run.tar.xz"
+ARCHIVE_FILE = RECORD_ARCHIVE_FILE
 """The run's files (xz: a grokking run's 14 MB of analysis files keep in under 1 MB)."""
-LEFT_OUT_DIRS = (CHECKPOINT_DIR, "damaged")
+LEFT_OUT_DIRS = (CHECKPOINT_DIR, DAMAGED_DIR)
 """Top-level folders of a run directory a record leaves out (weights, trainer state)."""
 
 
@@ -39,7 +48,7 @@ def record_files(run_dir: Path) -> Iterator[Path]:
         rel = path.relative_to(run_dir)
         if not path.is_file() or rel.parts[0] in LEFT_OUT_DIRS:
             continue
-        if rel.name == LOCK_FILE or rel.name.endswith(".lock") or rel.name.startswith("."):
+        if rel.name in (LOCK_FILE, ANALYSIS_LOCK_FILE) or rel.name.startswith("."):
             continue
         yield rel
 

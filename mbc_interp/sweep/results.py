@@ -35,11 +35,12 @@ import pandas as pd
 
 from mbc_interp.analysis.timing.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
+from mbc_interp.store.layout import point_file
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.store.run_store import ANALYSIS_DIR
 from mbc_interp.sweep.circuit import circuit_fields
 from mbc_interp.sweep.grid import flatten
-from mbc_interp.sweep.runner import POINTS_DIR, iter_points, read_outcome
+from mbc_interp.sweep.runner import iter_points, read_outcome
 
 AXES = {
     "task.D": "D", "task.K": "K", "train.lr": "lr", "train.batch_size": "batch",
@@ -76,7 +77,7 @@ def collect(sweep: str | Path) -> pd.DataFrame:
     """The run table of a sweep directory (points not trained yet are listed as pending)."""
     rows = []
     for point, run_dir in iter_points(sweep):
-        outcome = read_outcome(Path(sweep) / POINTS_DIR / f"{point['name']}.json") or {}
+        outcome = read_outcome(point_file(sweep, point["name"])) or {}
         row: dict[str, Any] = {"name": point["name"], "labels": ",".join(point["labels"])}
         flat = flatten(point["config"])
         row.update({col: flat.get(key) for key, col in AXES.items()})

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
+from mbc_interp.store.layout import POINTS_DIR, RECORD_ARCHIVE_FILE, RUNS_DIR, SWEEP_FILE
 from mbc_interp.store.records import (
     read_record_outcome,
     record_config,
@@ -47,9 +48,7 @@ from mbc_interp.store.records import (
 )
 from mbc_interp.sweep.grid import AnalysisPass, Point, SweepSpec
 
-SPEC_FILE = "sweep.json"
-RUNS_DIR = "runs"
-POINTS_DIR = "points"
+SPEC_FILE = SWEEP_FILE
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -321,7 +320,7 @@ def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
         kept = read_record_outcome(record)
         if kept is None or kept.get("status") not in FINAL:
             continue
-        source = str(record / "config.json")
+        source = str(record / RECORD_ARCHIVE_FILE)
         saved = RunConfig.from_dict(record_config(record).get("config", {}), source)
         if saved != RunConfig.from_dict(task["config"], task["name"]):
             raise ConfigError(f"{source}: point {task['name']!r} is recorded with a different "

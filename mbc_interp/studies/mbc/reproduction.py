@@ -13,6 +13,15 @@ import pandas as pd
 
 from mbc_interp.core.files import atomic_write
 from mbc_interp.core.jsonsafe import json_safe
+from mbc_interp.store.layout import (
+    FIGURES_DIR,
+    FITS_FILE,
+    REPORT_FILE,
+    RUNS_TABLE,
+    VERDICTS_FILE,
+    is_run_dir,
+    sweep_run_dir,
+)
 from mbc_interp.store.run import load_run
 from mbc_interp.studies.mbc.claims import RUN_COLUMNS, claims_table, markdown_section
 from mbc_interp.studies.mbc.documents import (
@@ -52,9 +61,9 @@ def control_curves(table: pd.DataFrame, sweep: str | Path) -> dict[str, pd.DataF
     control = control_twins(table)
     out = {}
     for row in control.sort_values(["direction", "seed"]).itertuples():
-        if not (Path(sweep) / "runs" / row.name).is_dir():  # refitting a committed run table
+        if not (sweep_run_dir(sweep, row.name)).is_dir():  # refitting a committed run table
             continue
-        run = load_run(Path(sweep) / "runs" / row.name)
+        run = load_run(sweep_run_dir(sweep, row.name))
         out[f"{row.direction}, seed {row.seed}"] = run.metrics[["step", "loss"]]
     return out
 
@@ -76,9 +85,9 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     cols = [c for c in RUN_COLUMNS if c in table]
     written = []
-    runs_csv = out / "runs.csv"
+    runs_csv = out / RUNS_TABLE
     atomic_write(runs_csv, table[cols].to_csv(index=False).encode())
-    fits_json = out / "fits.json"
+    fits_json = out / FITS_FILE
     fits_text = json.dumps(json_safe(fits, nonfinite="keep"), indent=1)
     atomic_write(fits_json, (fits_text + "\n").encode())
     written += [runs_csv, fits_json]
@@ -89,8 +98,8 @@ def write_results(
         *[Section(name.replace("_", " "), figures=[fig]) for name, fig in figs.items()],
         Section("Runs", table=table[cols]),
     ]
-    written.append(write_html_report(out / "report.html", "mbc sweep results", sections))
-    svgs = write_svgs(figs, out / "figures")
+    written.append(write_html_report(out / REPORT_FILE, "mbc sweep results", sections))
+    svgs = write_svgs(figs, out / FIGURES_DIR)
     written += svgs
     if doc is not None:
         written.append(write_doc_section(Path(doc), fits, out, svgs, table))
@@ -114,11 +123,11 @@ def fit_and_write(
     committed ``runs.csv`` (the sweep's runs are not needed for the fits): ``(fits, paths)``.
     Finished rows of ``out``'s earlier ``runs.csv`` whose points are not finished in the sweep
     directory are carried over (:func:`~mbc_interp.sweep.results.carry_over`)."""
-    committed = Path(sweep) / "runs.csv"
+    committed = Path(sweep) / RUNS_TABLE
     if committed.is_file():
         table = pd.read_csv(committed)
     else:
-        table = carry_over(collect(sweep), Path(out) / "runs.csv")
+        table = carry_over(collect(sweep), Path(out) / RUNS_TABLE)
     if not (table.point_status == "done").any():
         raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
     fits = fit_sweep(table)
@@ -147,8 +156,8 @@ def noise_figures(sweep: Path, table: pd.DataFrame, ref: dict[str, Any]) -> dict
 
     figs = {}
     for row in _noise_figure_rows(table, ref).itertuples():
-        if (Path(sweep) / "runs" / row.name).is_dir():
-            run = load_run(Path(sweep) / "runs" / row.name)
+        if (sweep_run_dir(sweep, row.name)).is_dir():
+            run = load_run(sweep_run_dir(sweep, row.name))
             t_loss = None if pd.isna(row.t_loss) else float(row.t_loss)
             fig = noise_timelines(load_timeline(run), run.metrics, t_loss=t_loss,
                                   batch_size=int(row.batch), components=False)  # fmt: skip
@@ -185,7 +194,7 @@ def noise_fit_and_write(
     (from a sweep directory, where plotly can export) and, with ``doc``, its section."""
     from mbc_interp.sweep.noise import RUN_COLUMNS, noise_table, noise_verdicts
 
-    committed = Path(sweep) / "runs.csv"
+    committed = Path(sweep) / RUNS_TABLE
     table = pd.read_csv(committed) if committed.is_file() else noise_table(sweep)
     if not (table.point_status == "done").any():
         raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
@@ -195,16 +204,16 @@ def noise_fit_and_write(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cols = [c for c in RUN_COLUMNS if c in table]
-    atomic_write(out / "runs.csv", table[cols].to_csv(index=False).encode())
+    atomic_write(out / RUNS_TABLE, table[cols].to_csv(index=False).encode())
     text = json.dumps(json_safe(verdicts), indent=1) + "\n"
-    atomic_write(out / "verdicts.json", text.encode())
-    paths = [out / "runs.csv", out / "verdicts.json"]
+    atomic_write(out / VERDICTS_FILE, text.encode())
+    paths = [out / RUNS_TABLE, out / VERDICTS_FILE]
     if committed.is_file():  # a refit: the figures drawn from the sweep's runs stay
         names = _noise_figure_rows(table, verdicts["reference"])["name"]
-        svgs = [f for n in names if (f := out / "figures" / f"noise_{n}.svg").is_file()]
+        svgs = [f for n in names if (f := out / FIGURES_DIR / f"noise_{n}.svg").is_file()]
     else:
         figs = noise_figures(Path(sweep), table, verdicts["reference"])
-        svgs = write_svgs(figs, out / "figures")
+        svgs = write_svgs(figs, out / FIGURES_DIR)
         paths += svgs
     if doc is not None:
         body = noise_markdown(verdicts, table, out, Path(doc).parent, svgs)
@@ -215,14 +224,14 @@ def noise_fit_and_write(
 # -- hidden progress on any task (``mbc fit`` of a sweep whose task is not the wind tunnel) ----
 def sweep_task(sweep: str | Path) -> str:
     """The task of a sweep directory's runs, or of a results directory's committed table."""
-    committed = Path(sweep) / "runs.csv"
+    committed = Path(sweep) / RUNS_TABLE
     if committed.is_file():
         table = pd.read_csv(committed, nrows=1)
         return str(table.task.iloc[0]) if "task" in table else "wind_tunnel"
     from mbc_interp.sweep.runner import iter_points
 
     for _, run_dir in iter_points(sweep):
-        if (run_dir / "config.json").is_file():
+        if is_run_dir(run_dir):
             return load_run(run_dir).task.name
     return "wind_tunnel"
 
@@ -259,12 +268,12 @@ def progress_fit_and_write(
     ``verdicts.json`` and, with ``doc``, its generated section."""
     from mbc_interp.sweep.progress import collect_progress, progress_verdicts
 
-    committed = Path(sweep) / "runs.csv"
+    committed = Path(sweep) / RUNS_TABLE
     table = pd.read_csv(committed) if committed.is_file() else collect_progress(sweep)
     verdicts = progress_verdicts(table)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs_csv, verdicts_json = out / "runs.csv", out / "verdicts.json"
+    runs_csv, verdicts_json = out / RUNS_TABLE, out / VERDICTS_FILE
     atomic_write(runs_csv, table.to_csv(index=False).encode())
     text = json.dumps(json_safe(verdicts, nonfinite="keep"), indent=1)
     atomic_write(verdicts_json, (text + "\n").encode())
