@@ -63,9 +63,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """The errors reported as ``mbc CMD: error: ...`` (exit 2) rather than a traceback.
     ``TrainingError`` is looked up, not imported: it can only have been raised once the training
     code (and torch with it) was imported, and importing it here would load torch for ``--help``."""
+    from mbc_interp.tasks.protocol import TaskProtocolError  # plain Python: no torch
+
     train = sys.modules.get("mbc_interp.training.optim")
     extra = (train.TrainingError,) if train is not None else ()
-    return (ConfigError, RunStoreError, ValueError, *extra)
+    return (ConfigError, RunStoreError, ValueError, TaskProtocolError, *extra)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,15 @@ def test_analyze_refuses_a_kind_the_task_cannot_serve_before_any_checkpoint(grok
     assert not steps.exists() or not any(steps.iterdir())
 
 
+def test_the_command_says_so_in_one_line(grok, capsys):
+    from mbc_interp.cli import main
+
+    assert main(["analyze", str(grok.path), "--kinds", "atp", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mbc analyze: error: analysis kind 'atp' needs a task with ")
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
 def test_ablation_and_probes_run_on_a_grokking_run(grok):
     settings = {"ablation": {"n_examples": 8, "methods": ["mean"]}, "probes": {"n_examples": 12}}
     config = AnalysisConfig(kinds=("ablation", "probes"), extra_settings=settings)

@@ -83,6 +83,7 @@ from mbc_interp.analysis.timing.extra_summary import (
     ablation_summary,
     atp_summary,
     essential_summary,
+    weights_summary,
 )
 from mbc_interp.analysis.timing.signals import progress_summary, transition_of
 from mbc_interp.analysis.timing.stages import resting_levels, stage_times
@@ -253,7 +254,8 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
             out["routing_reason"] = "no routing analysis: the task has no selector to route"
         _collective(table, out)
         for key, value in (("essential", essential_summary(table, out["t_loss"])),
-                           ("ablation", ablation_summary(table)), ("atp", atp_summary(table))):
+                           ("ablation", ablation_summary(table)), ("atp", atp_summary(table)),
+                           ("weights", weights_summary(table))):
             if value is not None:
                 out[key] = value
         out["n_checkpoints_analysed"] = int(table["step"].nunique())
