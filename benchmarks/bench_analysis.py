@@ -38,10 +38,11 @@ import torch
 from timing import timed  # benchmarks/timing.py: the script's folder is on sys.path
 
 from mbc_interp.analysis.attribution import head_attribution
+from mbc_interp.analysis.kinds.atp import ATP_PASSES
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.plan import GFLOPS, TOKEN_S, cost_parts, flops_per_token
-from mbc_interp.analysis.registry import ATP_PASSES, get_kind
+from mbc_interp.analysis.registry import get_kind
 from mbc_interp.analysis.timeline import AnalysisConfig, _example_rows
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import PRESETS, RunConfig

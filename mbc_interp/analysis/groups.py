@@ -24,6 +24,7 @@ Rules (fixed before the sweeps that report them):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from mbc_interp.core.checks import check_field, is_int
 from mbc_interp.tasks.protocol import HasGroups, require
 
 if TYPE_CHECKING:
+    import pandas as pd
     from torch import nn
 
 SOLVED_FRAC = 0.05
@@ -129,3 +131,16 @@ def collective_summary(
     out["collective"] = ("collective" if score < COLLECTIVE
                          else "staggered" if score >= STAGGERED else "intermediate")  # fmt: skip
     return out
+
+
+def summary_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``groups`` kind's entry of the run's summary: :func:`collective_summary` of the
+    analysed checkpoints' solved flags (checkpoints missing a group's flag left out) against
+    the summary's ``t_plateau_start`` and ``t_loss``."""
+    rows = table[(table.analysis == "groups") & (table.metric == "group_solved")]
+    if rows.empty:
+        return None
+    wide = rows.pivot_table(index="step", columns="component", values="value").sort_index()
+    wide = wide.dropna(axis=0)
+    return collective_summary(wide.index.to_numpy(float), wide.to_numpy() > 0.5,
+                              summary["t_plateau_start"], summary["t_loss"])  # fmt: skip

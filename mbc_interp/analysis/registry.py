@@ -2,27 +2,29 @@
 
 An extra kind is an :class:`ExtraKind`: its name (the ``analysis`` column of its rows), how it
 runs at one checkpoint, its settings dataclass, its cost for the analysis plan, whether it needs
-the checkpoint's optimizer state, and its section of the run report. Everything that handles
-kinds reads this registry: the command line's ``--kinds`` choices and ``--kind-setting``,
+the checkpoint's optimizer state, its entry of the run's summary and its section of the run
+report. Everything that handles kinds reads this registry: the command line's ``--kinds``
+choices and ``--kind-setting``,
 :class:`~mbc_interp.analysis.analysis_config.AnalysisConfig` (validation, and a sweep file's
 ``[analysis]`` table such as ``llc = { draws = 200 }``), the plan's cost
 (:mod:`mbc_interp.analysis.plan`), the timeline (:mod:`mbc_interp.analysis.timeline`, which
-records each kind's resolved settings in every step file and refuses to mix two) and the run
-report (:mod:`mbc_interp.viz.run_report`).
+records each kind's resolved settings in every step file and refuses to mix two), the summary
+(:mod:`mbc_interp.analysis.timing.summary`) and the run report (:mod:`mbc_interp.viz.run_report`).
 
-A new analysis is one module: the function computing its rows, and a declaration
-``register_kind(ExtraKind(...))`` (the built-in ones, ``gradients`` and ``llc``, are declared
-below). Declarations stay importable without torch, so ``mbc --help`` stays light: the run and
+A new analysis is one module in :mod:`mbc_interp.analysis.kinds` declaring
+``KIND = ExtraKind(...)``: the registry finds every module there by looking (on first use, with
+no list to edit). A kind from elsewhere (a test, a notebook) is added with :func:`register_kind`.
+Declarations stay importable without torch, so ``mbc --help`` stays light: the run, summary and
 report functions are named by import path (``"package.module:function"``) and imported on first
-use, and settings are plain dataclasses (:mod:`mbc_interp.analysis.extra_settings`). The report
-function belongs to the viz layer, which the analysis layer never imports; the run report
-resolves the path.
+use, and settings are plain dataclasses. The report function belongs to the viz layer, which
+the analysis layer never imports; the run report resolves the path.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import pkgutil
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -30,15 +32,8 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
-from mbc_interp.analysis.ablation import AblationConfig
-from mbc_interp.analysis.dynamics.essential import EssentialConfig
-from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
-from mbc_interp.analysis.fourier_settings import FourierConfig
-from mbc_interp.analysis.groups import GroupsConfig
-from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.sites import SITE_KINDS
 from mbc_interp.core.checks import check_field, is_int
-from mbc_interp.tasks.protocol import HasGroups, HasPatchingPairs, HasProbeTargets
 
 if TYPE_CHECKING:  # annotations only: nothing heavy at import
     import pandas as pd
@@ -49,6 +44,11 @@ if TYPE_CHECKING:  # annotations only: nothing heavy at import
 RunFunction = Callable[[Any, "Task", Any, "OptimizerState | None"], list[dict[str, Any]]]
 """``(model, task, settings, optimizer_state) -> rows``: the tidy timeline rows of one checkpoint
 (without ``step`` and ``tokens``; ``analysis`` defaults to the kind's name)."""
+SummaryFunction = Callable[["pd.DataFrame", Mapping[str, Any]], "dict[str, Any] | None"]
+"""``(timeline, summary) -> entry``: the kind's entry of the run's summary (``summary.json``,
+under the kind's name), from the analysis timeline and the summary's entries before it (a
+read-only view: the loss times ``t_loss``, ``t_plateau_start``, ...); ``None``: no entry (too
+few checkpoints, say). Called only where the timeline has the kind's rows."""
 ReportFunction = Callable[["Run", "pd.DataFrame", dict[str, Any]], Any]
 """``(run, timeline, summary) ->`` a :class:`mbc_interp.viz.report.Section` (``None``: nothing
 to show). Typed ``Any``: the analysis layer does not import the viz layer, not even for types."""
@@ -60,6 +60,8 @@ RESERVED = frozenset(
 """Names a kind cannot take: the core analyses and patching kinds (their rows and costs share the
 namespace) and :class:`AnalysisConfig`'s fields (a kind's settings table sits beside them)."""
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+KINDS_PACKAGE = "mbc_interp.analysis.kinds"
+"""Where the kinds are declared: every module of this package declares one ``KIND``."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class ExtraKind:
     field's annotation decides what a value given on the command line or in a file may be."""
     needs_optimizer_state: bool = False
     """Run gets the checkpoint's optimizer state (``None`` where none was saved)."""
+    summary: str | SummaryFunction | None = None
+    """Its entry of the run's summary: a :data:`SummaryFunction` or its import path; ``None``:
+    no entry."""
     report: str | ReportFunction | None = None
     """Its section of the run report, shown when the timeline has its rows: a
     :data:`ReportFunction` or its import path; ``None``: no section."""
@@ -138,6 +143,13 @@ class ExtraKind:
     :class:`~mbc_interp.tasks.protocol.HasGroups`, or their import paths): a task lacking one
     is refused, naming the kind, the task and the capability, before any checkpoint is
     analysed (:meth:`check`, run first by :meth:`resolve_function`)."""
+    order: int = 1000
+    """Where it is listed among the kinds (the ``--kinds`` help, the report's sections, the
+    summary's entries): ascending, ties in the order the kinds were found or registered. The
+    built-in kinds take 10 to 100; the default lists a new kind after them."""
+    summary_order: int | None = None
+    """Where its entry sits among the kinds' entries of ``summary.json``, where that differs from
+    :attr:`order`: the file's key order is part of its bytes, which a rerun keeps."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name) or self.name in RESERVED:
@@ -148,6 +160,9 @@ class ExtraKind:
 
     def run_function(self) -> RunFunction:
         return _load(self.run)
+
+    def summary_function(self) -> SummaryFunction | None:
+        return None if self.summary is None else _load(self.summary)
 
     def report_function(self) -> ReportFunction | None:
         return None if self.report is None else _load(self.report)
@@ -175,13 +190,43 @@ class ExtraKind:
 
 
 _KINDS: dict[str, ExtraKind] = {}
+_found = False
+
+
+def discover_kinds(package: str = KINDS_PACKAGE) -> list[ExtraKind]:
+    """The ``KIND`` of every module of ``package``, in the order of the modules' names (a name
+    starting with ``_`` is a helper, not a kind). A module declaring no :class:`ExtraKind` as
+    ``KIND`` is an error naming it: in that package, a module is a kind."""
+    found = []
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        kind = getattr(module, "KIND", None)
+        if not isinstance(kind, ExtraKind):
+            raise TypeError(f"{module.__name__}: a module of {package} declares its analysis "
+                            "kind as KIND = ExtraKind(...)")  # fmt: skip
+        found.append(kind)
+    return found
+
+
+def _registry() -> dict[str, ExtraKind]:
+    """The registered kinds; the first call registers those of :data:`KINDS_PACKAGE`."""
+    global _found
+    if not _found:
+        kinds = discover_kinds()
+        _found = True
+        for kind in kinds:
+            register_kind(kind)
+    return _KINDS
 
 
 def register_kind(kind: ExtraKind, *, replace: bool = False) -> ExtraKind:
     """Add ``kind`` to the registry (``replace``: over one of the same name); returns it."""
-    if kind.name in _KINDS and not replace:
+    kinds = _registry()
+    if kind.name in kinds and not replace:
         raise ValueError(f"analysis kind {kind.name!r} is registered already")
-    _KINDS[kind.name] = kind
+    kinds[kind.name] = kind
     return kind
 
 
@@ -192,19 +237,26 @@ def unregister_kind(name: str) -> None:
 
 
 def extra_kinds() -> dict[str, ExtraKind]:
-    """Every registered kind by name, in registration order."""
-    return dict(_KINDS)
+    """Every registered kind by name, in their :attr:`~ExtraKind.order`."""
+    return dict(sorted(_registry().items(), key=lambda item: item[1].order))
+
+
+def summary_kinds() -> list[ExtraKind]:
+    """The kinds with a summary function, in the order of their entries in the summary
+    (:attr:`~ExtraKind.summary_order`, else :attr:`~ExtraKind.order`)."""
+    kinds = [k for k in extra_kinds().values() if k.summary is not None]
+    return sorted(kinds, key=lambda k: k.order if k.summary_order is None else k.summary_order)
 
 
 def kind_names() -> tuple[str, ...]:
-    return tuple(_KINDS)
+    return tuple(extra_kinds())
 
 
 def get_kind(name: str) -> ExtraKind:
     try:
-        return _KINDS[name]
+        return _registry()[name]
     except KeyError:
-        raise ValueError(f"unknown analysis kind {name!r} (known: {list(_KINDS)})") from None
+        raise ValueError(f"unknown analysis kind {name!r} (known: {list(kind_names())})") from None
 
 
 def build_settings(name: str, given: Mapping[str, Any] | None = None) -> Any:
@@ -289,122 +341,3 @@ def _load(ref: str | Callable | type) -> Any:
         return ref
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
-
-
-# -- the built-in kinds -------------------------------------------------------------------------
-def _gradients_cost(s: GradientConfig, c: CostContext) -> float:
-    """Full-batch gradient over the examples, at most ``full_batch_cap`` (forward and backward,
-    with per-sample overhead: 3 per example) and the per-example gradients of the sample (5 per
-    example)."""
-    n = c.n_examples
-    full = n if s.full_batch_cap is None else min(n, s.full_batch_cap)
-    return 3.0 * full + 5 * min(s.sample_size, n)
-
-
-def _llc_cost(s: LLCConfig, c: CostContext) -> float:
-    """4 forward equivalents per example of every SGLD minibatch (burn-in included)."""
-    return 4.0 * s.chains * (s.draws + s.burn_in) * min(s.batch_size, c.n_examples)
-
-
-def _groups_cost(s: GroupsConfig, c: CostContext) -> float:
-    """Every member of each followed group, its candidates scored (a task without candidates:
-    at most every example, once)."""
-    if c.k == 1:
-        return float(c.n_examples)
-    return float(min(s.n_groups, c.n_examples // c.k) * c.k * c.candidate_passes)
-
-
-def _ablation_cost(s: AblationConfig, c: CostContext) -> float:
-    """Per row: the clean run with its cache, then per method every head alone, the head set
-    and its complement."""
-    return float(min(s.n_examples, c.n_examples) * (1 + len(s.methods) * (c.heads + 2)))
-
-
-register_kind(ExtraKind(
-    name="gradients",
-    run="mbc_interp.analysis.dynamics.gradients:timeline_rows",
-    settings=GradientConfig,
-    cost=_gradients_cost,
-    needs_optimizer_state=True,
-    report="mbc_interp.viz.noise:gradient_section",
-    title="Gradient noise",
-    help="|G|, noise scale, coherence, group ratio, Adam statistics",
-))  # fmt: skip
-register_kind(ExtraKind(
-    name="llc",
-    run="mbc_interp.analysis.dynamics.llc:timeline_rows",
-    settings=LLCConfig,
-    cost=_llc_cost,
-    report="mbc_interp.viz.noise:llc_section",
-    title="Local learning coefficient",
-    help="local learning coefficient by SGLD, ~10 s per checkpoint",
-))  # fmt: skip
-
-
-# -- the mechanistic kinds (costs in forward passes of one example) -----------------------------
-@dataclass(frozen=True)
-class AtpConfig:
-    """Pairs of attribution patching (the exact patching's defaults)."""
-
-    n_pairs: int = 256
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        need = partial(check_field, obj=self, section="atp")
-
-        need(is_int(self.n_pairs) and self.n_pairs >= 1, "n_pairs", "must be an int >= 1")
-        need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
-
-
-ATP_PASSES = 3.2
-"""Forward passes of a pair's prompt that attribution patching costs: the clean run with its
-cache (about 1), the corrupt run keeping the activations' graph and the backward to the
-activations only, no weight gradients (about 2 together), and the pairs and rows around them.
-Measured by ``benchmarks/bench_analysis.py``: 3.0 on the paper preset's model, 3.35 on the
-default one, where the fixed costs weigh more."""
-
-
-def _atp_cost(s: AtpConfig, c: CostContext) -> float:
-    """:data:`ATP_PASSES` forwards of each pair's prompt."""
-    return ATP_PASSES * c.prompt_frac * min(s.n_pairs, c.n_examples)
-
-
-for _kind in (
-    ExtraKind(name="groups", run="mbc_interp.analysis.kind_runs:groups", settings=GroupsConfig,
-              cost=_groups_cost, needs=(HasGroups,),
-              report="mbc_interp.viz.kinds:groups_section", title="Groups solved over training",
-              help="per group (the task's: a B; an answer c): solved (all members right, "
-              "loss < 0.05 of its chance level)"),
-    ExtraKind(name="weights", run="mbc_interp.analysis.kind_runs:weights",
-              settings=NoSettings, cost=lambda s, c: 1.0,
-              report="mbc_interp.viz.kinds:weights_section", title="Weights",
-              help="norms per group and head, OV/QK effective rank"),
-    ExtraKind(name="ablation", run="mbc_interp.analysis.kind_runs:ablation",
-              settings=AblationConfig, cost=_ablation_cost,
-              report="mbc_interp.viz.kinds:ablation_section", title="Ablation",
-              help="mean/resample ablation per head; necessity and sufficiency of a head set"),
-    ExtraKind(name="probes", run="mbc_interp.analysis.kind_runs:probes", settings=ProbeConfig,
-              cost=lambda s, c: float(min(s.n_examples, c.n_examples)), needs=(HasProbeTargets,),
-              report="mbc_interp.viz.kinds:probes_section", title="Linear probes",
-              help="per layer, held-out probes of the task's labels (z, first token; a, b, c)"),
-    ExtraKind(name="atp", run="mbc_interp.analysis.kind_runs:atp", settings=AtpConfig,
-              cost=_atp_cost, needs=(HasPatchingPairs,),
-              report="mbc_interp.viz.kinds:atp_section", title="Attribution patching",
-              help="linear estimates of every head and residual patch (~3 forward passes)"),
-    ExtraKind(name="llc_heads", run="mbc_interp.analysis.kind_runs:llc_heads",
-              settings=LLCHeadsConfig,
-              cost=lambda s, c: len(s.heads) * _llc_cost(s, c),
-              report="mbc_interp.viz.kinds:llc_heads_section", title="LLC per head",
-              help="the LLC restricted to given heads' weights (settings: heads)"),
-    ExtraKind(name="essential", run="mbc_interp.analysis.kind_runs:essential",
-              settings=EssentialConfig, cost=lambda s, c: float(min(s.n_examples, c.n_examples)),
-              report="mbc_interp.viz.kinds:essential_section", title="Essential dynamics",
-              help="outputs on a probe set, projected; PCA across checkpoints and the turn"),
-    ExtraKind(name="fourier", run="mbc_interp.analysis.fourier_kind:fourier_records",
-              settings=FourierConfig, cost=lambda s, c: float(c.n_examples),
-              report="mbc_interp.viz.fourier:fourier_section", title="Fourier progress measures",
-              resolve="mbc_interp.analysis.fourier_kind:final_settings",
-              needs=("mbc_interp.tasks.modular_addition.capability:HasModularInputs",),
-              help="modular tasks: key frequencies, Gini, restricted/excluded loss (Nanda+ 2023)"),
-):  # fmt: skip
-    register_kind(_kind)

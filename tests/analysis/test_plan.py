@@ -187,7 +187,7 @@ def test_the_plan_prints_each_kinds_estimated_seconds_beside_its_name(tiny_run, 
 def test_atp_is_priced_in_passes_of_its_pairs_prompts():
     """Attribution patching runs on the pairs' prompts (up to the answer position), not on
     whole examples: ATP_PASSES forwards of each, in whole-example units."""
-    from mbc_interp.analysis.registry import ATP_PASSES
+    from mbc_interp.analysis.kinds.atp import ATP_PASSES
 
     task = WindTunnelTask(TaskConfig(D=64, K=4))
     config = AnalysisConfig(kinds=("atp",), extra_settings={"atp": {"n_pairs": 100}})

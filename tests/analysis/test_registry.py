@@ -1,5 +1,5 @@
 """The analysis registry: a kind declared in a test runs through everything that handles kinds
-(analysis, plan, command line, timeline, report), and the built-in kinds' settings are
+(analysis, plan, command line, timeline, summary, report), and the built-in kinds' settings are
 configurable and recorded."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from mbc_interp.analysis.ablation import AblationConfig
 from mbc_interp.analysis.dynamics.essential import EssentialConfig
 from mbc_interp.analysis.extra_settings import GradientConfig, LLCConfig, LLCHeadsConfig
 from mbc_interp.analysis.groups import GroupsConfig
+from mbc_interp.analysis.kinds.atp import AtpConfig
 from mbc_interp.analysis.plan import (
     GFLOPS,
     TOKEN_S,
@@ -27,7 +28,6 @@ from mbc_interp.analysis.plan import (
 from mbc_interp.analysis.probes import ProbeConfig
 from mbc_interp.analysis.registry import (
     RESERVED,
-    AtpConfig,
     ExtraKind,
     extra_kinds,
     kind_names,
@@ -63,6 +63,11 @@ def _norm_rows(model, task, settings: NormSettings, optimizer_state) -> list[dic
     ]  # fmt: skip
 
 
+def _norm_entry(table, summary):
+    rows = table[table.metric == "weight_norm"]
+    return {"last": float(rows.value.iloc[-1]), "t_loss": summary["t_loss"]}
+
+
 def _norm_section(run, table, summary):
     from mbc_interp.viz.report import Section
 
@@ -76,7 +81,8 @@ def weight_norm():
     kind = register_kind(ExtraKind(
         name="weight_norm", run=_norm_rows, settings=NormSettings,
         cost=lambda s, c: PASSES_PER_EXAMPLE * c.n_examples, needs_optimizer_state=True,
-        report=_norm_section, title="Weight norm", help="L2 norm of every weight",
+        summary=_norm_entry, report=_norm_section, title="Weight norm",
+        help="L2 norm of every weight",
     ))  # fmt: skip
     yield kind
     unregister_kind("weight_norm")
@@ -153,11 +159,15 @@ def test_the_command_line_accepts_a_registered_kind_and_its_settings(run, weight
     assert "weight_norm: scale was 3.0, now 4.0" in capsys.readouterr().err
 
 
-def test_a_registered_kind_gets_its_report_section(run, weight_norm):
+def test_a_registered_kind_gets_its_summary_entry_and_report_section(run, weight_norm):
     from mbc_interp.viz.run_report import run_report
 
     config = replace(SMALL, kinds=("weight_norm",))
-    analyze(run, config, progress=False)
+    table, summary = analyze(run, config, progress=False)
+    norms = table[table.metric == "weight_norm"]
+    # the summary function saw the timeline and the summary's own entries before it
+    assert summary["weight_norm"] == {"last": norms.value.iloc[-1], "t_loss": summary["t_loss"]}
+    assert list(summary).index("weight_norm") == list(summary).index("n_checkpoints_analysed") - 1
     sections = {s.heading: s for s in run_report(run)}
     assert sections["Weight norm"].text == f"{len(run.steps)} checkpoints with a weight norm"
     assert "Gradient noise" not in sections  # a kind without rows gets no section

@@ -14,10 +14,14 @@
   the attribution estimates and the exact effects, its median and range: per head over all
   positions (``heads``, beside ``head_out_all_pos``) and per layer and position of the residual
   stream (``resid_pre``).
+
+Each kind's summary function (``*_entry``, named in its declaration in
+:mod:`mbc_interp.analysis.kinds`) takes the timeline and the summary so far.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -126,3 +130,20 @@ def _atp_agreement(table: pd.DataFrame, kind: str, keys: list[str]) -> dict[str,
         return None
     return {"n_checkpoints": len(rhos), "rank_agreement_median": float(np.median(rhos)),
             "rank_agreement_min": float(min(rhos)), "rank_agreement_max": float(max(rhos))}
+
+
+# -- the kinds' summary functions: (timeline, summary so far) -> entry ------------------------
+def essential_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    return essential_summary(table, summary["t_loss"])
+
+
+def ablation_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    return ablation_summary(table)
+
+
+def weights_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    return weights_summary(table)
+
+
+def atp_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    return atp_summary(table)

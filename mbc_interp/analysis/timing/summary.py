@@ -46,10 +46,12 @@ Rules (also in the README; fixed before the sweeps that report them):
   :mod:`mbc_interp.analysis.groups` applied to the analysed checkpoints: the solved fraction
   at the plateau's middle, the groups' 10-90% solve-time spread over the plateau's duration
   and its verdict.
-- **The extra kinds** (where analysed): ``essential`` (the output trajectory's turn against
-  ``t_loss``), ``ablation`` (the head set's necessity and sufficiency at the last checkpoint),
-  ``atp`` (attribution patching's rank agreement with exact head patching):
-  :mod:`mbc_interp.analysis.timing.extra_summary`.
+- **The extra kinds** (where analysed): each kind declaring a summary function
+  (:attr:`~mbc_interp.analysis.registry.ExtraKind.summary`) has an entry under its name:
+  ``groups`` (above), ``essential`` (the output trajectory's turn against ``t_loss``),
+  ``ablation`` (the head set's necessity and sufficiency at the last checkpoint), ``atp``
+  (attribution patching's rank agreement with exact head patching), ``weights`` (the cosines
+  of successive updates): :mod:`mbc_interp.analysis.timing.extra_summary`.
 - **Routing heads**: each head's z-use at each analysed checkpoint is its total effect, the raw
   effect of patching its clean output into the corrupt run (logits, with a standard error) and,
   beside it, its direct z-effect (:mod:`mbc_interp.analysis.zuse`). A head's routing score is
@@ -73,18 +75,13 @@ Every time is also given in tokens seen.
 from __future__ import annotations
 
 import json
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.groups import collective_summary
-from mbc_interp.analysis.timing.extra_summary import (
-    ablation_summary,
-    atp_summary,
-    essential_summary,
-    weights_summary,
-)
+from mbc_interp.analysis.registry import summary_kinds
 from mbc_interp.analysis.timing.signals import progress_summary, transition_of
 from mbc_interp.analysis.timing.stages import resting_levels, stage_times
 from mbc_interp.analysis.timing.transition import (
@@ -215,15 +212,20 @@ def _routing(table: pd.DataFrame, out: dict[str, Any]) -> None:
         out["lead_fraction"] = lead_fraction(route.t, out["t_loss"], out["t_plateau_start"])
 
 
-def _collective(table: pd.DataFrame, out: dict[str, Any]) -> None:
-    """The groups' solve times against the plateau, where the ``groups`` kind was analysed."""
-    rows = table[(table.analysis == "groups") & (table.metric == "group_solved")]
-    if rows.empty:
-        return
-    wide = rows.pivot_table(index="step", columns="component", values="value").sort_index()
-    wide = wide.dropna(axis=0)
-    out["groups"] = collective_summary(wide.index.to_numpy(float), wide.to_numpy() > 0.5,
-                                       out["t_plateau_start"], out["t_loss"])  # fmt: skip
+def _kind_entries(table: pd.DataFrame, out: dict[str, Any]) -> None:
+    """Each extra kind's entry (its :attr:`~mbc_interp.analysis.registry.ExtraKind.summary`),
+    under its name, where the timeline has its rows and the kind gives one, in the registry's
+    summary order. Each reads the summary's entries before the kinds', read-only."""
+    view = MappingProxyType(dict(out))
+    for kind in summary_kinds():
+        if not (table.analysis == kind.name).any():
+            continue
+        if kind.name in out:
+            raise ValueError(f"analysis kind {kind.name!r}: its summary entry would replace the "
+                             f"summary's own {kind.name!r}")  # fmt: skip
+        entry = kind.summary_function()(table, view)
+        if entry is not None:
+            out[kind.name] = entry
 
 
 def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
@@ -252,12 +254,7 @@ def summarize(run: Run, table: pd.DataFrame) -> dict[str, Any]:
             _routing(table, out)
         else:
             out["routing_reason"] = "no routing analysis: the task has no selector to route"
-        _collective(table, out)
-        for key, value in (("essential", essential_summary(table, out["t_loss"])),
-                           ("ablation", ablation_summary(table)), ("atp", atp_summary(table)),
-                           ("weights", weights_summary(table))):
-            if value is not None:
-                out[key] = value
+        _kind_entries(table, out)
         out["n_checkpoints_analysed"] = int(table["step"].nunique())
     return _with_tokens(out, run.config.tokens_per_step)
 
