@@ -52,3 +52,32 @@ def test_positions_where_clean_and_corrupt_agree_get_nothing_and_heads_rank_like
     rho = rank_agreement(np.array([est[k] for k in order]), exact)
     assert rho > 0.5
     assert np.isnan(rank_agreement(np.ones(3), np.arange(3.0)))
+
+
+def test_estimates_are_the_first_order_term_of_two_full_runs(trained, task):
+    """The runs' shortcuts (the clean run from the first position where the prompts differ,
+    stopped at the last site; the corrupt run narrowed to the answer position) leave every
+    estimate as two full runs and a full backward give it."""
+    pairs = task.patching_pairs(32, 0)
+    rows = atp_records(trained, task, pairs)
+    heads, resid = _values(rows, "head_out_all_pos"), _values(rows, "resid_pre")
+    is_site = lambda name: name.endswith(("hook_z", "hook_resid_pre"))  # noqa: E731
+    with torch.no_grad():
+        _, clean = trained.run_with_cache(pairs.clean_tokens, names_filter=is_site)
+    acts = {}
+
+    def keep(act, hook):
+        acts[hook.name] = act
+
+    logits = trained.run_with_hooks(pairs.corrupt_tokens, fwd_hooks=[(is_site, keep)])
+    grads = torch.autograd.grad(logit_diff(logits, pairs).sum(), list(acts.values()))
+    full = {k: ((clean[k] - a.detach()) * g).mean(0)
+            for (k, a), g in zip(acts.items(), grads, strict=True)}  # fmt: skip
+    labels = task.position_labels
+    for l in range(trained.cfg.n_layers):
+        z = full[f"blocks.{l}.attn.hook_z"].sum(dim=(0, 2))
+        r = full[f"blocks.{l}.hook_resid_pre"].sum(-1)
+        assert [heads[f"L{l}H{h}"] for h in range(len(z))] == pytest.approx(z.tolist(), abs=1e-5)
+        assert [resid[f"L{l} {labels[p]}"] for p in range(len(r))] == pytest.approx(
+            r.tolist(), abs=1e-5
+        )
