@@ -25,12 +25,15 @@ class AtpConfig:
         need(is_int(self.seed) and self.seed >= 0, "seed", "must be an int >= 0")
 
 
-ATP_PASSES = 3.2
-"""Forward passes of a pair's prompt that attribution patching costs: the clean run with its
-cache (about 1), the corrupt run keeping the activations' graph and the backward to the
-activations only, no weight gradients (about 2 together), and the pairs and rows around them.
-Measured by ``benchmarks/bench_analysis.py``: 3.0 on the paper preset's model, 3.35 on the
-default one, where the fixed costs weigh more."""
+ATP_PASSES = 2.5
+"""Forward passes of a pair's prompt that attribution patching costs: the corrupt run keeping
+the activations' graph (its last MLP and unembedding on the answer position only) and the
+backward to the activations only, no weight gradients (about 1.8 together); the clean run
+without a graph, from the first position where the pairs' prompts differ up to the last site
+(about half a forward on the presets' pairs, which first differ at the selector; up to about
+one where they differ from the start); and the pairs and rows around them. Measured by
+``benchmarks/bench_analysis.py``: 2.25 on the paper preset's model, 2.47 on the default one,
+where the fixed costs weigh more."""
 
 
 def cost(s: AtpConfig, c: CostContext) -> float:
@@ -47,6 +50,6 @@ KIND = ExtraKind(
     summary="mbc_interp.analysis.timing.extra_summary:atp_entry",
     report="mbc_interp.viz.kinds:atp_section",
     title="Attribution patching",
-    help="linear estimates of every head and residual patch (~3 forward passes)",
+    help="linear estimates of every head and residual patch (~2.5 forward passes)",
     order=70,
 )
