@@ -115,6 +115,9 @@ def carry_over(table: pd.DataFrame, previous: str | Path) -> pd.DataFrame:
     if keep.empty:
         return table
     keep = keep.assign(source=keep.get("source", "earlier table"))
+    # the point's config columns the earlier table did not hold (an axis added since), from here
+    fill = table.set_index("name").loc[keep["name"]]
+    keep = keep.set_index("name").combine_first(fill).reset_index()
     rest = table[~table["name"].isin(set(keep["name"]))].assign(source="run")
     order = {n: i for i, n in enumerate(table["name"])}
     out = pd.concat([rest, keep], ignore_index=True)

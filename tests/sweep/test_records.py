@@ -106,7 +106,7 @@ def test_a_record_with_another_config_is_an_error_naming_it(short_sweep, tmp_pat
 
 def test_earlier_rows_are_carried_until_their_point_runs_again(short_sweep, tmp_path):
     table = collect(short_sweep)
-    earlier = table.assign(final_loss=123.0)  # as an earlier fit measured them
+    earlier = table.assign(final_loss=123.0).drop(columns=["compile"])  # an older table
     earlier.to_csv(tmp_path / "runs.csv", index=False)
     one = table.name.iloc[0]
     partial = table.assign(point_status=["pending" if n != one else "done" for n in table.name])
@@ -117,6 +117,7 @@ def test_earlier_rows_are_carried_until_their_point_runs_again(short_sweep, tmp_
     carried = out[out.name != one]
     assert set(carried.source) == {"earlier table"} and set(carried.final_loss) == {123.0}
     assert (out.point_status == "done").all()
+    assert (out["compile"] == table["compile"]).all()  # an axis the older table lacked
     assert carry_over(table, tmp_path / "runs.csv") is table  # nothing to carry
 
 

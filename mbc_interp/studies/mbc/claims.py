@@ -20,7 +20,7 @@ RUN_COLUMNS = (
     "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "optimizer", "eps",
     "momentum", "target_len", "construction",
     "selector_gap", "transition_signal", "rest_loss_tok", "flat_loss_tok", "format_loss_tok",
-    "marginal_gap_at_drop", "t_marginal", "selectors", "distinct_first", "warmup_steps",
+    "marginal_gap_at_drop", "t_marginal", "selectors", "distinct_first", "warmup_steps", "compile",
     "t_loss_cum_lr", "t_first_rest", "first_rest_loss_tok", "pre_drop_loss_tok",
     "zfree_gain_frac_at_marginal", "t_marginal_seq", "t_marginal_seq_se", "t_conditional_seq",
     "t_conditional_seq_se", "marginal_lead_seq", "marginal_lead_seq_se", "order_seq",
