@@ -607,6 +607,57 @@ def test_noise_on_the_paper_task():
     )
 
 
+def _order_counts(rows: pd.DataFrame, col: str) -> dict[str, int]:
+    return {k: int((rows[col] == k).sum()) for k in ("marginal_first", "together",
+                                                       "conditional_first")}  # fmt: skip
+
+
+def matched_order_sentence(rows: pd.DataFrame) -> str:
+    """How the README and REPRODUCTION.md state the paper-regime sweep's matched order."""
+    seq, first = _order_counts(rows, "order_seq"), _order_counts(rows, "order_first")
+    n = len(rows)
+    return (
+        f"on whole sequences the two cross together in {seq['together']} of {n} runs (the "
+        f"marginal first in {seq['marginal_first']}, the conditional first in "
+        f"{seq['conditional_first']}), and on first tokens the marginal comes first in "
+        f"{first['marginal_first']} of {n}"
+    )
+
+
+def test_paper_regime_matched_order():
+    rows = runs("paper_regime")
+    rows = rows[(rows.point_status == "done") & rows.order_seq.notna()]
+    sizes = sorted(rows.n_examples.astype(int).unique())
+    stated(matched_order_sentence(rows), README)
+    stated(matched_order_sentence(rows))
+    stated(f"N = {sizes[0]:,} to {sizes[-1]:,}, {len(rows)} runs", README)
+    big = rows[rows.n_examples == sizes[-1]]
+    stated(f"{len(big)} run(s) at N = {sizes[-1]:,} so far", README)
+
+
+def test_grokking_findings():
+    v = verdicts("grokking_cpu")
+    table = runs("grokking_cpu")
+    (level,) = v["levels"].values()
+    stated(f"train fraction {table.train_frac.iloc[0]:g}, {v['n_runs']} seeds")
+    assert set(table.train_frac) == {0.4} and len(table) == v["n_runs"]
+    stated(f"memorisation ends at about step {level['times']['t_plateau_start']['mean']:.0f}")
+    t = table.t_loss
+    stated(f"(t_loss {t.min():,.0f} to {t.max():,.0f} across seeds)")
+    names = {"excluded_gain": "excluded loss", "restricted_loss": "restricted loss",
+             "gini": "Gini sparsity", "weight_norm": "weight norm"}  # fmt: skip
+    for key, name in names.items():
+        sig = level["signals"][key]
+        assert sig["verdict"] == "leads", key
+        stated(f"{name} {f2(sig['lead']['mean'])} {ci2(sig['lead']['ci'])}")
+    assert level["signals"]["llc"]["verdict"] == "underpowered"
+    assert (table.phase_llc != "plateau").sum() == 1
+    stated("The LLC is *underpowered* (one of three runs has no onset on the plateau)")
+    c = v["collective"]
+    assert c["verdict"] == "reproduced" and c["solved_at_half"]["mean"] == 0
+    stated(f"solve spread is {f2(c['mean']['mean'])} {ci2(c['mean']['ci'])} of")
+
+
 # ---------------------------------------------------------------- the README's summary
 
 
