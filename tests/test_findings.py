@@ -275,8 +275,7 @@ def test_paper_marginal_by_the_old_mismatched_criteria():
         f"({int((proxy.t_marginal < proxy.t_loss).sum())} of {len(proxy)}"
     )
     stated("that reading is withdrawn")
-    stated("results pending")
-    stated("results pending", README)
+    stated("its section below gives the order run by run")
     assert "before it learns that A is one of B's candidates at all. On" not in DOC
 
 
@@ -622,6 +621,24 @@ def matched_order_sentence(rows: pd.DataFrame) -> str:
         f"{seq['conditional_first']}), and on first tokens the marginal comes first in "
         f"{first['marginal_first']} of {n}"
     )
+
+
+def test_paper_regime_claims_in_the_readme():
+    f = fits("paper_regime")
+    n = f["N"]
+    assert n["ci"][0] < 1.19 < n["ci"][1] and "underpowered" in f["D"]["verdict"]
+    stated(f"N^{f2(n['exponent'])} {ci2(n['ci'])}, the paper's", README)
+    c = f["circuit"]
+    assert c["necessary"]["verdict"] == "reproduced"
+    assert c["sufficient"]["verdict"] == "not reproduced"
+    stated(f"costs {f2(c['necessary']['mean']['mean'])} {ci2(c['necessary']['mean']['ci'])} x "
+           "log K", README)  # fmt: skip
+    col = c["collective"]
+    assert col["verdict"] == "not reproduced" and col["solved_at_half"]["mean"] == 0
+    stated(f"spread is {f2(col['mean']['mean'])} {ci2(col['mean']['ci'])} of the plateau", README)
+    g = verdicts("grokking_cpu")["collective"]
+    assert g["verdict"] == "reproduced"
+    stated(f"on grokking it is ({f2(g['mean']['mean'])} {ci2(g['mean']['ci'])})", README)
 
 
 def test_paper_regime_matched_order():
