@@ -49,6 +49,8 @@ from mbc_interp.store.records import (
 from mbc_interp.sweep.grid import AnalysisPass, Point, SweepSpec
 
 SPEC_FILE = SWEEP_FILE
+RESTORED = "restored_from"
+"""The outcome key naming the record a point was restored from (never kept in the record)."""
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = ("local", "ray")
@@ -314,8 +316,9 @@ def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
         record = records / task["name"]
         outcome = read_outcome(task["outcome_path"]) or {}
         if outcome.get("status") in FINAL:
-            if Path(task["run_dir"]).is_dir():
-                write_record(task["run_dir"], outcome, record)
+            if Path(task["run_dir"]).is_dir():  # as recorded: where it was restored from is local
+                kept = {k: v for k, v in outcome.items() if k != RESTORED}
+                write_record(task["run_dir"], kept, record)
             continue
         kept = read_record_outcome(record)
         if kept is None or kept.get("status") not in FINAL:
@@ -327,7 +330,7 @@ def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
                               "config than the sweep's; move the record away or rename the "
                               "sweep")  # fmt: skip
         restore_record(record, task["run_dir"])
-        _record(task, {**kept, "restored_from": str(record)})
+        _record(task, {**kept, RESTORED: str(record)})
 
 
 Event = tuple[Literal["start", "end"], dict[str, Any]]

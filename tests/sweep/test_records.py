@@ -85,6 +85,9 @@ def test_a_sweep_resumes_from_records_on_a_machine_without_its_directory(short_s
     for p in spec.points:
         outcome = json.loads((fresh / POINTS_DIR / f"{p.name}.json").read_text())
         assert outcome["status"] == "done" and outcome["restored_from"].endswith(p.name)
+    kept = {p: (records / p / OUTCOME_FILE).read_bytes() for p in (x.name for x in spec.points)}
+    run_sweep(spec, fresh, workers=1, progress=False, records=records)  # in sync: unchanged
+    assert {p: (records / p / OUTCOME_FILE).read_bytes() for p in kept} == kept
     cols = ["name", "status", "t_plateau_start", "t_loss", "plateau_loss", "final_loss"]
     pd.testing.assert_frame_equal(collect(first)[cols], collect(fresh)[cols])
 
