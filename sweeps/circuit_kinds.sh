@@ -7,7 +7,8 @@
 # the sweep (ablation still at the last checkpoint only, the others at every one). Then refit:
 #   bash sweeps/circuit_kinds.sh sweeps/out/paper_regime          # in the background
 #   bash sweeps/circuit_kinds.sh sweeps/out/grokking_cpu groups   # the collective claim only
-#   mbc fit sweeps/out/paper_regime --results results/paper_regime --doc REPRODUCTION.md
+#   mbc fit sweeps/out/paper_regime --results results/paper_regime --doc REPRODUCTION.md \
+#       --summary README.md
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 sweep=$(realpath "${1:?usage: circuit_kinds.sh SWEEP_DIR [KIND...]}")

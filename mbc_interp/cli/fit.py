@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--doc", type=Path, help="markdown file whose generated section to rewrite "
                    "(e.g. REPRODUCTION.md)")  # fmt: skip
+    p.add_argument(
+        "--summary",
+        type=Path,
+        help="markdown file whose generated summary "
+        "paragraph of this sweep to rewrite (e.g. README.md; scaling claims only)",
+    )
     p.add_argument("--noise", action="store_true",
                    help="instead of the scaling claims: the gradient-noise verdicts (runs "
                    "analysed with --kinds gradients; REPRODUCTION.md's noise section)")  # fmt: skip
@@ -32,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         from mbc_interp.studies.mbc import noise_fit_and_write
         from mbc_interp.sweep.noise_text import format_verdicts
 
+        _no_summary(args)
         verdicts, paths = noise_fit_and_write(args.sweep, out, args.doc)
         print(format_verdicts(verdicts))
         for p in paths:
@@ -43,13 +50,22 @@ def run(args: argparse.Namespace) -> int:
     if not entry(sweep_task(args.sweep)).scaling_claims:  # hidden progress only
         from mbc_interp.sweep.progress_text import level_table
 
+        _no_summary(args)
         verdicts, paths = progress_fit_and_write(args.sweep, out, args.doc)
         print(level_table(verdicts).to_string(index=False))
         for p in paths:
             print(f"wrote {p}")
         return 0
-    fits, paths = fit_and_write(args.sweep, out, args.doc)
+    fits, paths = fit_and_write(args.sweep, out, args.doc, args.summary)
     print(format_fits(fits))
     for p in paths:
         print(f"wrote {p}")
     return 0
+
+
+def _no_summary(args: argparse.Namespace) -> None:
+    if args.summary is not None:
+        raise ValueError(
+            f"--summary {args.summary}: only a sweep's scaling claims (not --noise, "
+            "not hidden-progress verdicts) have a summary paragraph"
+        )

@@ -41,6 +41,8 @@ verdict the data cannot carry:
    and excludes 0; *underpowered* if it contains both; *partly* if the CI is above 0 but
    excludes 0.5; else *not reproduced*. Onsets before the plateau started are not leads: they
    are counted and left out. The Δz onset's lead (``lead_fraction_z``) is reported beside it.
+6-7. the circuit: :mod:`mbc_interp.sweep.circuit`. 8. marginal before conditional, with
+   matched measures: :mod:`mbc_interp.sweep.order`.
 
 Seeds: a verdict needs at least :data:`MIN_SEEDS` runs at every level it compares (each D or
 K of a power law, both ends of a ratio, each (N, K) cell of 2c, each K of claim 1, the runs of
@@ -72,6 +74,7 @@ from mbc_interp.sweep.intervals import (  # noqa: F401  (re-exported: the fits' 
     t_interval,
 )
 from mbc_interp.sweep.intervals import slope as _slope
+from mbc_interp.sweep.order import order_verdicts
 
 PAPER = {"D_exponent": 1.19, "lr_ratio": 3.6, "lead_fraction": 0.5, "lr_range": (3e-4, 2e-3)}
 K_ALTERNATIVE = 0.6
@@ -80,7 +83,9 @@ BATCH_DELAY = 1.5
 """The smallest batch delay of interest: an interval reaching it cannot rule it out."""
 AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len",
                 "construction", "data_seed", "n_layers", "d_model", "n_heads",
-                "selector_gap", "optimizer", "eps", "momentum", "compile")  # fmt: skip
+                "selector_gap", "optimizer", "eps", "momentum", "compile", "selectors",
+                "distinct_first", "warmup_steps")  # fmt: skip
+
 
 def reference_point(table: pd.DataFrame) -> dict[str, Any]:
     """The most common value of each axis among the backward runs (ties: the smallest)."""
@@ -108,6 +113,7 @@ def fit_sweep(table: pd.DataFrame) -> dict[str, Any]:
     out["batch"] = _ratio(table, "batch", ref, largest_over_smallest=False)
     out["lead"] = _lead(main_runs(table, ref))
     out["circuit"] = circuit_verdicts(main_runs(table, ref))
+    out["order"] = order_verdicts(table, ref)
     return {**out, "control": _control(table)}
 
 
@@ -219,8 +225,17 @@ def _k_at_fixed_examples(table: pd.DataFrame, ref: dict) -> dict:
     rows = pd.concat([slice_of(table, "D", ref), slice_of(table, "K", ref)]).drop_duplicates("name")
     rows, censored = _usable(rows)
     res: dict[str, Any] = {"n_censored": censored, "n_runs": len(rows)}
-    x = np.column_stack([np.ones(len(rows)), np.log(rows.n_examples.to_numpy(float)),
-                         np.log(rows.K.to_numpy(float))]) if len(rows) else np.empty((0, 3))
+    x = (
+        np.column_stack(
+            [
+                np.ones(len(rows)),
+                np.log(rows.n_examples.to_numpy(float)),
+                np.log(rows.K.to_numpy(float)),
+            ]
+        )
+        if len(rows)
+        else np.empty((0, 3))
+    )
     y = np.log(rows.duration_tokens.to_numpy(float)) if len(rows) else np.empty(0)
     if len(rows) < 4 or np.linalg.matrix_rank(x) < 3:
         return {**res, "verdict": "not tested", "why": "N and K do not vary independently"}

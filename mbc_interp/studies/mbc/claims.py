@@ -13,6 +13,7 @@ import pandas as pd
 
 from mbc_interp.store.layout import FITS_FILE, RUNS_TABLE
 from mbc_interp.studies.mbc.documents import ci, fmt, md_table
+from mbc_interp.studies.mbc.findings import order_findings, order_rows
 from mbc_interp.sweep.circuit import CIRCUIT_COLUMNS
 from mbc_interp.sweep.fit import PAPER
 
@@ -88,6 +89,7 @@ def claims_table(fits: dict[str, Any]) -> pd.DataFrame:
         ours += f" (Δz onset: {mz['mean']:.2f} {ci(mz['ci'])})"
     rows.append((CLAIMS["lead"], "0.5", ours, 0 if m is None else m["n"], _verdict(fits["lead"])))
     rows += _circuit_rows(fits.get("circuit", {}))
+    rows += order_rows(fits)
     n = fits.get("N", {})
     if "exponent" in n:
         e = n["epochs"]
@@ -205,9 +207,11 @@ def order_counts(table: pd.DataFrame) -> str | None:
         parts = []
         for v, name in (("seq", "whole sequences"), ("first", "first tokens")):
             c = g[f"order_{v}"].value_counts()
-            parts.append(f"{name}: marginal first in {c.get('marginal_first', 0)}, together in "
-                         f"{c.get('together', 0)}, conditional first in "
-                         f"{c.get('conditional_first', 0)} of {int(g[f'order_{v}'].notna().sum())}")
+            parts.append(
+                f"{name}: marginal first in {c.get('marginal_first', 0)}, together in "
+                f"{c.get('together', 0)}, conditional first in "
+                f"{c.get('conditional_first', 0)} of {int(g[f'order_{v}'].notna().sum())}"
+            )
         lines.append(f"- N = {int(n):,}: " + "; ".join(parts))
     return "\n".join(lines)
 
@@ -224,10 +228,14 @@ def markdown_section(
                  f"[`{rel(results / FITS_FILE)}`]({rel(results / FITS_FILE)}).")  # fmt: skip
     per_k = fits["plateau"].get("per_K")
     if per_k:
-        parts += ["", "**Plateau height by K** (median loss and mean exact-match accuracy over "
-                  "the plateau's evaluations, mean over runs)", "",
-                  "| K | runs | log K | plateau loss | plateau / log K | accuracy | 1/K |",
-                  "|---|---|---|---|---|---|---|"]
+        parts += [
+            "",
+            "**Plateau height by K** (median loss and mean exact-match accuracy over "
+            "the plateau's evaluations, mean over runs)",
+            "",
+            "| K | runs | log K | plateau loss | plateau / log K | accuracy | 1/K |",
+            "|---|---|---|---|---|---|---|",
+        ]
         parts += [f"| {k} | {v['n']} | {v['log_k']:.4f} | {v['mean_plateau_loss']:.4f} | "
                   f"{v['mean_ratio']:.4f} | {fmt(v.get('mean_plateau_acc'))} | {1 / int(k):.3f} |"
                   for k, v in per_k.items()]  # fmt: skip
@@ -245,8 +253,9 @@ def markdown_section(
         parts += ["", "**Marginal before conditional, matched** (steps: each stage's held "
                   "half-way crossing on the log scale from its chance value to 0, on the same "
                   "rows; the lead with its sampling error and the run's order by the rule of "
-                  "`mbc_interp/analysis/timing/stages.py`)", "", order_counts(table) or "", "",
-                  md_table(stages)]  # fmt: skip
+                  "`mbc_interp/analysis/timing/stages.py`; over runs: "
+                  "`mbc_interp/sweep/order.py`)", "", order_findings(fits) or "", "",
+                  order_counts(table) or "", "", md_table(stages)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)
         if t is not None:

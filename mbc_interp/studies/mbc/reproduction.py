@@ -29,8 +29,10 @@ from mbc_interp.studies.mbc.documents import (
     check_markers,
     md_table,
     replace_section,
+    summary_marker,
     write_svgs,
 )
+from mbc_interp.studies.mbc.findings import summary_paragraph
 from mbc_interp.sweep.fit import control_twins, fit_sweep
 from mbc_interp.sweep.results import carry_over, collect
 
@@ -75,10 +77,12 @@ def write_results(
     *,
     sweep: str | Path,
     doc: str | Path | None = None,
+    summary: str | Path | None = None,
 ) -> list[Path]:
     """Write ``runs.csv`` (everything the fits need: ``fit_sweep(read_csv(runs.csv))`` gives
     ``fits.json`` again), ``fits.json``, ``report.html``, SVG figures (when a browser for
-    plotly's image export is available) and, with ``doc``, its generated section."""
+    plotly's image export is available) and, with ``doc``, its generated section; with
+    ``summary``, the summary paragraph there (the README's, :func:`summary_paragraph`)."""
     from mbc_interp.viz.report import Section, write_html_report
 
     out = Path(out)
@@ -103,6 +107,12 @@ def write_results(
     written += svgs
     if doc is not None:
         written.append(write_doc_section(Path(doc), fits, out, svgs, table))
+    if summary is not None:
+        text = summary_paragraph(fits, f"sweeps/{Path(out).name}.toml")
+        if text is None:
+            raise ValueError(f"{out}: no run has the matched stage times, so no summary for "
+                             f"{summary}")  # fmt: skip
+        written.append(replace_section(Path(summary), summary_marker(out), text))
     return written
 
 
@@ -118,6 +128,7 @@ def fit_and_write(
     sweep: str | Path,
     out: str | Path,
     doc: str | Path | None = None,
+    summary: str | Path | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Collect, fit and write everything for a sweep directory, or refit a results directory's
     committed ``runs.csv`` (the sweep's runs are not needed for the fits): ``(fits, paths)``.
@@ -131,7 +142,10 @@ def fit_and_write(
     if not (table.point_status == "done").any():
         raise ValueError(f"{sweep}: no finished points yet (see `mbc sweep --status`)")
     fits = fit_sweep(table)
-    return fits, write_results(table, fits, out, sweep=sweep, doc=doc)
+    for path, marker in ((doc, begin_marker(out)), (summary, summary_marker(out))):
+        if path is not None:  # before anything is written
+            check_markers(Path(path), marker)
+    return fits, write_results(table, fits, out, sweep=sweep, doc=doc, summary=summary)
 
 
 # -- gradient noise (``mbc fit --noise``) ---------------------------------------------------
