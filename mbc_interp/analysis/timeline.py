@@ -265,9 +265,7 @@ def _analyze_steps(
         atomic_write(out / STEPS_DIR / step_file(step), json.dumps(data).encode())
         del model
     record_config(out, config)  # every step asked for has its rows: its kinds are computed
-    table = load_timeline(run, config)
-    _write_csv(out / TIMELINE_FILE, table)
-    return table, skipped
+    return write_timeline(run, config), skipped
 
 
 def analyze(
@@ -438,6 +436,15 @@ def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFram
         records.extend(rows)
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype({"layer": "Int64", "head": "Int64", "pos": "Int64"})
+
+
+def write_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
+    """:func:`load_timeline`, also written to ``analysis/timeline.csv`` (rewritten only when it
+    changed): the one place the file is made, so a run restored from a record without it gets
+    the same bytes back."""
+    table = load_timeline(run, config)
+    _write_csv(run.path / ANALYSIS_DIR / TIMELINE_FILE, table)
+    return table
 
 
 def _core(settings: dict[str, Any] | None) -> dict[str, Any] | None:

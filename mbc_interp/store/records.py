@@ -3,10 +3,11 @@
 A long sweep outlives any one machine: its sweep directory (weights included) is lost with the
 machine, while its results are committed. A record is what the fits, tables and summaries read
 from a finished run: the config, metrics, manifest and every analysis file, with
-``checkpoints/`` (weights and trainer state), ``damaged/`` and lock files left out. Restored
-into a fresh sweep directory it is an ordinary run directory whose listed checkpoints have no
-files: enough to refit it under today's rules (:func:`mbc_interp.sweep.results.run_row`), not
-to analyse it again or to resume its training.
+``checkpoints/`` (weights and trainer state), ``damaged/``, lock files and the derived
+:data:`DERIVED_FILES` left out. Restored into a fresh sweep directory (and its timeline rebuilt
+from the step files, :func:`mbc_interp.analysis.timeline.write_timeline`) it is an ordinary run
+directory whose listed checkpoints have no files: enough to refit it under today's rules
+(:func:`mbc_interp.sweep.results.run_row`), not to analyse it again or to resume its training.
 
 Layout: ``RECORDS/<point>/run.tar.xz`` holds the run's files as they were, and
 ``RECORDS/<point>/point.json`` the sweep point's outcome (:mod:`mbc_interp.sweep.runner`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from typing import Any
 
 from mbc_interp.core.files import atomic_write
 from mbc_interp.store.layout import (
+    ANALYSIS_DIR,
     ANALYSIS_LOCK_FILE,
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -31,22 +34,29 @@ from mbc_interp.store.layout import (
     LOCK_FILE,
     POINT_RECORD_FILE,
     RECORD_ARCHIVE_FILE,
+    TIMELINE_FILE,
 )
 from mbc_interp.store.run_store import RunStoreError
 
 OUTCOME_FILE = POINT_RECORD_FILE
 """The sweep point's outcome, beside the run's files in its record."""
 ARCHIVE_FILE = RECORD_ARCHIVE_FILE
-"""The run's files (xz: a grokking run's 14 MB of analysis files keep in under 1 MB)."""
+"""The run's files (xz at its strongest preset: a grokking run's 24 MB of step files keep in
+0.8 MB)."""
 LEFT_OUT_DIRS = (CHECKPOINT_DIR, DAMAGED_DIR)
 """Top-level folders of a run directory a record leaves out (weights, trainer state)."""
+DERIVED_FILES = (Path(ANALYSIS_DIR) / TIMELINE_FILE,)
+"""Files a record leaves out because they are rebuilt from the files it keeps: the timeline is
+the step files' rows concatenated (records written before this keep it; restoring rewrites
+it with the same bytes)."""
+XZ_PRESET = 9 | lzma.PRESET_EXTREME
 
 
 def record_files(run_dir: Path) -> Iterator[Path]:
     """The files of ``run_dir`` a record keeps (relative paths, sorted)."""
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir)
-        if not path.is_file() or rel.parts[0] in LEFT_OUT_DIRS:
+        if not path.is_file() or rel.parts[0] in LEFT_OUT_DIRS or rel in DERIVED_FILES:
             continue
         if rel.name in (LOCK_FILE, ANALYSIS_LOCK_FILE) or rel.name.startswith("."):
             continue
@@ -74,7 +84,8 @@ def write_record(run_dir: str | Path, outcome: dict[str, Any], dest: str | Path)
 def _archive(run_dir: Path) -> bytes:
     """The record's files as a deterministic tar, xz-compressed."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:xz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w:xz", format=tarfile.PAX_FORMAT,
+                      preset=XZ_PRESET) as tar:  # fmt: skip
         for rel in record_files(run_dir):
             data = (run_dir / rel).read_bytes()
             info = tarfile.TarInfo(rel.as_posix())
@@ -103,7 +114,8 @@ def read_record_outcome(record: str | Path) -> dict[str, Any] | None:
 
 def restore_record(record: str | Path, run_dir: str | Path) -> dict[str, Any]:
     """Unpack a record's run files into ``run_dir`` (created; an existing one is replaced) and
-    return its outcome. The caller writes the outcome where its sweep keeps it."""
+    return its outcome. The caller writes the outcome where its sweep keeps it and rebuilds
+    the :data:`DERIVED_FILES`."""
     record, run_dir = Path(record), Path(run_dir)
     outcome = read_record_outcome(record)
     if outcome is None:

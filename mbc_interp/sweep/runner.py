@@ -39,7 +39,14 @@ from typing import Any, Literal
 
 from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
-from mbc_interp.store.layout import POINTS_DIR, RECORD_ARCHIVE_FILE, RUNS_DIR, SWEEP_FILE
+from mbc_interp.store.layout import (
+    ANALYSIS_DIR,
+    POINTS_DIR,
+    RECORD_ARCHIVE_FILE,
+    RUNS_DIR,
+    STEPS_DIR,
+    SWEEP_FILE,
+)
 from mbc_interp.store.records import (
     read_record_outcome,
     record_config,
@@ -330,7 +337,17 @@ def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
                               "config than the sweep's; move the record away or rename the "
                               "sweep")  # fmt: skip
         restore_record(record, task["run_dir"])
+        _rebuild_derived(Path(task["run_dir"]))
         _record(task, {**kept, RESTORED: str(record)})
+
+
+def _rebuild_derived(run_dir: Path) -> None:
+    """The files a record leaves out because they are derived: the analysis timeline."""
+    if (run_dir / ANALYSIS_DIR / STEPS_DIR).is_dir():
+        from mbc_interp.analysis.timeline import write_timeline
+        from mbc_interp.store.run import load_run
+
+        write_timeline(load_run(run_dir))
 
 
 Event = tuple[Literal["start", "end"], dict[str, Any]]

@@ -44,7 +44,8 @@ def test_a_record_keeps_everything_but_the_weights(short_sweep, tmp_path):
     with tarfile.open(dest / ARCHIVE_FILE) as tar:
         kept = set(tar.getnames())
     assert {"config.json", "metrics.jsonl", "manifest.json"} <= kept
-    assert "analysis/summary.json" in kept and "analysis/timeline.csv" in kept
+    assert "analysis/summary.json" in kept and "analysis/timeline.csv" not in kept  # derived
+    assert any(p.startswith("analysis/steps/") for p in kept)
     assert not any(p.startswith("checkpoints/") or p.endswith(".lock") for p in kept)
     assert kept == {str(p) for p in record_files(run_dir)}
     assert read_record_outcome(dest) == outcome
@@ -85,6 +86,8 @@ def test_a_sweep_resumes_from_records_on_a_machine_without_its_directory(short_s
     for p in spec.points:
         outcome = json.loads((fresh / POINTS_DIR / f"{p.name}.json").read_text())
         assert outcome["status"] == "done" and outcome["restored_from"].endswith(p.name)
+        timeline = Path(RUNS_DIR) / p.name / "analysis" / "timeline.csv"  # rebuilt, the same
+        assert (fresh / timeline).read_bytes() == (first / timeline).read_bytes()
     kept = {p: (records / p / OUTCOME_FILE).read_bytes() for p in (x.name for x in spec.points)}
     run_sweep(spec, fresh, workers=1, progress=False, records=records)  # in sync: unchanged
     assert {p: (records / p / OUTCOME_FILE).read_bytes() for p in kept} == kept
