@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mbc_interp.sweep.order import VERSIONS
+from mbc_interp.sweep.order import ORDERS, VERSIONS
 
 ORDER_WORDS = {
     "marginal_first": "the marginal first",
@@ -15,7 +15,7 @@ ORDER_WORDS = {
     "underpowered": "underpowered",
     "not tested": "not tested",
 }
-CLAIM = "8{letter}. The marginal P(A|B) comes before z is read ({name}, N >= {n:,}; lag / time)"
+CLAIM = "The marginal P(A|B) comes before z is read ({name}, N >= {n:,}; lag / time)"
 
 
 def _pct(x: float) -> str:
@@ -37,9 +37,8 @@ def order_rows(fits: dict[str, Any]) -> list[tuple]:
             continue
         for letter, (v, name) in zip("ab", VERSIONS.items(), strict=True):
             r = res[v]
-            claim = CLAIM.format(letter=letter, name=name, n=res["regime_n"])
-            if family != "reference":
-                claim = f"(ours) {claim[4:]}, {family}"
+            claim = CLAIM.format(name=name, n=res["regime_n"])
+            claim = f"8{letter}. {claim}" if family == "reference" else f"(ours) {claim}, {family}"
             if "relative_lead" not in r:
                 out.append((claim, "marginal first", r["why"], 0, r["verdict"]))
                 continue
@@ -60,7 +59,7 @@ def _count_phrase(c: dict[str, int]) -> str:
 
 
 def _majority(c: dict[str, int]) -> str | None:
-    best = max(("marginal_first", "together", "conditional_first"), key=lambda o: c[o])
+    best = max(ORDERS, key=lambda o: c[o])
     return best if 2 * c[best] > c["n"] else None
 
 
