@@ -259,6 +259,7 @@ def _means(rows: pd.DataFrame, axis: str) -> dict[str, dict[str, float]]:
                    "mean_t_plateau_start": float(g.t_plateau_start.mean()),
                    "mean_t_loss_tokens": float(g.t_loss_tokens.mean()),
                    "sd_tokens": float(g.duration_tokens.std(ddof=1)) if len(g) > 1 else 0.0,
+                   "n_examples": sorted(int(n) for n in g.n_examples.unique()),
                    "n": len(g)}
         for v, g in rows.groupby(axis)
     }  # fmt: skip

@@ -133,16 +133,23 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
 
 
 def level_table(fits: dict[str, Any], axis: str) -> pd.DataFrame | None:
+    """Per level of ``axis``: runs and mean plateau start, duration and drop; for the size D,
+    also the total examples N = D K it stands for (the paper's D)."""
     means = fits[axis].get("means")
     if not means:
         return None
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [(lvl, m["n"], f"{m['mean_t_plateau_start']:.0f}", f"{m['mean_steps']:.0f}",
-          f"{m['mean_tokens']:,.0f}", f"{m['sd_tokens']:,.0f}", f"{m['mean_epochs']:.1f}",
+          f"{m['mean_tokens']:,.0f}", f"{m['sd_tokens']:,.0f}" if m["n"] > 1 else "n/a",
+          f"{m['mean_epochs']:.1f}",
           f"{m['mean_t_loss_tokens']:,.0f}") for lvl, m in means.items()],
         columns=[axis, "runs", "plateau start (step)", "duration (steps)", "duration (tokens)",
                  "sd (tokens)", "duration (epochs)", "t_loss (tokens)"],
     )  # fmt: skip
+    if axis == "D" and all("n_examples" in m for m in means.values()):
+        sizes = [", ".join(f"{n:,}" for n in m["n_examples"]) for m in means.values()]
+        table.insert(1, "N = D K", sizes)
+    return table
 
 
 def resting_table(table: pd.DataFrame) -> pd.DataFrame | None:
