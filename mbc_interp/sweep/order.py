@@ -55,6 +55,21 @@ def relative_leads(runs: pd.DataFrame, version: str) -> pd.Series:
     return lead / t.where(t > 0)
 
 
+def lead_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and version with both times: ``name, n_examples, version, relative_lead,
+    relative_lead_se`` (the lead's sampling error over the conditional's time): what the order
+    figure draws."""
+    frames = []
+    for v in VERSIONS:
+        rel = relative_leads(runs, v)
+        se = pd.to_numeric(runs.get(f"marginal_lead_{v}_se"), errors="coerce")
+        t = pd.to_numeric(runs.get(f"t_conditional_{v}"), errors="coerce")
+        frame = pd.DataFrame({"name": runs.name, "n_examples": runs.n_examples, "version": v,
+                              "relative_lead": rel, "relative_lead_se": se / t})  # fmt: skip
+        frames.append(frame.dropna(subset=["relative_lead"]))
+    return pd.concat(frames, ignore_index=True)
+
+
 def order_of(ci: tuple[float, float]) -> str:
     """The order an interval of the mean relative lead gives (the module's rule)."""
     lo, hi = ci

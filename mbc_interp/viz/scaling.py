@@ -1,6 +1,7 @@
 """Sweep figures: plateau duration against D, K, lr and batch, lead fractions, plateau heights,
-and the forward/backward control. Each takes the run table of :func:`mbc_interp.sweep.results.
-collect` and the fits of :func:`mbc_interp.sweep.fit.fit_sweep`, and only draws."""
+the marginal/conditional order, and the forward/backward control. Each takes the run table of
+:func:`mbc_interp.sweep.results.collect` and the fits of :func:`mbc_interp.sweep.fit.fit_sweep`
+(or rows computed from them), and only draws."""
 
 from __future__ import annotations
 
@@ -173,4 +174,45 @@ def control_figure(curves: dict[str, pd.DataFrame], log_k: float) -> go.Figure:
     fig.update_xaxes(title="step")
     fig.update_layout(title="Directional asymmetry: A -> B (red) has no log K plateau",
                       **{**_LAYOUT, "width": 760})  # fmt: skip
+    return fig
+
+
+def order_figure(points: pd.DataFrame, order: dict[str, Any]) -> go.Figure:
+    """Each run's relative lead of the marginal over the conditional (``points``: the rows of
+    :func:`mbc_interp.sweep.order.lead_points`) against N, per version, with its sampling error,
+    the band within which the two count as together, and the regime's interval (``order``: one
+    family's entry of the fits' ``order``)."""
+    fig = go.Figure()
+    names = {"seq": "whole sequences", "first": "first tokens"}
+    for i, (v, name) in enumerate(names.items()):
+        rows = points[points.version == v]
+        shift = 1.04 if i else 1 / 1.04  # side by side at each N
+        fig.add_trace(go.Scatter(
+            x=rows.n_examples * shift, y=100 * rows.relative_lead, mode="markers", name=name,
+            error_y=dict(type="data", array=200 * rows.relative_lead_se, visible=True),
+            marker=dict(size=8, color=_SEED_COLORS[i]), customdata=rows[["name"]],
+            hovertemplate="%{customdata[0]}: %{y:+.1f}%<extra></extra>",
+        ))  # fmt: skip
+        res = order.get(v, {})
+        if "relative_lead" in res:
+            m = res["relative_lead"]
+            lo = max(order["regime_n"], float(points.n_examples.min())) / 1.08
+            hi = float(points.n_examples.max()) * 1.08
+            fig.add_trace(go.Scatter(
+                x=[lo, hi, hi, lo], y=[100 * m["ci"][0]] * 2 + [100 * m["ci"][1]] * 2,
+                fill="toself", mode="lines", line=dict(width=0), opacity=0.2,
+                fillcolor=_SEED_COLORS[i], name=f"{name}, N >= {order['regime_n']:,}",
+                hoverinfo="skip",
+            ))  # fmt: skip
+    band = 100 * order["together"]
+    fig.add_hrect(y0=-band, y1=band, fillcolor="#999", opacity=0.15, line_width=0)
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    fig.add_vline(x=order["regime_n"], line=dict(color="#555", dash="dot"))
+    fig.update_xaxes(type="log", title="N (total examples)")
+    fig.update_yaxes(title="(t_conditional - t_marginal) / t_conditional (%)")
+    fig.update_layout(
+        title=f"Marginal before conditional? Each run's lead<br>grey: together (±{band:g}%); "
+        f"shaded: 95% CI over N >= {order['regime_n']:,}",
+        **{**_LAYOUT, "height": 500}, legend=dict(orientation="h", y=-0.2),
+    )
     return fig

@@ -181,3 +181,20 @@ def test_mbc_fit_writes_the_readme_summary_from_a_committed_table(tmp_path, caps
     assert before
     assert main(["fit", str(sweep), "--noise", "--summary", str(readme)]) == 2
     assert "--summary" in capsys.readouterr().err
+
+
+def test_the_order_figure_draws_every_run_and_the_regime_intervals():
+    from mbc_interp.sweep.order import lead_points
+    from mbc_interp.viz.scaling import order_figure
+
+    runs = stage_runs()
+    points = lead_points(runs)
+    assert len(points) == 2 * len(runs)
+    assert points.loc[points.version == "first", "relative_lead"].mean() == pytest.approx(0.2)
+    fig = order_figure(points, order_claim(runs))
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [len(t.y) for t in markers] == [9, 9]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 2 and max(bands[1].y) == pytest.approx(
+        100 * order_claim(runs)["first"]["relative_lead"]["ci"][1]
+    )

@@ -23,6 +23,7 @@ from mbc_interp.store.layout import (
     sweep_run_dir,
 )
 from mbc_interp.store.run import load_run
+from mbc_interp.store.sweep_runs import main_runs
 from mbc_interp.studies.mbc.claims import RUN_COLUMNS, claims_table, markdown_section
 from mbc_interp.studies.mbc.documents import (
     begin_marker,
@@ -34,6 +35,7 @@ from mbc_interp.studies.mbc.documents import (
 )
 from mbc_interp.studies.mbc.findings import summary_paragraph
 from mbc_interp.sweep.fit import control_twins, fit_sweep
+from mbc_interp.sweep.order import lead_points
 from mbc_interp.sweep.results import carry_over, collect
 
 
@@ -52,6 +54,10 @@ def figures(table: pd.DataFrame, fits: dict[str, Any], curves: dict[str, pd.Data
             out[f"duration_vs_{axis}"] = scaling.ratio_figure(table, fits, axis)
     if fits["lead"].get("lead_fraction"):
         out["lead_fraction"] = scaling.lead_figure(table, fits)
+    order = fits.get("order", {}).get("reference", {})
+    if "sizes" in order:
+        rows = main_runs(table, fits["reference"])
+        out["marginal_order"] = scaling.order_figure(lead_points(rows), order)
     if curves:
         log_k = float(table.loc[table.direction == "forward", "log_k"].iloc[0])
         out["control_forward_backward"] = scaling.control_figure(curves, log_k)
