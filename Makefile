@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_gradients.py
 	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_startup.py
 
 clean-venv:

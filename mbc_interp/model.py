@@ -13,9 +13,15 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from jaxtyping import Float, Int
+from torch import Tensor, nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.components import LayerNorm as _TLLayerNorm
+
+try:  # TL >= 3.x's later releases; the earlier ones name it HookedTransformerKeyValueCache
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache as _KVCache
+except ImportError:  # pragma: no cover  (the installed release decides)
+    from transformer_lens.past_key_value_caching import HookedTransformerKeyValueCache as _KVCache
 
 from mbc_interp.model_config import (
     ACT_FNS,
@@ -40,6 +46,7 @@ __all__ = [
     "load_model_state",
     "model_state",
     "resolve_device",
+    "shared_prefix_losses",
 ]
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -111,6 +118,46 @@ class FastLayerNorm(_TLLayerNorm):
         ):
             return F.layer_norm(x, (self.length,), self.w, self.b, self.eps)
         return super().forward(x)
+
+
+def shared_prefix_losses(
+    model: nn.Module,
+    prompts: Int[Tensor, "n prompt"],
+    continuations: Int[Tensor, "n k cont"],
+) -> Float[Tensor, "n k cont"]:
+    """Per-token loss (nats) of each of ``k`` continuations teacher-forced after its row's
+    prompt: ``-log p(continuation[t] | prompt, continuation[:t])``.
+
+    For a ``HookedTransformer`` each prompt runs once and its keys and values are shared,
+    through a frozen key-value cache, by its ``k`` continuations (the candidates of an
+    evaluation): the numbers of running the ``n k`` whole sequences, to float rounding, for
+    about 40% of the work. Any other model (tokens to logits), and a hooked one (a hook must
+    see positions as a whole-sequence run numbers them), runs the whole sequences."""
+    n, k, t = continuations.shape
+    device = next(model.parameters()).device
+    prompts, continuations = prompts.to(device), continuations.to(device)
+    flat = continuations.reshape(n * k, t)
+    hooked = isinstance(model, HookedTransformer) and any(
+        _has_hooks(h) for h in model.hook_dict.values()
+    )
+    if not isinstance(model, HookedTransformer) or hooked:
+        seqs = torch.cat([prompts.repeat_interleave(k, 0), flat], -1)
+        logits = model(seqs[:, :-1])[:, prompts.shape[1] - 1 :]
+        return F.cross_entropy(logits.transpose(1, 2), flat, reduction="none").reshape(n, k, t)
+    cache = _KVCache.init_cache(model.cfg, device, n)
+    first = model(prompts, attention_mask=torch.ones_like(prompts), past_kv_cache=cache)[:, -1]
+    losses = F.cross_entropy(first.repeat_interleave(k, 0), flat[:, 0], reduction="none")[:, None]
+    if t > 1:
+        for entry in cache.entries:
+            entry.past_keys = entry.past_keys.repeat_interleave(k, 0)
+            entry.past_values = entry.past_values.repeat_interleave(k, 0)
+        cache.previous_attention_mask = cache.previous_attention_mask.repeat_interleave(k, 0)
+        cache.freeze()
+        rest = flat[:, :-1]
+        logits = model(rest, attention_mask=torch.ones_like(rest), past_kv_cache=cache)
+        later = F.cross_entropy(logits.transpose(1, 2), flat[:, 1:], reduction="none")
+        losses = torch.cat([losses, later], -1)
+    return losses.reshape(n, k, t)
 
 
 def model_state(model: HookedTransformer) -> dict[str, torch.Tensor]:

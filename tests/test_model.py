@@ -264,3 +264,39 @@ def test_load_model_state_unexpected_and_shape(model):
     state["unembed.b_U"] = torch.zeros(D_VOCAB + 1)
     with pytest.raises(KeyError, match=r"unembed\.b_U"):
         load_model_state(target, state)
+
+
+# -- shared prefixes --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"positional_embedding": "rotary"}, {"positional_embedding": "shortformer"},
+     {"normalization": "RMS"}, {"d_mlp": None}],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default",
+)
+def test_shared_prefix_losses_match_whole_sequences(overrides):
+    """Continuations scored through the prompt's shared keys and values give the losses of the
+    whole sequences, position for position; a hooked model runs the whole sequences, so its
+    hooks see every position."""
+    from mbc_interp.model import shared_prefix_losses
+
+    model = _model(ModelConfig(**{**TINY_MODEL.to_dict(), **overrides}))
+    g = torch.Generator().manual_seed(3)
+    prompts = torch.randint(0, D_VOCAB, (5, 3), generator=g)
+    conts = torch.randint(0, D_VOCAB, (5, 4, N_CTX - 3 + 1), generator=g)  # k = 4, t = 4
+    seqs = torch.cat([prompts[:, None].expand(-1, 4, -1), conts], -1).reshape(20, -1)
+    with torch.no_grad():
+        logits = model(seqs[:, :-1])[:, 2:]
+        whole = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), seqs[:, 3:], reduction="none"
+        ).reshape(5, 4, -1)
+        shared = shared_prefix_losses(model, prompts, conts)
+        assert shared.shape == (5, 4, 4)
+        torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
+        seen = []
+        hook = ("blocks.0.attn.hook_z", lambda z, hook: seen.append(z.shape[1]))
+        with model.hooks(fwd_hooks=[hook]):
+            hooked = shared_prefix_losses(model, prompts, conts)
+        assert seen == [N_CTX]  # one whole-sequence pass
+        torch.testing.assert_close(hooked, whole, atol=1e-5, rtol=1e-5)
+        one = shared_prefix_losses(model, prompts, conts[..., :1])  # first tokens only
+        torch.testing.assert_close(one, whole[..., :1], atol=1e-5, rtol=1e-5)

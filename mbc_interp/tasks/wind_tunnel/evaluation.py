@@ -90,13 +90,19 @@ def candidate_scores(
 ) -> Float[Tensor, "n K"]:
     """log p(candidate k | the context of ``tokens``) for the K candidates of each row's B,
     summed over every target token (A and EOS): whole candidate sequences teacher-forced
-    after the prompt of ``tokens`` (which may carry another row's selector)."""
+    after the prompt of ``tokens`` (which may carry another row's selector), each prompt run
+    once for its K candidates (:func:`~mbc_interp.model.shared_prefix_losses`)."""
+    from mbc_interp.model import shared_prefix_losses
+
     k, a = task.K, task.answer_pos
     cands = task.candidates(rows)  # [n, K, T]
-    seqs = tokens[:, None, : a + 1].expand(-1, k, -1)
-    seqs = torch.cat([seqs, cands], -1).reshape(len(rows) * k, -1)
-    losses, _, _ = _forward(model, seqs, a)
-    return -losses.sum(-1).reshape(len(rows), k)
+    prompts = tokens[:, : a + 1]
+    per = max(1, EVAL_CHUNK // k)  # rows per chunk: at most EVAL_CHUNK sequences
+    scores = [
+        -shared_prefix_losses(model, p, c).double().sum(-1).cpu()
+        for p, c in zip(prompts.split(per), cands.split(per), strict=True)
+    ]
+    return torch.cat(scores)
 
 
 def row_candidate_scores(
