@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.store.layout import FITS_FILE, RUNS_TABLE
-from mbc_interp.studies.mbc.documents import ci, fmt, md_table
+from mbc_interp.studies.mbc.documents import ci, fmt, md_table, paragraph
 from mbc_interp.studies.mbc.findings import order_findings, order_rows
 from mbc_interp.sweep.circuit import CIRCUIT_COLUMNS
 from mbc_interp.sweep.fit import PAPER
@@ -261,7 +261,7 @@ def markdown_section(
                   "half-way crossing on the log scale from its chance value to 0, on the same "
                   "rows; the lead with its sampling error and the run's order by the rule of "
                   "`mbc_interp/analysis/timing/stages.py`; over runs: "
-                  "`mbc_interp/sweep/order.py`)", "", order_findings(fits) or "", "",
+                  "`mbc_interp/sweep/order.py`)", "", paragraph(order_findings(fits) or ""), "",
                   order_counts(table) or "", "", md_table(stages)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)

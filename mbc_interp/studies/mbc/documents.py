@@ -7,6 +7,7 @@ rewritten, so every number in its tables comes from the command that wrote them.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,12 @@ def check_markers(doc: Path, begin: str) -> str:
     if begin not in text or END not in text.split(begin, 1)[-1]:
         raise ValueError(f"{doc}: no generated section; add the two marker lines:\n{begin}\n{END}")
     return text
+
+
+def paragraph(text: str, width: int = 100) -> str:
+    """``text`` wrapped at ``width`` (markdown reads it as one paragraph; the source stays
+    readable)."""
+    return textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def md_table(df: pd.DataFrame) -> str:

@@ -29,6 +29,7 @@ from mbc_interp.studies.mbc.documents import (
     begin_marker,
     check_markers,
     md_table,
+    paragraph,
     replace_section,
     summary_marker,
     write_svgs,
@@ -118,7 +119,7 @@ def write_results(
         if text is None:
             raise ValueError(f"{out}: no run has the matched stage times, so no summary for "
                              f"{summary}")  # fmt: skip
-        written.append(replace_section(Path(summary), summary_marker(out), text))
+        written.append(replace_section(Path(summary), summary_marker(out), paragraph(text)))
     return written
 
 
