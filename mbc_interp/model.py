@@ -18,10 +18,15 @@ from torch import Tensor, nn
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.components import LayerNorm as _TLLayerNorm
 
-try:  # TL >= 3.x's later releases; the earlier ones name it HookedTransformerKeyValueCache
+try:  # TL 3.x's later releases; the earlier ones name it HookedTransformerKeyValueCache
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache as _KVCache
 except ImportError:  # pragma: no cover  (the installed release decides)
-    from transformer_lens.past_key_value_caching import HookedTransformerKeyValueCache as _KVCache
+    try:
+        from transformer_lens.past_key_value_caching import (
+            HookedTransformerKeyValueCache as _KVCache,
+        )
+    except ImportError:  # no key-value cache: shared_prefix_losses runs whole sequences
+        _KVCache = None
 
 from mbc_interp.model_config import (
     ACT_FNS,
@@ -140,7 +145,7 @@ def shared_prefix_losses(
     hooked = isinstance(model, HookedTransformer) and any(
         _has_hooks(h) for h in model.hook_dict.values()
     )
-    if not isinstance(model, HookedTransformer) or hooked:
+    if _KVCache is None or not isinstance(model, HookedTransformer) or hooked:
         seqs = torch.cat([prompts.repeat_interleave(k, 0), flat], -1)
         logits = model(seqs[:, :-1])[:, prompts.shape[1] - 1 :]
         return F.cross_entropy(logits.transpose(1, 2), flat, reduction="none").reshape(n, k, t)
