@@ -32,7 +32,6 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mbc_interp.store.sweep_runs import main_runs
@@ -152,14 +151,9 @@ def order_verdicts(table: pd.DataFrame, ref: dict[str, Any]) -> dict[str, Any]:
     for values, _ in done.groupby(cols) if cols else []:
         values = values if isinstance(values, tuple) else (values,)
         family = dict(zip(cols, values, strict=True))
-        if all(_same(ref[c], v) for c, v in family.items()):
+        if all(ref[c] == v for c, v in family.items()):  # (groupby leaves NaN groups out)
             continue
-        key = ", ".join(f"{c}={v}" for c, v in family.items() if not _same(ref[c], v))
+        key = ", ".join(f"{c}={v}" for c, v in family.items() if ref[c] != v)
         out[key] = order_claim(main_runs(table, {**ref, **family}))
     return out
 
-
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b) or (
-        isinstance(a, float) and isinstance(b, float) and np.isnan([a, b]).all()
-    )
