@@ -198,3 +198,21 @@ def test_the_order_figure_draws_every_run_and_the_regime_intervals():
     assert len(bands) == 2 and max(bands[1].y) == pytest.approx(
         100 * order_claim(runs)["first"]["relative_lead"]["ci"][1]
     )
+
+
+def test_the_same_figure_is_the_same_svg_file(tmp_path):
+    """Figures are exported with stable ids, so a refit whose numbers did not change leaves
+    the committed SVGs as they were (plotly draws random ids for clip paths and traces)."""
+    pytest.importorskip("kaleido")
+    from mbc_interp.studies.mbc.documents import write_svgs
+    from mbc_interp.sweep.order import lead_points
+    from mbc_interp.viz.scaling import order_figure
+
+    runs = stage_runs()
+    fig = order_figure(lead_points(runs), order_claim(runs))
+    first = write_svgs({"order": fig}, tmp_path / "a")
+    if not first:  # no browser for the export: nothing to compare
+        pytest.skip("SVG export unavailable")
+    again = write_svgs({"order": fig}, tmp_path / "b")
+    assert first[0].read_bytes() == again[0].read_bytes()
+    assert fig.data[0].uid is None  # the caller's figure is left as it was

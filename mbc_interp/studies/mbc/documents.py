@@ -7,6 +7,8 @@ rewritten, so every number in its tables comes from the command that wrote them.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import textwrap
 from pathlib import Path
 
@@ -76,11 +78,26 @@ def write_svgs(figs: dict, folder: Path) -> list[Path]:
     try:
         for name, fig in figs.items():
             path = folder / f"{name}.svg"
+            fig = type(fig)(fig)  # a copy whose traces get stable ids (plotly draws random ones)
+            for i, trace in enumerate(fig.data):
+                trace.uid = f"{name}-{i}"
             fig.write_image(path, format="svg")
+            _stable_ids(path)
             paths.append(path)
     except Exception as e:  # no browser for kaleido: the HTML report still has every figure
         print(f"note: SVG export failed ({type(e).__name__}: {e}); see report.html")
     return paths
+
+
+def _stable_ids(svg: Path) -> None:
+    """Replace the random id plotly gives a figure's clip paths and legend with one derived
+    from the file name, so the same figure is the same file (with the traces' stable uids, a
+    refit with unchanged numbers changes nothing in git)."""
+    text = svg.read_text()
+    found = re.search(r'id="defs-([0-9a-f]+)"', text)
+    if found:
+        stable = hashlib.sha1(svg.name.encode()).hexdigest()[: len(found.group(1))]
+        svg.write_text(text.replace(found.group(1), stable))
 
 
 def fmt(v: float | None, spec: str = ".3f") -> str:
