@@ -32,6 +32,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mbc_interp.store.sweep_runs import main_runs
@@ -49,9 +50,15 @@ FAMILY_COLUMNS = ("selectors", "distinct_first", "warmup_steps")
 
 def relative_leads(runs: pd.DataFrame, version: str) -> pd.Series:
     """Each run's ``marginal_lead / t_conditional`` (NaN where either is missing)."""
-    lead = pd.to_numeric(runs.get(f"marginal_lead_{version}"), errors="coerce")
-    t = pd.to_numeric(runs.get(f"t_conditional_{version}"), errors="coerce")
+    lead, t = (_numeric(runs, f"{c}_{version}") for c in ("marginal_lead", "t_conditional"))
     return lead / t.where(t > 0)
+
+
+def _numeric(runs: pd.DataFrame, col: str) -> pd.Series:
+    """A column as numbers; all NaN where the table has no such column (an untimed table)."""
+    if col not in runs:
+        return pd.Series(np.nan, index=runs.index, dtype=float)
+    return pd.to_numeric(runs[col], errors="coerce")
 
 
 def lead_points(runs: pd.DataFrame) -> pd.DataFrame:
@@ -61,8 +68,7 @@ def lead_points(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for v in VERSIONS:
         rel = relative_leads(runs, v)
-        se = pd.to_numeric(runs.get(f"marginal_lead_{v}_se"), errors="coerce")
-        t = pd.to_numeric(runs.get(f"t_conditional_{v}"), errors="coerce")
+        se, t = (_numeric(runs, c) for c in (f"marginal_lead_{v}_se", f"t_conditional_{v}"))
         frame = pd.DataFrame({"name": runs.name, "n_examples": runs.n_examples, "version": v,
                               "relative_lead": rel, "relative_lead_se": se / t})  # fmt: skip
         frames.append(frame.dropna(subset=["relative_lead"]))
@@ -83,7 +89,8 @@ def order_of(ci: tuple[float, float]) -> str:
     return "underpowered"
 
 
-def _counts(runs: pd.DataFrame, version: str) -> dict[str, int]:
+def counts_by_order(runs: pd.DataFrame, version: str) -> dict[str, int]:
+    """How many of ``runs`` each order has on ``version``, and ``n``: the runs with an order."""
     col = runs.get(f"order_{version}", pd.Series(dtype=object))
     return {o: int((col == o).sum()) for o in ORDERS} | {"n": int(col.notna().sum())}
 
@@ -92,8 +99,8 @@ def _version(runs: pd.DataFrame, version: str) -> dict[str, Any]:
     regime = runs[runs.n_examples >= REGIME_N]
     rel = relative_leads(regime, version).dropna()
     res: dict[str, Any] = {
-        "counts": _counts(runs, version),
-        "regime_counts": _counts(regime, version),
+        "counts": counts_by_order(runs, version),
+        "regime_counts": counts_by_order(regime, version),
         "n_runs": len(rel),
     }
     if len(rel) == 0:

@@ -181,6 +181,17 @@ def test_mbc_fit_writes_the_readme_summary_from_a_committed_table(tmp_path, caps
     assert before
     assert main(["fit", str(sweep), "--noise", "--summary", str(readme)]) == 2
     assert "--summary" in capsys.readouterr().err
+    untimed = tmp_path / "untimed" / "paper_regime"  # no run has the matched stage times
+    untimed.mkdir(parents=True)
+    runs = pd.read_csv(sweep / "runs.csv")
+    stages = ("t_marginal_", "t_conditional_", "marginal_lead_", "order_")
+    runs = runs.drop(columns=[c for c in runs if c.startswith(stages)])
+    runs.to_csv(untimed / "runs.csv", index=False)
+    readme.write_text(f"{summary_marker(out)}\nold\n{END}\n")
+    fresh = tmp_path / "fresh" / "paper_regime"
+    assert main(["fit", str(untimed), "--results", str(fresh), "--summary", str(readme)]) == 2
+    assert "no summary for" in capsys.readouterr().err
+    assert not fresh.exists() and "old" in readme.read_text()  # refused before any write
 
 
 def test_the_order_figure_draws_every_run_and_the_regime_intervals():

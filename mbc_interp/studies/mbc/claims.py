@@ -16,6 +16,7 @@ from mbc_interp.studies.mbc.documents import ci, fmt, md_table, paragraph
 from mbc_interp.studies.mbc.findings import order_findings, order_rows
 from mbc_interp.sweep.circuit import CIRCUIT_COLUMNS
 from mbc_interp.sweep.fit import PAPER
+from mbc_interp.sweep.order import counts_by_order
 
 RUN_COLUMNS = (
     "name", "labels", "direction", "D", "K", "lr", "batch", "seed", "optimizer", "eps",
@@ -213,11 +214,10 @@ def order_counts(table: pd.DataFrame) -> str | None:
     for n, g in table[table.point_status == "done"].groupby("n_examples"):
         parts = []
         for v, name in (("seq", "whole sequences"), ("first", "first tokens")):
-            c = g[f"order_{v}"].value_counts()
+            c = counts_by_order(g, v)
             parts.append(
-                f"{name}: marginal first in {c.get('marginal_first', 0)}, together in "
-                f"{c.get('together', 0)}, conditional first in "
-                f"{c.get('conditional_first', 0)} of {int(g[f'order_{v}'].notna().sum())}"
+                f"{name}: marginal first in {c['marginal_first']}, together in "
+                f"{c['together']}, conditional first in {c['conditional_first']} of {c['n']}"
             )
         lines.append(f"- N = {int(n):,}: " + "; ".join(parts))
     return "\n".join(lines)

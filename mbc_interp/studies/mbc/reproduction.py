@@ -93,6 +93,12 @@ def write_results(
     from mbc_interp.viz.report import Section, write_html_report
 
     out = Path(out)
+    text = None
+    if summary is not None:  # checked before anything is written
+        text = summary_paragraph(fits, f"sweeps/{out.name}.toml")
+        if text is None:
+            raise ValueError(f"{out}: no run has the matched stage times, so no summary for "
+                             f"{summary}")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     cols = [c for c in RUN_COLUMNS if c in table]
     written = []
@@ -114,11 +120,7 @@ def write_results(
     written += svgs
     if doc is not None:
         written.append(write_doc_section(Path(doc), fits, out, svgs, table))
-    if summary is not None:
-        text = summary_paragraph(fits, f"sweeps/{Path(out).name}.toml")
-        if text is None:
-            raise ValueError(f"{out}: no run has the matched stage times, so no summary for "
-                             f"{summary}")  # fmt: skip
+    if summary is not None and text is not None:
         written.append(replace_section(Path(summary), summary_marker(out), paragraph(text)))
     return written
 
