@@ -4,7 +4,10 @@
 # `ablation` at the last checkpoint only (necessity and sufficiency of the routing heads, read
 # there; ~1 min a checkpoint on the paper's model). Re-runnable: a run whose summary has both
 # is skipped, so run it again as the sweep finishes more points. Other kinds may be named after
-# the sweep (ablation still at the last checkpoint only, the others at every one). Then refit:
+# the sweep (ablation still at the last checkpoint only, the others at every one). A run whose
+# ablation predates the first-token marginal (`marginal_gain` in its summary, on a task with
+# candidates) has that kind recomputed (`mbc analyze --redo ablation`), its other rows kept; its
+# committed record, where the sweep keeps one, is rewritten. Then refit:
 #   bash sweeps/circuit_kinds.sh sweeps/out/paper_regime          # in the background
 #   bash sweeps/circuit_kinds.sh sweeps/out/grokking_cpu groups   # the collective claim only
 #   mbc fit sweeps/out/paper_regime --results results/paper_regime --doc REPRODUCTION.md \
@@ -25,8 +28,12 @@ log="$sweep.circuit.log"
 cd "$snap"
 mbc() { PYTHONPATH="$snap" "$root/.venv/bin/python" -c \
     'import sys; from mbc_interp.cli import main; sys.exit(main())' "$@"; }
-has() { "$root/.venv/bin/python" -c "import json,sys; s=json.load(open(sys.argv[1])); \
-sys.exit(0 if all(s.get(k) for k in sys.argv[2:]) else 1)" "$1" "${kinds[@]}"; }
+# done: the summary has every kind, its ablation (on a task with candidates) with the marginal;
+# stale: only that marginal is missing (`--redo ablation`); else todo
+state() { "$root/.venv/bin/python" -c "import json,sys; s=json.load(open(sys.argv[1])); \
+a=s.get('ablation') or {}; old=a.get('metric') == 'cand_loss_increase' and 'marginal_gain' not in a; \
+print('todo' if not all(s.get(k) for k in sys.argv[2:]) else 'stale' if old else 'done')" \
+    "$1" "${kinds[@]}"; }
 status() { "$root/.venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1])).get('status'))" "$1"; }
 last() { "$root/.venv/bin/python" -c "import json,sys; m=json.load(open(sys.argv[1])); \
 print(max(int(c['step']) for c in m['checkpoints']))" "$1"; }
@@ -35,15 +42,25 @@ for pf in "$sweep"/points/*.json; do
     run="$sweep/runs/$name"
     [ "$(status "$pf")" = "done" ] || continue
     [ -f "$run/analysis/summary.json" ] || continue
-    has "$run/analysis/summary.json" && continue
-    echo "== $name $(date +%H:%M:%S)"
+    now=$(state "$run/analysis/summary.json")
+    [ "$now" = done ] && continue
+    echo "== $name ($now) $(date +%H:%M:%S)"
     for kind in "${kinds[@]}"; do
         if [ "$kind" = ablation ]; then
-            mbc analyze "$run" --kinds ablation --start "$(last "$run/manifest.json")" --no-progress
+            redo=(); [ "$now" = stale ] && redo=(--redo ablation)
+            mbc analyze "$run" --kinds ablation --start "$(last "$run/manifest.json")" \
+                "${redo[@]}" --no-progress
         else
             mbc analyze "$run" --kinds "$kind" --no-progress
         fi
     done
+    record="$root/results/$(basename "$sweep")/records/$name"
+    if [ -d "$record" ]; then  # the committed record carries the new rows
+        PYTHONPATH="$snap" "$root/.venv/bin/python" -c "import sys
+from mbc_interp.store.records import read_record_outcome, write_record
+write_record(sys.argv[1], read_record_outcome(sys.argv[2]), sys.argv[2])" "$run" "$record"
+        echo "rewrote $record"
+    fi
 done
 echo "== all done $(date +%H:%M:%S)"
 ) >>"$log" 2>&1 &

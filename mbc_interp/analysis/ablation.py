@@ -11,7 +11,13 @@ error over rows: ``loss_increase`` on the task's answer loss (summed over the po
 ``answer_pos`` on), on any task; and, on a task whose answers have candidates
 (:class:`~mbc_interp.tasks.protocol.HasCandidates`), ``cand_loss_increase`` on the first-token
 candidate loss (the right candidate's share of the mass on the candidates' first tokens: the
-wind tunnel's ``cand_first_loss``).
+wind tunnel's ``cand_first_loss``, what reading the selector buys) and ``marg_loss_increase``
+on the first-token marginal (``-log`` of the mass on the candidates' first tokens: the wind
+tunnel's ``marg_first_loss``, what knowing the candidates buys). With them, ``marg_gain``
+(component ``clean``) is the clean model's marginal gain over the layout-only model (its
+``marginal_first_chance`` minus its marginal loss): a set whose ablation costs the candidate
+loss but only a small share of ``marg_gain`` routes the selector; one that costs both takes
+the reading of the context with it.
 
 Per head alone (``component = "L{l}H{h}"``), and per set of heads: *necessity* of a set is the
 increase when the set is ablated (``set:<heads>``), *sufficiency* the increase when every
@@ -39,8 +45,9 @@ if TYPE_CHECKING:
 
 Method = Literal["mean", "resample"]
 METHODS = ("mean", "resample")
-METRICS = ("loss_increase", "cand_loss_increase")
-"""The answer loss's increase (any task), the candidate loss's (a task with candidates)."""
+METRICS = ("loss_increase", "marg_loss_increase", "cand_loss_increase")
+"""The answer loss's increase (any task); the first-token marginal's and candidate loss's (a
+task with candidates)."""
 SELECT_BY = "cand_loss_increase"
 """What picks the head set where the task has candidates (else ``loss_increase``)."""
 
@@ -66,14 +73,16 @@ class AblationConfig:
 
 def _losses(
     logits: Tensor, tokens: Tensor, task: Task, rows: Tensor, candidates: bool
-) -> tuple[Tensor, Tensor | None]:
-    """Per row: the answer loss and (``candidates``: the task has them) the first-token
-    candidate loss."""
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Per row, in :data:`METRICS`' order: the answer loss and (``candidates``: the task has
+    them) the first-token marginal and candidate losses."""
     a = task.answer_pos
     logp = logits[:, a:].log_softmax(-1)
     target = tokens[:, a + 1 :].to(logp.device)
     loss = -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
-    return loss, task.candidate_first_loss(logp[:, 0], rows) if candidates else None
+    if not candidates:
+        return loss, None, None
+    return loss, *task.candidate_first_losses(logp[:, 0], rows)
 
 
 def ablation_records(
@@ -97,11 +106,14 @@ def ablation_records(
     with torch.inference_mode():
         logits, cache = model.run_with_cache(inputs, names_filter=lambda n: n in names)
         clean = _losses(logits, tokens, task, rows, candidates)
+        gain = task.marginal_first_chance(rows).to(clean[1]) - clean[1] if candidates else None
         perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed))
         heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
         for method in config.methods:
             repl = {n: (cache[n].mean(0, keepdim=True).expand_as(cache[n]) if method == "mean"
                         else cache[n][perm]) for n in names}  # fmt: skip
+            if gain is not None:
+                out += _rows("clean", method, {"marg_gain": gain})
 
             def run(ablate: set[tuple[int, int]], repl=repl) -> dict[str, Tensor]:
                 hooks = [(names[l], _hook(repl[names[l]], [h for (ll, h) in ablate if ll == l]))

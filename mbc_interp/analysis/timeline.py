@@ -15,7 +15,9 @@ rows already there untouched. The settings are compared per kind of analysis
 :class:`AnalysisConfig` fields but ``kinds`` and ``extra_settings``) and each extra kind's own
 (its settings dataclass with those given in ``extra_settings``, recorded in full in the step
 files as ``kind_settings``); a difference is an error naming the kind, the setting and both
-values (``force`` recomputes everything instead). Files written before ``kind_settings``
+values (``force`` recomputes everything instead; ``redo`` recomputes named extra kinds alone,
+their rows replaced and every other row kept: after a kind's code has changed). Files written
+before ``kind_settings``
 existed record no extra kind's settings, which are then taken as unchanged. ``config.json``
 records an extra kind once its rows are written (:mod:`mbc_interp.analysis.config_record`).
 
@@ -212,6 +214,7 @@ def analyze_run(
     force: bool = False,
     progress: bool = True,
     device: str | torch.device | None = "cpu",
+    redo: Collection[str] = (),
 ) -> pd.DataFrame:
     """Analyse ``steps`` (default: every checkpoint), skipping those already analysed, and
     return the whole timeline table (also written to ``RUN/analysis/timeline.csv``).
@@ -221,7 +224,7 @@ def analyze_run(
     Holds the run's analysis lock; a damaged checkpoint is skipped with a warning."""
     _preflight(run)
     with analysis_lock(run.path):
-        return _analyze_steps(run, config, steps, force, progress, device)[0]
+        return _analyze_steps(run, config, steps, force, progress, device, redo)[0]
 
 
 def _analyze_steps(
@@ -231,6 +234,7 @@ def _analyze_steps(
     force: bool,
     progress: bool,
     device: str | torch.device | None,
+    redo: Collection[str] = (),
 ) -> tuple[pd.DataFrame, list[int]]:
     """:func:`analyze_run`'s work: the timeline table, and the steps skipped as damaged."""
     _preflight(run)  # again under the lock: another process may have written meanwhile
@@ -238,7 +242,7 @@ def _analyze_steps(
     out = run.path / ANALYSIS_DIR
     config = check_config(out, config, force)
     wanted = list(run.steps if steps is None else steps)
-    todo = _todo(run, config, wanted, force)
+    todo = _todo(run, config, wanted, force, redo)
     detailed = set(detail_steps(run.steps, wanted, config.detail_every))
     task = run.task
     record_settings = {k: v for k, v in kind_settings(config).items() if k != CORE}
@@ -278,11 +282,13 @@ def analyze(
     force: bool = False,
     progress: bool = True,
     exclude: Iterable[int] = (),
+    redo: Collection[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Analyse a run (every ``every``-th checkpoint in ``[start, stop]``, less ``exclude``:
     damaged checkpoints, say), then time the routing circuit against the loss drop; writes
     ``timeline.csv`` and ``summary.json`` (with ``skipped_steps``: the checkpoints skipped as
-    damaged, see the module docstring).
+    damaged, see the module docstring); ``redo``: extra kinds to recompute where already
+    analysed.
 
     Backward runs only: a forward run (``task.direction = 'forward'``) raises ValueError."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -296,7 +302,7 @@ def analyze(
     skip = set(exclude)
     steps = select_steps([s for s in run.steps if s not in skip], every, start, stop)
     with analysis_lock(run.path):
-        table, skipped = _analyze_steps(run, config, steps, force, progress, "cpu")
+        table, skipped = _analyze_steps(run, config, steps, force, progress, "cpu", redo)
         summary = {**summarize(run, table), "skipped_steps": skipped}
         write_summary(run, summary)
     return table, summary
@@ -348,12 +354,18 @@ def analysed_steps(run: Run, config: AnalysisConfig | None = None) -> set[int]:
 
 
 def _todo(
-    run: Run, config: AnalysisConfig, wanted: list[int], force: bool
+    run: Run, config: AnalysisConfig, wanted: list[int], force: bool,
+    redo: Collection[str] = (),
 ) -> dict[int, tuple[tuple[str, ...], list[dict[str, Any]]]]:
     """step -> (kinds to compute, rows kept) for the ``wanted`` steps that need work: every kind
     where the step has no file, a file from other core settings or with kinds ``config`` lacks
-    (or ``force``); else the extra kinds its file lacks, its rows kept. A kind whose recorded
-    settings differ from ``config``'s is an error naming it (see the module docstring)."""
+    (or ``force``); else the extra kinds its file lacks and those of ``redo`` (extra kinds of
+    ``config``), its other kinds' rows kept. A kind whose recorded settings differ from
+    ``config``'s is an error naming it (see the module docstring)."""
+    stray = sorted(set(redo) - set(config.kinds))
+    if stray:
+        raise ConfigError(f"redo {stray[0]!r}: not an extra kind of this analysis "
+                          f"(kinds: {list(config.kinds)}); add it with kinds")  # fmt: skip
     folder = run.path / ANALYSIS_DIR / STEPS_DIR
     every = task_parts(run.task, config)
     new = kind_settings(config)
@@ -377,9 +389,9 @@ def _todo(
                 f"{file}: computed with other settings ({'; '.join(conflicts)}); re-run with "
                 "force (`mbc analyze --force`) to recompute them all"
             )
-        missing = tuple(k for k in config.kinds if k not in have)
+        missing = tuple(k for k in config.kinds if k not in have or k in redo)
         if missing:
-            todo[step] = (missing, rows)
+            todo[step] = (missing, [r for r in rows if r.get("analysis") not in redo])
     return todo
 
 

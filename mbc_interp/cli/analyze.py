@@ -73,6 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the full default settings whatever they cost (no budget)",
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="re-analyse checkpoints already done")
+    p.add_argument(
+        "--redo", nargs="+", default=(), choices=list(kinds), metavar="KIND",
+        help="recompute these extra kinds (of --kinds or the earlier analysis) on checkpoints "
+        "already analysed, their rows replaced and every other row kept (after a kind's code "
+        "has changed)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.showwarning = _warn_line(warnings.showwarning, DamagedCheckpointWarning)
         table, summary = analyze(
             run, plan.config, every=args.every, start=args.start, stop=args.stop,
-            force=args.force, progress=not args.no_progress,
+            force=args.force, progress=not args.no_progress, redo=tuple(args.redo),
         )  # fmt: skip
     print(f"{args.run}/analysis: {table['step'].nunique()} checkpoints, {len(table):,} rows")
     if summary["skipped_steps"]:

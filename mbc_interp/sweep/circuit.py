@@ -13,6 +13,12 @@ Per run (the summary's ``ablation`` and ``groups`` entries, see
 - ``sufficiency``: the same increase when every *other* head is ablated; ``sufficiency_frac``
   over log K (0: the set alone carries what z-use gained).
 - ``single_frac``: the costliest single head's increase over log K.
+- ``marginal_undone``: the first-token marginal's increase when the set is ablated
+  (``necessity_marginal``) over the clean model's marginal gain (``marginal_gain``, see
+  :mod:`mbc_interp.analysis.ablation`): 0 when the ablated model still knows B's candidates
+  (the set routes z and nothing more), 1 when it is back to the layout (the set carries the
+  reading of B too, so ``necessity_frac`` measures more than z-use);
+  ``single_marginal_undone`` the same for the costliest single head.
 - ``collective_score``: the 10-90% spread of the groups' solve times over the plateau's length;
   ``solved_at_half``: the share of groups solved at the plateau's middle.
 
@@ -30,6 +36,12 @@ interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_
   *reproduced* when the interval of ``collective_score`` lies below
   :data:`~mbc_interp.analysis.groups.COLLECTIVE`, *not reproduced* when it lies at or above it,
   else *underpowered*; runs whose score is undetermined are counted and left out.
+- **specific** (ours; fixed on 2026-12-07, after the necessity verdict had been read on 15
+  runs and before any run's marginal was measured under ablation): the head set is
+  *z-specific* when the interval of ``marginal_undone`` lies below :data:`HALF` (its ablation
+  leaves most of what the model knows about B's candidates), *not z-specific* when it lies
+  above, else *underpowered*. Only a z-specific set's necessity is the paper's claim that the
+  routing heads carry the use of z.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ CIRCUIT_COLUMNS = (
     "ablation_step", "ablation_heads", "necessity", "sufficiency", "costliest_head",
     "costliest_head_increase", "necessity_frac", "sufficiency_frac", "single_frac",
     "collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups",
+    "necessity_marginal", "marginal_gain", "marginal_undone", "single_marginal_undone",
 )  # fmt: skip
 
 
@@ -67,6 +80,10 @@ def circuit_fields(summary: dict[str, Any], log_k: float | None) -> dict[str, An
         out.update(necessity_frac=frac(a.get("necessity")),
                    sufficiency_frac=frac(a.get("sufficiency")),
                    single_frac=frac(a.get("costliest_head_increase")))  # fmt: skip
+        marg, gain = a.get("necessity_marginal"), a.get("marginal_gain")
+        share = (lambda v: v / gain if v is not None and gain else None)  # noqa: E731
+        out.update(necessity_marginal=marg, marginal_gain=gain, marginal_undone=share(marg),
+                   single_marginal_undone=share(a.get("costliest_head_marginal")))  # fmt: skip
     if g:
         out.update({k: g.get(k) for k in ("collective_score", "collective", "solved_at_half",
                                           "n_groups", "n_solved_groups")})  # fmt: skip
@@ -120,6 +137,11 @@ def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
         "collective": collective_verdict(runs),
     }
     out["single_head"] = _judge(runs.single_frac, HALF, above_is_paper=True)
+    specific = _judge(runs.marginal_undone, HALF, above_is_paper=False)
+    words = {"reproduced": "z-specific", "not reproduced": "not z-specific"}
+    out["specific"] = {**specific, "verdict": words.get(specific["verdict"], specific["verdict"])}
+    single = pd.to_numeric(runs.single_marginal_undone, errors="coerce").dropna()
+    out["specific"]["single"] = asdict(mean_ci(single.to_numpy(float))) if len(single) else None
     heads = runs.ablation_heads.dropna().value_counts().to_dict()
     out["necessary"]["head_sets"] = {str(k): int(v) for k, v in heads.items()}
     return out

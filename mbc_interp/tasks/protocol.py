@@ -265,11 +265,18 @@ class HasCandidates(Protocol):
     targets of B): a candidate-normalised loss, the right candidate's share of the mass on all
     of them, separates reading the selector from knowing the marginal."""
 
-    def candidate_first_loss(
+    def candidate_first_losses(
         self, answer_logp: Float[Tensor, "n d_vocab"], rows: Int[Tensor, " n"]
-    ) -> Float[Tensor, " n"]:
-        """Per row, from the log-probabilities at ``answer_pos``: ``-log`` of the right
-        candidate's share of the mass on the candidates' first tokens (nats)."""
+    ) -> tuple[Float[Tensor, " n"], Float[Tensor, " n"]]:
+        """Per row, from the log-probabilities at ``answer_pos`` (nats): the *marginal*,
+        ``-log`` of the mass on the candidates' first tokens (does the model know the answer
+        is one of them?), and the *conditional*, ``-log`` of the right candidate's share of
+        that mass (does it know which?)."""
+        ...
+
+    def marginal_first_chance(self, rows: Int[Tensor, " n"]) -> Float[Tensor, " n"]:
+        """Per row, the marginal of :meth:`candidate_first_losses` for a model that knows only
+        the layout (uniform over the answer alphabet): its value before anything is learned."""
         ...
 
 

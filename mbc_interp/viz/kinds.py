@@ -103,6 +103,11 @@ def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> 
     if a.get("heads"):
         text += (f" At step {a['step']:.0f}, set {'+'.join(a['heads'])}: necessity "
                  f"{a['necessity']:.3f} nats, sufficiency {a['sufficiency']:.3f} nats.")
+    if a.get("marginal_gain"):
+        text += (f" Ablating the set raises the first-token marginal (-log of the mass on the "
+                 f"candidates' first tokens) by {a['necessity_marginal']:.3f} nats, "
+                 f"{a['necessity_marginal'] / a['marginal_gain']:.0%} of the "
+                 f"{a['marginal_gain']:.3f} nats the model has gained on it over the layout.")
     fig = metric_lines(table, "ablation", metric, kind="mean", title="Mean ablation",
                        y_title=f"{loss} increase (nats)", t_loss=_t(summary))  # fmt: skip
     return Section("Ablation", text=text, figures=[fig])

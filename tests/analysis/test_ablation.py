@@ -49,9 +49,11 @@ def test_necessity_and_sufficiency_on_a_model_that_reads_z(trained, task):
     assert all(v >= 0 for v in ses.values()) and len(ses) == len(_values(auto))
 
 
-def test_the_ablation_baseline_is_the_evaluations_first_token_candidate_loss():
-    """Clean (nothing ablated), the ablation's per-row candidate loss averages to evaluate()'s
-    ``cand_first_loss`` on the same rows, on a task whose candidates share first tokens."""
+def test_the_ablation_baseline_is_the_evaluations_first_token_losses():
+    """Clean (nothing ablated), the ablation's per-row marginal and candidate losses average to
+    evaluate()'s ``marg_first_loss`` and ``cand_first_loss`` on the same rows, and the
+    marginal's chance to its ``marg_first_chance``, on a task whose candidates share first
+    tokens; ``marg_gain`` is the chance less the clean marginal."""
     from mbc_interp.analysis.ablation import _losses
     from mbc_interp.tasks.wind_tunnel.evaluation import eval_rows, evaluate
     from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
@@ -66,10 +68,48 @@ def test_the_ablation_baseline_is_the_evaluations_first_token_candidate_loss():
     tokens = task.tokens[rows]
     with torch.inference_mode():
         logits = model(tokens[:, :-1])
-    _, cand = _losses(logits, tokens, task, rows, True)
-    expected = evaluate(model, task, rows, cand_examples=len(rows))["cand_first_loss"]
-    assert float(cand.double().mean()) == pytest.approx(expected, rel=1e-5)
-    assert expected > 0.1  # a random model is far from reading z: the check is not vacuous
+    _, marg, cand = _losses(logits, tokens, task, rows, True)
+    ev = evaluate(model, task, rows, cand_examples=len(rows))
+    assert float(cand.double().mean()) == pytest.approx(ev["cand_first_loss"], rel=1e-5)
+    assert float(marg.double().mean()) == pytest.approx(ev["marg_first_loss"], rel=1e-5)
+    chance = task.marginal_first_chance(rows)
+    assert float(chance.mean()) == pytest.approx(ev["marg_first_chance"], rel=1e-9)
+    assert ev["cand_first_loss"] > 0.1  # a random model is far from reading z: not vacuous
+    assert ev["marg_first_loss"] > 0.1  # nor has it learned B's candidates
+    gain = _values(ablation_records(model, task, AblationConfig(n_examples=60)), "mean",
+                   "marg_gain")["clean"]  # fmt: skip
+    assert gain == pytest.approx(float((chance - marg.double()).mean()), abs=1e-5)
+
+
+def test_the_marginal_separates_reading_the_context_from_reading_z(trained, task):
+    """Every head mean-ablated, each row gets the same prediction. On the shared pool every B
+    has the same candidates, so that costs the candidate loss but not the marginal; on random
+    strings each B has its own, and it undoes the marginal's gain too. Keeping every head
+    costs nothing."""
+    from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
+
+    from .conftest import tiny_model, train
+
+    def every_head(model, task):
+        heads = tuple(f"L{l}H{h}" for l in range(2) for h in range(4))
+        rows = ablation_records(model, task, AblationConfig(n_examples=128, heads=heads))
+        label = "+".join(sorted(heads))
+        marg, cand = _values(rows, metric="marg_loss_increase"), _values(rows)
+        gain = _values(rows, metric="marg_gain")["clean"]
+        assert marg[f"only:{label}"] == pytest.approx(0.0, abs=1e-6)
+        return marg[f"set:{label}"], cand[f"set:{label}"], gain
+
+    marg, cand, gain = every_head(trained, task)
+    assert gain > 0.5 and cand > 0.3  # it knows the pool and reads z ...
+    assert abs(marg) < 0.1 * gain  # ... and needs no head to know the pool
+    strings = WindTunnelTask(TaskConfig(construction="random_strings", K=4, n_examples=128,
+                                        base_len=4, selector_len=1, target_len=2))  # fmt: skip
+    torch.manual_seed(0)
+    model = tiny_model(strings)
+    train(model, strings, steps=150)
+    marg, cand, gain = every_head(model, strings)
+    assert gain > 0.5  # it has learned which answers each B allows ...
+    assert marg > 0.5 * gain  # ... by reading B, which ablating every head removes
 
 
 def test_on_a_task_without_candidates_only_the_answer_loss_is_read(grok_model, grok_task):
@@ -80,8 +120,8 @@ def test_on_a_task_without_candidates_only_the_answer_loss_is_read(grok_model, g
     rows = grok_task.eval_rows(16, seed=0)
     tokens = grok_task.tokens[rows]
     with torch.inference_mode():
-        loss, cand = _losses(grok_model(tokens[:, :-1]), tokens, grok_task, rows, False)
-    assert cand is None
+        loss, marg, cand = _losses(grok_model(tokens[:, :-1]), tokens, grok_task, rows, False)
+    assert marg is None and cand is None
     assert torch.allclose(loss.double(), grok_task.row_losses(grok_model, rows)[0], atol=1e-5)
     model = grok_model
     saved = model.blocks[0].attn.W_O.detach().clone()

@@ -68,6 +68,20 @@ def test_ablation_reads_the_last_checkpoint():
     out = ablation_summary(pd.concat([rows(10, [0.5, 0.1]), rows(20, [0.1, 1.5])]))
     assert out["step"] == 20 and out["costliest_head"] == "L0H1"
     assert out["heads"] == ["L0H1"] and out["necessity"] == 2.0 and out["sufficiency"] == 0.1
+    assert "necessity_marginal" not in out  # rows from before the marginal was recorded
+
+    def marginal(step, increase, gain):
+        return _table([record("ablation", "marg_loss_increase", increase, kind="mean",
+                              component="set:L0H1"),
+                       record("ablation", "marg_gain", gain, kind="mean", component="clean"),
+                       record("ablation", "marg_gain", 9.0, kind="resample",
+                              component="clean")], step)  # fmt: skip
+
+    both = pd.concat([rows(10, [0.5, 0.1]), rows(20, [0.1, 1.5]),
+                      marginal(10, 5.0, 6.0), marginal(20, 0.3, 1.2)])  # fmt: skip
+    out = ablation_summary(both)
+    assert out["necessity_marginal"] == 0.3 and out["marginal_gain"] == 1.2  # mean, last step
+    assert out["costliest_head_marginal"] is None  # no single head's marginal in these rows
 
 
 def test_essential_turn_against_t_loss():

@@ -115,3 +115,36 @@ def test_the_command_line_adds_every_new_kind_to_an_analysed_run_without_recompu
     mtimes = {f.name: f.stat().st_mtime_ns for f in steps_dir.iterdir()}
     assert main(base) == 0
     assert {f.name: f.stat().st_mtime_ns for f in steps_dir.iterdir()} == mtimes
+
+
+def test_redo_recomputes_one_kind_and_keeps_every_other_row(run, capsys):
+    """`mbc analyze --redo KIND` recomputes that kind where it was analysed (after its code has
+    changed) and keeps every other row; a kind the analysis does not have is a named error that
+    writes nothing."""
+    import json
+
+    base = ["analyze", str(run.path), "--stop", "4", "--no-progress"]
+    assert main([*base, "--n-pairs", "16", "--n-examples", "32", "--patch-kinds",
+                 "head_out_all_pos", "--kinds", "ablation", "--kind-setting",
+                 "ablation.n_examples=32", "--kind-setting", 'ablation.methods=["mean"]']) == 0
+    files = sorted((run.path / "analysis" / "steps").iterdir())
+    for f in files:  # sentinels: a recomputed row loses its own
+        data = json.loads(f.read_text())
+        for r in data["rows"]:
+            if r["analysis"] in ("patching", "ablation"):
+                r["value"] = 12345.0
+        f.write_text(json.dumps(data))
+    before = load_timeline(run)
+    assert main([*base, "--redo", "ablation"]) == 0
+    table = load_timeline(run)
+    patching = table[table.analysis == "patching"]
+    assert (patching.value == 12345.0).all()
+    assert len(patching) == (before.analysis == "patching").sum()
+    ablation = table[table.analysis == "ablation"]
+    assert len(ablation) == (before.analysis == "ablation").sum()
+    assert not (ablation.value == 12345.0).any()  # recomputed, at every analysed step
+    assert set(ablation.step) == set(before[before.analysis == "ablation"].step)
+    capsys.readouterr()
+    assert main([*base, "--redo", "groups"]) == 2
+    assert "redo 'groups': not an extra kind" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(load_timeline(run), table)

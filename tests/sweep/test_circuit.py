@@ -27,8 +27,29 @@ def test_fields_read_the_summary_and_scale_by_log_k():
     assert f["sufficiency_frac"] == pytest.approx(0.3 / log_k)
     assert f["single_frac"] == pytest.approx(1.2 / log_k)
     assert f["collective"] == "collective" and f["n_solved_groups"] == 64
+    assert f["marginal_undone"] is None  # analysed before the marginal was recorded
+    marginal = {**summary["ablation"], "necessity_marginal": 0.3, "marginal_gain": 1.2,
+                "costliest_head_marginal": 0.06}
+    f = circuit_fields({**summary, "ablation": marginal}, log_k)
+    assert f["marginal_undone"] == pytest.approx(0.25) and f["marginal_gain"] == 1.2
+    assert f["single_marginal_undone"] == pytest.approx(0.05)
     empty = circuit_fields({}, log_k)  # not analysed for it: every field None
     assert all(v is None for v in empty.values())
+
+
+def test_a_set_is_z_specific_when_its_ablation_keeps_the_marginal():
+    def runs(undone):
+        return pd.DataFrame([circuit_fields({"ablation": {
+            "step": 1.0, "heads": ["L0H0"], "necessity": 2.0, "sufficiency": 0.1,
+            "necessity_marginal": u * 1.5, "marginal_gain": 1.5}}, 1.0) for u in undone])
+
+    specific = circuit_verdicts(runs([0.05, 0.1, 0.08]))["specific"]
+    assert specific["verdict"] == "z-specific" and specific["single"] is None
+    assert circuit_verdicts(runs([0.9, 0.95, 0.85]))["specific"]["verdict"] == "not z-specific"
+    assert circuit_verdicts(runs([0.1, 0.9, 0.5]))["specific"]["verdict"] == "underpowered"
+    assert circuit_verdicts(runs([0.05, 0.1]))["specific"]["verdict"] == "underpowered"
+    old = circuit_verdicts(_runs([0.9, 0.95, 0.85], [0.1] * 3, [0.1] * 3))  # no marginal
+    assert old["specific"]["verdict"] == "not tested"
 
 
 def _runs(nec, suf, coll):

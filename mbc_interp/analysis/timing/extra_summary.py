@@ -7,6 +7,10 @@
   with the loss increase when it is ablated (necessity) and when every other head is
   (sufficiency), mean ablation; and the single head whose ablation costs most. The loss is the
   candidate loss where the task has candidates, else the answer loss (``metric`` says which).
+  Where the rows have the first-token marginal: ``necessity_marginal``, the marginal's increase
+  when the set is ablated (``costliest_head_marginal``: when the costliest head is), and
+  ``marginal_gain``, the clean model's marginal gain over the layout-only model (how much of
+  what it knows about B's candidates the set carries).
 - ``weights``: the cosine between successive checkpoint-to-checkpoint updates at every analysed
   checkpoint from the third on, read from the ``param_sketch`` rows
   (:mod:`mbc_interp.analysis.dynamics.weights`), and its median.
@@ -61,7 +65,7 @@ def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
     if metric is None:
         return None
     rows = mean[mean.metric == metric]
-    last = rows[rows.step == rows.step.max()].set_index("component")["value"]
+    last = _last_values(mean, metric)
     sets = [c for c in last.index if c.startswith("set:")]
     heads = last[[c for c in last.index if c.startswith("L")]]
     out: dict[str, Any] = {"step": float(rows.step.max()), "metric": metric,
@@ -71,7 +75,20 @@ def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
         label = sets[0][4:]
         out.update(heads=label.split("+"), necessity=float(last[f"set:{label}"]),
                    sufficiency=float(last[f"only:{label}"]))  # fmt: skip
+        marg = _last_values(mean, "marg_loss_increase")
+        gain = _last_values(mean, "marg_gain")
+        if f"set:{label}" in marg and "clean" in gain:
+            top = out["costliest_head"]
+            out.update(necessity_marginal=float(marg[f"set:{label}"]),
+                       costliest_head_marginal=float(marg[top]) if top in marg else None,
+                       marginal_gain=float(gain["clean"]))  # fmt: skip
     return out
+
+
+def _last_values(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric``'s value per component at its last analysed step (empty where none)."""
+    rows = rows[rows.metric == metric]
+    return rows[rows.step == rows.step.max()].set_index("component")["value"]
 
 
 def weights_summary(table: pd.DataFrame) -> dict[str, Any] | None:

@@ -112,6 +112,8 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
         ("necessary", "6a. Ablating the routing head set undoes z-use (mean ablation; "
          "increase / log K)",
          "+3.65 nats (zero ablation)", "> 0.5"),
+        ("specific", "(ours) 6a's set is z-specific (the first-token marginal's increase when "
+         "it is ablated / the marginal's gain)", "-", "< 0.5"),
         ("sufficient", "6b. The head set alone keeps it (every other head ablated; increase / "
          "log K)",
          "-", "< 0.5"),
@@ -125,6 +127,9 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
             continue
         m = r["mean"]
         ours = f"{m['mean']:.2f} {ci(m['ci'])} (rule: {rule})"
+        if key == "specific" and r.get("single"):
+            one = r["single"]
+            ours += f"; the costliest single head's: {one['mean']:.2f} {ci(one['ci'])}"
         if key == "collective" and r.get("solved_at_half"):
             ours += f"; solved at half the plateau: {r['solved_at_half']['mean']:.2f}"
         verdict = r["verdict"] if key != "single_head" else "-"

@@ -137,6 +137,8 @@ def summary_paragraph(fits: dict[str, Any], sweep_file: str) -> str | None:
     c = fits.get("circuit", {})
     words = (
         ("necessary", "ablating the routing heads costs {} x log K (necessary: {})"),
+        ("specific", "the same ablation undoes {} of the first-token marginal's gain "
+         "(the set is {})"),
         ("sufficient", "ablating every other head costs {} x log K (sufficient alone: {})"),
         ("collective", "the B groups' 10-90% solve spread is {} of the plateau (collective: {})"),
     )

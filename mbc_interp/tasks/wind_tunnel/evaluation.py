@@ -203,13 +203,12 @@ def stage_measures(
     out["marg_loss"], out["marg_loss_se"] = _mean_se(-scores.logsumexp(-1))
     out["marg_chance"] = seq_len * math.log(n_chars) - math.log(k)
     count = torch.zeros_like(answer_logp).scatter_add_(-1, first, torch.ones_like(first).double())
-    present = count > 0
     marg_first, cand_first = first_token_losses(answer_logp, first, k_true)
     out["marg_first_loss"], out["marg_first_loss_se"] = _mean_se(marg_first)
     out["cand_first_loss"], out["cand_first_loss_se"] = _mean_se(cand_first)
     share = count / k
     floor = -(share * share.clamp_min(1e-300).log()).sum(-1)
-    out["marg_first_chance"] = float((math.log(n_chars) - present.sum(-1).double().log()).mean())
+    out["marg_first_chance"] = float(first_token_chance(first, n_chars).mean())
     out["cand_first_floor"] = float(floor.mean())
     return out
 
@@ -228,6 +227,13 @@ def first_token_losses(
     mass = answer_logp.masked_fill(~present, -math.inf).logsumexp(-1)
     right = answer_logp.gather(-1, first.gather(-1, k_true[:, None])).squeeze(-1)
     return -mass, mass - right
+
+
+def first_token_chance(first: Int[Tensor, "n K"], n_chars: int) -> Float[Tensor, " n"]:
+    """Per row, ``marg_first_loss`` of the layout-only model (uniform over the ``n_chars``
+    target characters): ``log n_chars - log`` (distinct first tokens of the row's candidates)."""
+    distinct = (first.sort(-1).values.diff(dim=-1) != 0).sum(-1) + 1
+    return math.log(n_chars) - distinct.double().log()
 
 
 def _subsample(n: int, m: int) -> Int[Tensor, " m"]:

@@ -320,17 +320,26 @@ class WindTunnelTask:
         """First target token of each row's K candidates."""
         return self.candidates(rows)[..., 0]
 
-    def candidate_first_loss(
+    def candidate_first_losses(
         self, answer_logp: Float[Tensor, "n d_vocab"], rows: Int[Tensor, " n"]
-    ) -> Float[Tensor, " n"]:
-        """``HasCandidates``: each row's first-token candidate loss (the evaluation's
-        ``cand_first_loss``) from the log-probabilities at the answer position."""
+    ) -> tuple[Float[Tensor, " n"], Float[Tensor, " n"]]:
+        """``HasCandidates``: each row's first-token marginal and candidate losses (the
+        evaluation's ``marg_first_loss`` and ``cand_first_loss``) from the log-probabilities
+        at the answer position."""
         from mbc_interp.tasks.wind_tunnel.evaluation import first_token_losses
 
         rows = torch.as_tensor(rows)
         device = answer_logp.device
         first, k_true = self.candidate_first(rows).to(device), self.selector_index[rows].to(device)
-        return first_token_losses(answer_logp, first, k_true)[1]
+        return first_token_losses(answer_logp, first, k_true)
+
+    def marginal_first_chance(self, rows: Int[Tensor, " n"]) -> Float[Tensor, " n"]:
+        """``HasCandidates``: each row's first-token marginal loss under the layout-only model
+        (the evaluation's ``marg_first_chance``)."""
+        from mbc_interp.tasks.wind_tunnel.evaluation import first_token_chance
+
+        return first_token_chance(self.candidate_first(torch.as_tensor(rows)),
+                                  self.config.n_target_chars)  # fmt: skip
 
     def probe_targets(self, rows: Int[Tensor, " n"]) -> dict[str, Int[Tensor, " n"]]:
         """``HasProbeTargets``: ``z`` (which of B's K selectors the row carries) and ``first``
