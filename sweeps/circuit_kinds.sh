@@ -28,11 +28,11 @@ log="$sweep.circuit.log"
 cd "$snap"
 mbc() { PYTHONPATH="$snap" "$root/.venv/bin/python" -c \
     'import sys; from mbc_interp.cli import main; sys.exit(main())' "$@"; }
-# done: the summary has every kind, its ablation (on a task with candidates) with the marginal;
-# stale: only that marginal is missing (`--redo ablation`); else todo
-state() { "$root/.venv/bin/python" -c "import json,sys; s=json.load(open(sys.argv[1])); \
+# what a run's summary still needs: the kinds it lacks, and `stale` where its ablation (on a
+# task with candidates) predates the first-token marginal; nothing once it has them all
+needs() { "$root/.venv/bin/python" -c "import json,sys; s=json.load(open(sys.argv[1])); \
 a=s.get('ablation') or {}; old=a.get('metric') == 'cand_loss_increase' and 'marginal_gain' not in a; \
-print('todo' if not all(s.get(k) for k in sys.argv[2:]) else 'stale' if old else 'done')" \
+print(*[k for k in sys.argv[2:] if not s.get(k)], *(['stale'] if old else []))" \
     "$1" "${kinds[@]}"; }
 status() { "$root/.venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1])).get('status'))" "$1"; }
 last() { "$root/.venv/bin/python" -c "import json,sys; m=json.load(open(sys.argv[1])); \
@@ -42,14 +42,16 @@ for pf in "$sweep"/points/*.json; do
     run="$sweep/runs/$name"
     [ "$(status "$pf")" = "done" ] || continue
     [ -f "$run/analysis/summary.json" ] || continue
-    now=$(state "$run/analysis/summary.json")
-    [ "$now" = done ] && continue
-    echo "== $name ($now) $(date +%H:%M:%S)"
-    for kind in "${kinds[@]}"; do
-        if [ "$kind" = ablation ]; then
-            redo=(); [ "$now" = stale ] && redo=(--redo ablation)
-            mbc analyze "$run" --kinds ablation --start "$(last "$run/manifest.json")" \
-                "${redo[@]}" --no-progress
+    # only what is missing: a kind named again would bring the earlier analysis' kinds along
+    # (ablation, at every checkpoint)
+    read -r -a todo <<<"$(needs "$run/analysis/summary.json")"
+    [ ${#todo[@]} -gt 0 ] || continue
+    echo "== $name (${todo[*]}) $(date +%H:%M:%S)"
+    for kind in "${todo[@]}"; do
+        if [ "$kind" = stale ]; then
+            mbc analyze "$run" --redo ablation --start "$(last "$run/manifest.json")" --no-progress
+        elif [ "$kind" = ablation ]; then
+            mbc analyze "$run" --kinds ablation --start "$(last "$run/manifest.json")" --no-progress
         else
             mbc analyze "$run" --kinds "$kind" --no-progress
         fi
