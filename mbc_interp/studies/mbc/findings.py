@@ -111,6 +111,18 @@ def _verdict_note(r: dict[str, Any]) -> str:
     return r["verdict"]
 
 
+def _specific_note(key: str, r: dict[str, Any]) -> str:
+    """What a head set's specificity verdict means for the necessity claim."""
+    if key != "specific":
+        return ""
+    if r["verdict"] == "not z-specific":
+        return (": with it the model loses which answers B allows, so its necessity is the "
+                "reading of B as much as the use of z")
+    if r["verdict"] == "z-specific":
+        return ": the model still knows which answers B allows, so its necessity is the use of z"
+    return ""
+
+
 def _mean(r: dict[str, Any]) -> str:
     m = r["mean"]
     return f"{m['mean']:.2f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]"
@@ -138,14 +150,16 @@ def summary_paragraph(fits: dict[str, Any], sweep_file: str) -> str | None:
     words = (
         ("necessary", "ablating the routing heads costs {} x log K (necessary: {})"),
         ("specific", "the same ablation undoes {} of the first-token marginal's gain "
-         "(the set is {})"),
+         "({} runs; the set is {})"),
         ("sufficient", "ablating every other head costs {} x log K (sufficient alone: {})"),
         ("collective", "the B groups' 10-90% solve spread is {} of the plateau (collective: {})"),
     )
     for key, text in words:
         r = c.get(key, {})
         if "mean" in r:
-            parts.append(text.format(_mean(r), r["verdict"]))
+            verdict = r["verdict"] + _specific_note(key, r)
+            parts.append(text.format(_mean(r), *((r["n_runs"],) if key == "specific" else ()),
+                                     verdict))  # fmt: skip
     head = parts[0] + ": " + "; ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
     return (
         f"{head} Does the marginal come before the conditional? Each stage is timed as a "
