@@ -42,9 +42,10 @@ __all__ = lazy_package(
             "analyze", "analyze_checkpoint", "analyze_run", "load_timeline",
             "select_steps"
         ),
+        ".timing.growth": ("Growth", "GrowthOnset", "growth_onset", "growth_rate"),
         ".timing.transition": (
-            "Growth", "GrowthOnset", "LossTransition", "detect_loss_transition", "growth_onset",
-            "growth_rate", "lead_fraction", "onset", "phase_of", "steps_to_tokens"
+            "LossTransition", "detect_loss_transition", "lead_fraction", "onset", "phase_of",
+            "steps_to_tokens"
         ),
         ".zuse": ("HeadZUse", "head_z_use"),
     },

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mbc_interp.analysis.timing.growth import growth_onset
 from mbc_interp.analysis.timing.signals import (
     progress_summary,
     signal_onset,
     signal_series,
     transition_of,
 )
-from mbc_interp.analysis.timing.transition import detect_loss_transition, growth_onset
+from mbc_interp.analysis.timing.transition import detect_loss_transition
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
 
 STEPS = np.arange(0, 2001, 20, dtype=float)

@@ -222,7 +222,7 @@ def test_lead_fraction_and_tokens() -> None:
 
 # -- where a curve rests, whatever the level ----------------------------------------------------
 def test_flat_stretch_finds_the_resting_height_of_a_curve_without_a_known_level() -> None:
-    from mbc_interp.analysis.timing.transition import flat_stretch
+    from mbc_interp.analysis.timing.stretches import flat_stretch
 
     rng = np.random.default_rng(0)
     level = 2.867  # what a model that knows only where EOS goes scores (paper task)

@@ -12,7 +12,7 @@ REPRODUCTION.md):
   own rule. Status ``already_dropped`` when that finds the drop, ``no_plateau`` when it finds no
   plateau (yet), else a forecast or ``not_enough_signal``.
 - **Fit**: once Δz has an onset (above 3 SE for 3 evaluations,
-  :func:`~mbc_interp.analysis.timing.transition.growth_onset`) and ``min_points`` evaluations above
+  :func:`~mbc_interp.analysis.timing.growth.growth_onset`) and ``min_points`` evaluations above
   2 SE after it, Δz = exp(a + b t) is fitted to every evaluation from the plateau start to
   ``as_of`` by weighted least squares on the linear scale (weights 1/SE²: a fit of ln Δz on
   the evaluations above a threshold would keep the early ones only when their noise is upward,
@@ -57,8 +57,8 @@ from mbc_interp.analysis.timing.forecast_calibration import (
     calibrated_interval,
     load_calibration,
 )
+from mbc_interp.analysis.timing.growth import growth_onset
 from mbc_interp.analysis.timing.signals import transition_of
-from mbc_interp.analysis.timing.transition import growth_onset
 from mbc_interp.core.checks import check_field
 from mbc_interp.store.layout import is_run_dir, is_sweep_dir, sweep_run_dirs
 from mbc_interp.store.run import load_run

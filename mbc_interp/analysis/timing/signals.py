@@ -35,12 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mbc_interp.analysis.timing.growth import growth_onset, growth_rate
+from mbc_interp.analysis.timing.stretches import first_stretch
 from mbc_interp.analysis.timing.transition import (
     detect_loss_transition,
     detect_rest_transition,
-    first_stretch,
-    growth_onset,
-    growth_rate,
     lead_fraction,
     phase_of,
 )

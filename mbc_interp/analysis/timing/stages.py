@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.timing.transition import Curve, Step, first_stretch
+from mbc_interp.analysis.timing.curves import Curve, Step
+from mbc_interp.analysis.timing.stretches import first_stretch
 
 HOLD = 2
 """Evaluations a crossing must hold for (as ``t_loss``)."""

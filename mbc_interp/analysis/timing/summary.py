@@ -21,7 +21,7 @@ Rules (also in the README; fixed before the sweeps that report them):
   loss first rests (``first_rest_loss_tok``, ``t_first_rest``) and where it is just before the
   drop (``pre_drop_loss_tok``); the share of its gain that survives replacing z.
 - **The raw loss's longest rest**: ``flat_loss_tok`` is the raw per-token loss's longest
-  resting stretch (:func:`~mbc_interp.analysis.timing.transition.flat_stretch`: >= 3 evaluations
+  resting stretch (:func:`~mbc_interp.analysis.timing.stretches.flat_stretch`: >= 3 evaluations
   within 2% of its median, after the loss has fallen 5% from its initial value and before
   ``t_loss``), from ``t_flat_start`` to ``t_flat_end``, beside ``log_k`` and
   ``format_loss_tok``, the per-token loss of a model that knows the layout and nothing about
@@ -38,10 +38,10 @@ Rules (also in the README; fixed before the sweeps that report them):
   On the wind tunnel the primary signal is Δz and ``t_progress`` equals ``t_z``.
 - **Hidden progress**: ``t_z`` is the onset of Δz (``dz``, loss with z deranged within each B
   group minus the clean loss) above 3 standard errors, held for 3 evaluations
-  (:func:`~mbc_interp.analysis.timing.transition.growth_onset`); ``t_z_cand`` the same for the
+  (:func:`~mbc_interp.analysis.timing.growth.growth_onset`); ``t_z_cand`` the same for the
   candidate version. ``z_doubling_steps`` (and ``_tokens``): Δz's doubling time, fitted from
   ``t_z`` (or the plateau start) to ``t_loss``
-  (:func:`~mbc_interp.analysis.timing.transition.growth_rate`).
+  (:func:`~mbc_interp.analysis.timing.growth.growth_rate`).
 - **Collective or one by one** (where the ``groups`` kind ran): ``groups`` holds the rules of
   :mod:`mbc_interp.analysis.groups` applied to the analysed checkpoints: the solved fraction
   at the plateau's middle, the groups' 10-90% solve-time spread over the plateau's duration
@@ -82,12 +82,11 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.analysis.registry import summary_kinds
+from mbc_interp.analysis.timing.growth import growth_onset, growth_rate
 from mbc_interp.analysis.timing.signals import progress_summary, transition_of
 from mbc_interp.analysis.timing.stages import resting_levels, stage_times
+from mbc_interp.analysis.timing.stretches import flat_stretch
 from mbc_interp.analysis.timing.transition import (
-    flat_stretch,
-    growth_onset,
-    growth_rate,
     lead_fraction,
     onset,
     phase_of,

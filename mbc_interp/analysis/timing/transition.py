@@ -1,29 +1,21 @@
 """Transition times read off checkpoint curves: the log K plateau, the loss drop, a metric's onset.
 
-Pure numpy on ``(steps, values)`` pairs; steps may be irregular (log-spaced early, dense around
-the transition). Every crossing time is linearly interpolated between the two evaluations around
-it, and counts only if the curve then *stays* across for several evaluations, so a single noisy
-checkpoint neither starts nor ends a phase. NaN values are dropped (with their steps) first.
+Pure numpy on ``(steps, values)`` pairs (:mod:`mbc_interp.analysis.timing.curves`): every
+crossing time is linearly interpolated and counts only if the curve then stays across. Growing
+signals' onsets are in :mod:`~mbc_interp.analysis.timing.growth`, resting stretches in
+:mod:`~mbc_interp.analysis.timing.stretches`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 
+from mbc_interp.analysis.timing.curves import Curve, Step, clean_curve, sustained_crossing
+
 TransitionStatus = Literal["transitioned", "no_plateau", "no_transition", "not_solved"]
-
-
-@runtime_checkable
-class _SupportsArray(Protocol):
-    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray: ...
-
-
-Curve = Sequence[float | int] | _SupportsArray  # lists, tuples, arrays, Series
-Step = float | int
 
 
 @dataclass(frozen=True)
@@ -46,41 +38,6 @@ class LossTransition:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _clean(steps: Curve, values: Curve, name: str) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(steps, dtype=float)
-    v = np.asarray(values, dtype=float)
-    if s.ndim != 1 or v.ndim != 1:
-        raise ValueError(f"steps and {name} must be 1-D, got shapes {s.shape} and {v.shape}")
-    if len(s) != len(v):
-        raise ValueError(f"steps and {name} differ in length: {len(s)} != {len(v)}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("steps must be finite")
-    if np.any(np.diff(s) <= 0):
-        i = int(np.argmax(np.diff(s) <= 0))
-        raise ValueError(f"steps must be strictly increasing (step {s[i]:g} then {s[i + 1]:g})")
-    if np.any(np.isinf(v)):
-        raise ValueError(f"{name} contains infinite values")
-    keep = ~np.isnan(v)
-    return s[keep], v[keep]
-
-
-def _crossing(
-    s: np.ndarray, v: np.ndarray, level: float, below: bool, start: int, sustain: int
-) -> tuple[float, int] | None:
-    """First sustained crossing of ``level`` at or after index ``start``: (interpolated step, i).
-
-    ``i`` is the first of ``sustain`` consecutive evaluations strictly across ``level`` and must
-    follow an evaluation that is not across (a curve that starts across never "crosses").
-    """
-    across = v < level if below else v > level
-    for i in range(max(start, 1), len(v) - sustain + 1):
-        if across[i] and not across[i - 1] and across[i : i + sustain].all():
-            v0, v1 = v[i - 1], v[i]
-            frac = 0.0 if v0 == level else (level - v0) / (v1 - v0)
-            return float(s[i - 1] + frac * (s[i] - s[i - 1])), i
-    return None
 
 
 def detect_loss_transition(
@@ -121,7 +78,7 @@ def detect_loss_transition(
         raise ValueError(f"need 0 < solved_frac < half < 1, got {solved_frac}, {half}")
     if min_plateau_points < 1 or min_after < 1:
         raise ValueError("min_plateau_points and min_after must be >= 1")
-    s, v = _clean(steps, loss, "loss")
+    s, v = clean_curve(steps, loss, "loss")
     log_k = float(log_k)
 
     def result(status: TransitionStatus, reason: str, **times: float | None) -> LossTransition:
@@ -136,7 +93,7 @@ def detect_loss_transition(
     n = min_plateau_points
     start = next((i for i in range(len(v) - n + 1) if in_band[i : i + n].all()), None)
     if start is None:
-        solved = _crossing(s, v, solved_frac * log_k, True, 0, min_after)
+        solved = sustained_crossing(s, v, solved_frac * log_k, True, 0, min_after)
         m = int(np.argmin(v))
         return result(
             "no_plateau",
@@ -144,7 +101,7 @@ def detect_loss_transition(
             f"evaluations (min loss {v[m]:.4g} at step {s[m]:g})",
             t_solved=None if solved is None else solved[0],
         )
-    drop = _crossing(s, v, half * log_k, True, start + 1, min_after)
+    drop = sustained_crossing(s, v, half * log_k, True, start + 1, min_after)
     stop = drop[1] if drop is not None else len(v)
     end = start + int(np.flatnonzero(in_band[start:stop])[-1])
     times: dict[str, float | None] = {
@@ -160,7 +117,7 @@ def detect_loss_transition(
             t_solved=None,
             **times,
         )
-    solved = _crossing(s, v, solved_frac * log_k, True, drop[1], min_after)
+    solved = sustained_crossing(s, v, solved_frac * log_k, True, drop[1], min_after)
     if solved is None:
         return result(
             "not_solved",
@@ -204,7 +161,7 @@ def detect_rest_transition(
       or above ``pre_frac * log_k``; ``plateau_loss`` the signal's median from start to end.
     - ``t_solved``: as in :func:`detect_loss_transition`.
     """
-    s, v = _clean(steps, signal, "signal")
+    s, v = clean_curve(steps, signal, "signal")
     log_k = float(log_k)
 
     def result(status: TransitionStatus, reason: str, **times: float | None) -> LossTransition:
@@ -218,7 +175,7 @@ def detect_rest_transition(
     if start >= len(v) or v[start] < half * log_k:
         return result("no_plateau", f"the signal is below {half:g} log K where the raw loss "
                                     f"first rests (step {rest_start:g})")  # fmt: skip
-    drop = _crossing(s, v, half * log_k, True, start + 1, min_after)
+    drop = sustained_crossing(s, v, half * log_k, True, start + 1, min_after)
     stop = drop[1] if drop is not None else len(v)
     high = np.flatnonzero(v[start:stop] >= pre_frac * log_k)
     end = start + int(high[-1]) if len(high) else start
@@ -230,7 +187,7 @@ def detect_rest_transition(
     if drop is None:
         why = f"the signal never fell below {half:g} log K after the rest"
         return result("no_transition", f"{why} (last {v[-1]:.4g} at step {s[-1]:g})", **times)
-    solved = _crossing(s, v, solved_frac * log_k, True, drop[1], min_after)
+    solved = sustained_crossing(s, v, solved_frac * log_k, True, drop[1], min_after)
     if solved is None:
         why = f"below {half:g} log K at step {drop[0]:.6g}, never held below {solved_frac:g} log K"
         return result("not_solved", why, t_loss=drop[0], **times)
@@ -266,7 +223,7 @@ def onset(
         raise ValueError(f"frac must be in (0, 1), got {frac}")
     if n_edge < 1 or sustain < 1:
         raise ValueError("n_edge and sustain must be >= 1")
-    s, v = _clean(steps, values, "values")
+    s, v = clean_curve(steps, values, "values")
     if len(v) < 2:
         return None
     lo = float(np.median(v[:n_edge])) if baseline is None else float(baseline)
@@ -274,7 +231,7 @@ def onset(
     span = max(float(np.ptp(v)), abs(hi - lo))
     if span == 0 or abs(hi - lo) <= 1e-9 * span:
         return None
-    hit = _crossing(s, v, lo + frac * (hi - lo), hi < lo, 0, sustain)
+    hit = sustained_crossing(s, v, lo + frac * (hi - lo), hi < lo, 0, sustain)
     return None if hit is None else hit[0]
 
 
@@ -298,110 +255,6 @@ def steps_to_tokens(t: Step | None, tokens_per_step: Step) -> float | None:
     return None if t is None else float(t * tokens_per_step)
 
 
-# -- growing signals: onset against a noise floor, growth rate -----------------------------------
-ONSET_Z = 3.0
-"""A growing signal is above its noise floor where it exceeds ONSET_Z standard errors."""
-
-
-@dataclass(frozen=True)
-class GrowthOnset:
-    """When a signal that grows from zero (Δz, a head's z-effect) leaves its noise floor.
-
-    Rules (fixed before any sweep was run on them):
-
-    - the noise floor at each evaluation is ``ONSET_Z`` (3) standard errors of the signal there
-      (or a given floor, e.g. the signal's value under a null model); its null value is 0, the
-      value of any model that ignores z, so no baseline is taken from the curve itself (and
-      never from initialisation);
-    - ``t``: the first evaluation that is above the floor and stays above for ``sustain``
-      evaluations, after one that is not; the step is interpolated linearly in
-      ``value / floor`` between the two evaluations around the crossing. A curve that is above
-      its floor from its first evaluation has no onset (``reason`` says so), as has one that
-      never rises above it for good;
-    - a half-way crossing on a linear scale is *not* used: an exponential reaches half of its
-      final value only near its end.
-    """
-
-    t: float | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def growth_onset(
-    steps: Curve,
-    values: Curve,
-    se: Curve | None = None,
-    *,
-    floor: Curve | float | None = None,
-    z: float = ONSET_Z,
-    sustain: int = 3,
-) -> GrowthOnset:
-    """Onset of a growing signal above its noise floor (see :class:`GrowthOnset`): ``z * se``
-    per evaluation, or ``floor`` (scalar or per evaluation) when given."""
-    if (se is None) == (floor is None):
-        raise ValueError("give exactly one of se (standard errors) or floor")
-    if sustain < 1:
-        raise ValueError(f"sustain must be >= 1, got {sustain}")
-    s = np.asarray(steps, dtype=float)
-    v = np.asarray(values, dtype=float)
-    f = z * np.asarray(se, dtype=float) if se is not None else np.broadcast_to(
-        np.asarray(floor, dtype=float), v.shape
-    )
-    if not (s.shape == v.shape == f.shape and s.ndim == 1):
-        raise ValueError(f"steps, values, floor differ in shape: {s.shape}, {v.shape}, {f.shape}")
-    keep = np.isfinite(v) & np.isfinite(f)
-    s, v, f = s[keep], v[keep], np.maximum(f[keep], 1e-12)
-    if len(v) == 0:
-        return GrowthOnset(None, "no finite values")
-    above = v > f
-    if above[: sustain].all() if len(v) >= sustain else above.all():
-        return GrowthOnset(None, f"above its noise floor from the first evaluation (step {s[0]:g})")
-    for i in range(1, len(v) - sustain + 1):
-        if above[i] and not above[i - 1] and above[i : i + sustain].all():
-            r0, r1 = v[i - 1] / f[i - 1], v[i] / f[i]
-            frac = 0.0 if r1 == r0 else (1.0 - r0) / (r1 - r0)
-            t = float(s[i - 1] + np.clip(frac, 0.0, 1.0) * (s[i] - s[i - 1]))
-            what = f"{z:g} SE" if se is not None else "its floor"
-            return GrowthOnset(t, f"above {what} for {sustain} evaluations from step {s[i]:g}")
-    return GrowthOnset(None, f"never above its noise floor for {sustain} evaluations in a row")
-
-
-@dataclass(frozen=True)
-class Growth:
-    """Exponential growth rate of a signal over a window: a weighted fit of log(value) on step
-    (weights (value / se)^2, the inverse variance of log(value)), over the evaluations in the
-    window whose value exceeds 2 standard errors; ``doubling`` = ln 2 / slope (steps)."""
-
-    doubling: float | None
-    slope: float | None
-    n_points: int
-    window: tuple[float, float] | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def growth_rate(
-    steps: Curve, values: Curve, se: Curve, start: float | None, stop: float | None
-) -> Growth:
-    """Doubling time of ``values`` between ``start`` and ``stop`` (see :class:`Growth`)."""
-    s, v, e = (np.asarray(x, dtype=float) for x in (steps, values, se))
-    lo = -np.inf if start is None else start
-    hi = np.inf if stop is None else stop
-    use = (s >= lo) & (s <= hi) & np.isfinite(v) & np.isfinite(e) & (v > 2 * e) & (e > 0)
-    if use.sum() < 3:
-        return Growth(None, None, int(use.sum()), None, "fewer than 3 evaluations above 2 SE")
-    x, y, w = s[use], np.log(v[use]), (v[use] / e[use]) ** 2
-    slope = float(np.polyfit(x, y, 1, w=np.sqrt(w))[0])
-    window = (float(x[0]), float(x[-1]))
-    if slope <= 0:
-        return Growth(None, slope, int(use.sum()), window, "not growing (slope <= 0)")
-    return Growth(float(np.log(2) / slope), slope, int(use.sum()), window, "fitted")
-
-
 def phase_of(t: Step | None, t_plateau_start: Step | None, t_loss: Step | None) -> str | None:
     """Where a time falls: ``before_plateau``, ``plateau``, ``after_drop`` (None if unknown)."""
     if t is None:
@@ -411,81 +264,3 @@ def phase_of(t: Step | None, t_plateau_start: Step | None, t_loss: Step | None) 
     if t_loss is not None and t > t_loss:
         return "after_drop"
     return "plateau"
-
-
-FLAT_TOL = 0.02
-"""A resting stretch: every evaluation within 2% of the stretch's median."""
-FLAT_MIN = 3
-"""... over at least 3 consecutive evaluations."""
-FLAT_FALL = 0.05
-"""It starts only once the curve has fallen 5% below its first value (not at initialisation)."""
-
-
-@dataclass(frozen=True)
-class FlatStretch:
-    """The longest stretch where a curve rests (see :func:`flat_stretch`)."""
-
-    level: float | None
-    """Median over the stretch; ``None`` when the curve never rests."""
-    start: float | None
-    end: float | None
-
-
-def flat_stretch(
-    steps: Curve,
-    values: Curve,
-    *,
-    stop: Step | None = None,
-    tol: float = FLAT_TOL,
-    min_evals: int = FLAT_MIN,
-) -> FlatStretch:
-    """Where a curve rests, whatever the level: the longest run of at least ``min_evals``
-    consecutive evaluations, all within ``tol`` (relative) of their median, after the curve has
-    fallen :data:`FLAT_FALL` below its first value and before ``stop`` (the drop). Ties go to
-    the earliest. For the height the raw loss rests at when no level is known in advance (the
-    paper's task: log K, or where a model that knows only the layout scores?)."""
-    return _stretch(steps, values, stop, tol, min_evals, first=False)
-
-
-def first_stretch(
-    steps: Curve,
-    values: Curve,
-    *,
-    stop: Step | None = None,
-    tol: float = FLAT_TOL,
-    min_evals: int = FLAT_MIN,
-) -> FlatStretch:
-    """Where a curve first rests: as :func:`flat_stretch`, but the earliest such run (extended
-    as far as it stays within ``tol``) rather than the longest."""
-    return _stretch(steps, values, stop, tol, min_evals, first=True)
-
-
-def _stretch(
-    steps: Curve, values: Curve, stop: Step | None, tol: float, min_evals: int, first: bool
-) -> FlatStretch:
-    s, v = _clean(steps, values, "values")
-    if stop is not None:
-        s, v = s[s <= stop], v[s <= stop]
-    fallen = np.flatnonzero(v < (1 - FLAT_FALL) * v[0]) if len(v) else np.array([], int)
-    if not len(fallen):
-        return FlatStretch(None, None, None)
-    s, v = s[fallen[0] :], v[fallen[0] :]
-    best: tuple[int, int] | None = None
-    for i in range(len(v)):
-        j = i + min_evals
-        if j > len(v) or not _within(v[i:j], tol):
-            continue
-        while j < len(v) and _within(v[i : j + 1], tol):
-            j += 1
-        if best is None or j - i > best[1] - best[0]:
-            best = (i, j)
-        if first:
-            break
-    if best is None:
-        return FlatStretch(None, None, None)
-    i, j = best
-    return FlatStretch(float(np.median(v[i:j])), float(s[i]), float(s[j - 1]))
-
-
-def _within(w: np.ndarray, tol: float) -> bool:
-    return bool(np.all(np.abs(w / np.median(w) - 1) <= tol))
