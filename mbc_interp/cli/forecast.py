@@ -44,7 +44,7 @@ def _step_value(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mbc_interp.analysis.timing.forecast import forecast_run, sweep_references
+    from mbc_interp.analysis.timing.forecast_runs import forecast_run, sweep_references
     from mbc_interp.core.jsonsafe import json_safe
     from mbc_interp.store.run import load_run
 
@@ -72,7 +72,8 @@ def live_monitor(run: Path, log_k: float) -> Callable[[list[dict]], str | None]:
     """The progress line's forecast for ``mbc train`` (references: the sweep's other runs)."""
     import pandas as pd
 
-    from mbc_interp.analysis.timing.forecast import forecast, sweep_references
+    from mbc_interp.analysis.timing.forecast import forecast
+    from mbc_interp.analysis.timing.forecast_runs import sweep_references
 
     refs, _ = sweep_references(run, None)
 

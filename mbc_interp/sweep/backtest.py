@@ -15,8 +15,8 @@ Rules (fixed before the backtest was first run; the extrapolation intervals' aft
   ``epochs``: the median escape time of the others in epochs (passes over the run's examples);
   ``power_law``: ln(t_loss in tokens) on ln(number of examples) fitted by least squares on the
   others (needs 2 distinct sizes). Intervals are predictive intervals for one more run on the
-  log scale (:func:`~mbc_interp.analysis.timing.forecast.predictive_bounds`): ``epochs`` SD of the
-  others' ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the
+  log scale (:func:`~mbc_interp.analysis.timing.forecast_fit.predictive_bounds`): ``epochs``
+  SD of the others' ln epochs x sqrt(1 + 1/n), t with n - 1 degrees of freedom; ``power_law`` the
   regression's prediction SD (residual SD x sqrt(1 + 1/n + leverage)), t with n - 2. With too
   few others to measure a spread the interval is open (``low`` at ``as_of``, no ``high``).
 - Extrapolation intervals (``via`` extrapolation, in either forecast method) are calibrated on
@@ -41,13 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mbc_interp.analysis.timing.forecast import (
-    ForecastConfig,
-    Reference,
-    forecast,
-    predictive_bounds,
-)
+from mbc_interp.analysis.timing.forecast import ForecastConfig, Reference, forecast
 from mbc_interp.analysis.timing.forecast_calibration import held_out_intervals
+from mbc_interp.analysis.timing.forecast_fit import predictive_bounds
 from mbc_interp.analysis.timing.summary import transition_of
 from mbc_interp.store.run import Run, load_run
 from mbc_interp.sweep.runner import done_points

@@ -20,7 +20,8 @@ from mbc_interp.analysis.config_record import CORE
 from mbc_interp.analysis.heads import parse_head_label
 from mbc_interp.analysis.registry import extra_kinds
 from mbc_interp.analysis.timeline import load_timeline
-from mbc_interp.analysis.timing.forecast import forecast_path, forecast_run, sweep_references
+from mbc_interp.analysis.timing.forecast import forecast_path
+from mbc_interp.analysis.timing.forecast_runs import forecast_run, sweep_references
 from mbc_interp.analysis.timing.moments import key_steps
 from mbc_interp.analysis.timing.summary import summarize, z_use_table
 from mbc_interp.store.integrity import DamagedCheckpointWarning, check_entry

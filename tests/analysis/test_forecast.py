@@ -12,8 +12,8 @@ from mbc_interp.analysis.timing.forecast import (
     drop_level,
     forecast,
     forecast_path,
-    predictive_bounds,
 )
+from mbc_interp.analysis.timing.forecast_fit import predictive_bounds
 
 LOG_K = float(np.log(4))
 LEVEL = 1.5

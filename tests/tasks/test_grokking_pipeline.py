@@ -105,7 +105,8 @@ def test_the_forecast_refuses_the_grokking_signal_naming_what_it_misses(grok_run
     """The primary signal is an analysis column timed from the plateau's start: it does not fit
     the forecast's model (a logged signal growing from zero), and the refusal says so; the
     wind tunnel's Δz does fit, with the calibration made on it."""
-    from mbc_interp.analysis.timing.forecast import SIGNAL, forecast_run, forecast_signal
+    from mbc_interp.analysis.timing.forecast import SIGNAL, forecast_signal
+    from mbc_interp.analysis.timing.forecast_runs import forecast_run
     from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
     from ..helpers import build_cfg

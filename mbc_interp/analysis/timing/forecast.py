@@ -25,9 +25,10 @@ REPRODUCTION.md):
   forecast is now + the median of those ratios x the run's own doubling time. The interval is
   a predictive interval for one more run on the log scale of the time still to wait: Student t
   with n - 1 degrees of freedom (n references) and variance s²(1 + 1/n) + (SE of the run's own
-  ln doubling time)², s the SD of the references' ln ratio (:func:`predictive_bounds`). Δz does
-  not grow at one rate: slowly after its onset, fastest in the middle of the plateau, slower
-  again near the drop; runs of one task share that shape, which the ratio carries over.
+  ln doubling time)², s the SD of the references' ln ratio
+  (:func:`~mbc_interp.analysis.timing.forecast_fit.predictive_bounds`). Δz does not grow at one
+  rate: slowly after its onset, fastest in the middle of the plateau, slower again near the
+  drop; runs of one task share that shape, which the ratio carries over.
 - **Extrapolation** (fewer references): the step at which the fitted line reaches
   ``level`` x log K, the Δz at which earlier runs' loss crossed log K / 2 (:func:`drop_level`:
   1.1-1.6 log K on the proxy and the paper's task; default 1.5), never before ``as_of``. The
@@ -46,7 +47,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -57,12 +57,17 @@ from mbc_interp.analysis.timing.forecast_calibration import (
     calibrated_interval,
     load_calibration,
 )
+from mbc_interp.analysis.timing.forecast_fit import (
+    crossing_interval,
+    exp_fit,
+    line_crossing,
+    predictive_bounds,
+    time_at,
+    value_at,
+)
 from mbc_interp.analysis.timing.growth import growth_onset
 from mbc_interp.analysis.timing.signals import transition_of
 from mbc_interp.core.checks import check_field
-from mbc_interp.store.layout import is_run_dir, is_sweep_dir, sweep_run_dirs
-from mbc_interp.store.run import load_run
-from mbc_interp.store.run_store import RunStoreError
 from mbc_interp.tasks.protocol import ProgressSignal, Task, Transition
 
 ForecastStatus = Literal["forecast", "not_enough_signal", "already_dropped", "no_plateau"]
@@ -138,7 +143,7 @@ class Reference:
         """(t_loss - t) / doubling time, where t is when Δz first reached ``level`` (log K
         units, held 2 evaluations) and the doubling time is the forecast's own fit on the
         evaluations up to t: how many of its then doubling times the drop was still away."""
-        t = _time_at(self.steps, self.dz / self.log_k, level)
+        t = time_at(self.steps, self.dz / self.log_k, level)
         if t is None or t > self.t_loss:
             return None
         keep = self.steps <= t
@@ -242,7 +247,7 @@ def forecast(
     if isinstance(fit, str):
         return Forecast("not_enough_signal", None, None, None, **base, reason=fit)
     base.update(n_points=fit["n"], doubling_steps=fit["doubling"])
-    x_now = _value_at(fit, now) / log_k
+    x_now = value_at(fit, now) / log_k
     paces = [p for r in references if (p := r.pace_at(x_now, config)) is not None and p > 0]
     if len(paces) >= MIN_REFERENCES:
         ln_pace = np.log(paces)
@@ -260,8 +265,10 @@ def forecast(
                         f"{np.median(paces):.2f} doubling times after that level in "
                         f"{len(paces)} reference runs")  # fmt: skip
     level = config.level * log_k
-    t_hat = max(now, float(_crossing(fit, np.log(level), fit["coef"])))
-    fit_low, fit_high = _interval(fit, np.log(level), now, config)
+    t_hat = max(now, float(line_crossing(fit, np.log(level), fit["coef"])))
+    fit_low, fit_high = crossing_interval(fit, np.log(level), now, seed=config.seed,
+                                          draws=config.draws, level_sd=config.level_sd,
+                                          coverage=config.coverage)  # fmt: skip
     low, high, how = calibrated_interval(
         t_hat, now, times["t_plateau_start"], (fit_low, fit_high), calibration, config.coverage
     )
@@ -291,7 +298,7 @@ def _fit(
     if n < config.min_points:
         return (f"{n} evaluations of {name} above 2 SE since its onset (step {z.t:,.0f}); "
                 f"need {config.min_points}")  # fmt: skip
-    fit = _exp_fit(steps[window], v[window], se[window])
+    fit = exp_fit(steps[window], v[window], se[window])
     slope, slope_se = fit["coef"][1], float(np.sqrt(fit["cov"][1, 1]))
     if not slope > config.min_slope_t * slope_se:
         return (f"{name} is not growing clearly: slope {slope:.3g} +- {slope_se:.2g} per "
@@ -338,83 +345,6 @@ def forecast_signal(task: Task) -> tuple[str, str] | str:
     return sig.name, sig.se
 
 
-def predictive_bounds(centre: float, sd: float, dof: int, coverage: float) -> tuple[float, float]:
-    """The central ``coverage`` range of ``centre`` + ``sd`` x Student t(``dof``): a predictive
-    interval for one more draw when ``sd`` includes the spread of the draws and the error of
-    their centre; (-inf, inf) with no degree of freedom (one draw says nothing of the spread)."""
-    from scipy.stats import t as student_t  # ~0.5 s to import: not for every `mbc` command
-
-    if dof < 1 or not np.isfinite(sd):
-        return -np.inf, np.inf
-    q = float(student_t.ppf(0.5 + coverage / 2, dof)) * sd
-    return centre - q, centre + q
-
-
-def _value_at(fit: dict[str, Any], t: float) -> float:
-    a, b = fit["coef"]
-    return float(np.exp(a + b * (t - fit["x0"])))
-
-
-def _time_at(steps: np.ndarray, v: np.ndarray, level: float, sustain: int = 2) -> float | None:
-    above = v >= level
-    for i in range(len(v) - sustain + 1):
-        if above[i : i + sustain].all():
-            if i == 0:  # above from the first evaluation: not timed
-                return None
-            if not v[i - 1] > 0:
-                return float(steps[i])
-            a, b = np.log(v[i - 1]), np.log(v[i])
-            frac = 1.0 if b == a else float(np.clip((np.log(level) - a) / (b - a), 0, 1))
-            return float(steps[i - 1] + frac * (steps[i] - steps[i - 1]))
-    return None
-
-
-def _exp_fit(x: np.ndarray, v: np.ndarray, se: np.ndarray) -> dict[str, Any]:
-    """v ~ exp(a + b (x - x0)) by weighted least squares on the linear scale (weights 1/SE²,
-    so no evaluation is dropped for being small or negative: no selection bias), by
-    Gauss-Newton from the log-linear fit of the evaluations above 2 SE; the covariance of
-    (a, b) scaled up by the reduced chi-square when it exceeds 1."""
-    up = v > 2 * se
-    y, w = np.log(v[up]), (v[up] / se[up]) ** 2
-    x0 = float(np.average(x[up], weights=w))
-    design = np.stack([np.ones(up.sum()), x[up] - x0], axis=1)
-    coef = np.linalg.solve(design.T @ (design * w[:, None]), design.T @ (w * y))
-    dx = x - x0
-    for _ in range(50):
-        f = np.exp(np.clip(coef[0] + coef[1] * dx, -50, 50))
-        jac = np.stack([f, f * dx], axis=1) / se[:, None]
-        r = (v - f) / se
-        step, *_ = np.linalg.lstsq(jac, r, rcond=None)
-        coef = coef + step
-        if np.all(np.abs(step) <= 1e-10 + 1e-8 * np.abs(coef)):
-            break
-    f = np.exp(np.clip(coef[0] + coef[1] * dx, -50, 50))
-    jac = np.stack([f, f * dx], axis=1) / se[:, None]
-    chi2 = float(np.sum(((v - f) / se) ** 2))
-    scale = max(1.0, chi2 / max(len(x) - 2, 1))
-    return {"coef": coef, "cov": np.linalg.pinv(jac.T @ jac) * scale, "x0": x0}
-
-
-def _crossing(fit: dict[str, Any], target: float | np.ndarray, coef: np.ndarray) -> Any:
-    """Step where intercept + slope (x - x0) reaches ``target`` (inf where slope <= 0)."""
-    a, b = coef[..., 0], coef[..., 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = fit["x0"] + (target - a) / b
-    return np.where(b > 0, t, np.inf)
-
-
-def _interval(
-    fit: dict[str, Any], target: float, now: float, config: ForecastConfig
-) -> tuple[float, float | None]:
-    rng = np.random.default_rng(config.seed)
-    coef = rng.multivariate_normal(fit["coef"], fit["cov"], size=config.draws)
-    targets = target + config.level_sd * rng.standard_normal(config.draws)
-    t = np.maximum(_crossing(fit, targets, coef), now)
-    tail = (1 - config.coverage) / 2
-    low, high = np.quantile(t, [tail, 1 - tail])
-    return float(low), (float(high) if np.isfinite(high) else None)
-
-
 def forecast_path(
     metrics: pd.DataFrame,
     log_k: float,
@@ -435,56 +365,3 @@ def drop_level(metrics: pd.DataFrame, log_k: float) -> float | None:
     without a drop."""
     ref = Reference.from_metrics(metrics, log_k)
     return None if ref is None else ref.drop_level()
-
-
-def sweep_references(run: Path, given: list[Path] | None) -> tuple[list[Reference], list[Path]]:
-    """The references of a forecast of ``run`` and their directories (never ``run`` itself):
-    the finished runs in ``given`` (run or sweep directories), or by default the other runs of
-    the sweep ``run`` belongs to (``SWEEP/runs/NAME``; none for a run outside a sweep)."""
-    if given is None:
-        sweep = run.resolve().parent.parent
-        dirs = list(sweep_run_dirs(sweep)) if is_sweep_dir(sweep) else []
-    else:
-        dirs = []
-        for d in given:
-            if is_sweep_dir(d):
-                dirs += sweep_run_dirs(d)
-            elif is_run_dir(d):
-                dirs.append(d)
-            else:
-                raise ValueError(f"--references {d}: neither a run nor a sweep directory")
-    refs, used = [], []
-    for d in dirs:
-        if d.resolve() == run.resolve() or not is_run_dir(d):
-            continue
-        try:
-            r = load_run(d)
-        except RunStoreError:
-            continue
-        level = getattr(r.config.task, "log_k", None)  # a task resting at a level
-        ref = None if level is None else Reference.from_metrics(r.metrics, level)
-        if ref is not None:
-            refs.append(ref)
-            used.append(d)
-    return refs, used
-
-
-def forecast_run(
-    run: Any,
-    *,
-    as_of: float | int | None = None,
-    references: Sequence[Reference] = (),
-    metrics: pd.DataFrame | None = None,
-) -> Forecast:
-    """The forecast of a run's drop from its task's primary signal (:func:`forecast_signal`),
-    with the committed calibration where that is the signal it was measured on (:data:`SIGNAL`)
-    and none otherwise (an open interval); ``not_enough_signal`` naming the task, the signal and
-    why where its signal does not fit the forecast's model."""
-    task = run.task
-    m = run.metrics if metrics is None else metrics
-    signal = forecast_signal(task)
-    if isinstance(signal, str):
-        return Forecast("not_enough_signal", None, None, None, None, None, signal)
-    calibration = COMMITTED if signal == SIGNAL else None
-    return forecast(m, task.transition, signal=signal, as_of=as_of, references=references,
-                    calibration=calibration)  # fmt: skip
