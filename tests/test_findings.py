@@ -726,3 +726,20 @@ def test_forecast_medians_and_coverage():
     )
     covers = [pct(_summary("noise_cpu", m)[1]) for m in ("forecast", "epochs", "power_law")]
     stated(f"the v3 intervals there cover {covers[0]}, {covers[1]} and {covers[2]}")
+
+
+def test_paper_regime_section_is_what_mbc_fit_writes_from_the_committed_results():
+    """REPRODUCTION.md's generated paper-regime section, every table and number in it (claims,
+    levels, the order and circuit tables run by run), is `mbc fit`'s section for the committed
+    runs.csv and fits.json, and each figure it links is committed."""
+    from mbc_interp.studies.mbc.claims import markdown_section
+    from mbc_interp.studies.mbc.documents import END, begin_marker
+
+    out = RESULTS / "paper_regime"
+    doc = (ROOT / "REPRODUCTION.md").read_text()
+    block = doc.split(begin_marker(out), 1)[1].split(END, 1)[0].strip("\n")
+    linked = re.findall(r"\]\((results/paper_regime/figures/[\w-]+\.svg)\)", block)
+    svgs = [ROOT / p for p in linked]
+    assert svgs and all(p.is_file() for p in svgs)
+    assert block == markdown_section(fits("paper_regime"), out, svgs, ROOT, runs("paper_regime"))
+    assert "**The circuit, run by run**" in block and "**Marginal before conditional" in block

@@ -211,6 +211,27 @@ def stages_table(table: pd.DataFrame) -> pd.DataFrame | None:
     ])  # fmt: skip
 
 
+def circuit_table(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Run by run, where the ablation measured it: the head set, its necessity over log K and
+    the share of the first-token marginal's gain its ablation undoes, the costliest single head
+    with the same two numbers, and the groups' collective score (:mod:`mbc_interp.sweep.circuit`);
+    ``None`` where no run has the marginal."""
+    if "marginal_undone" not in table or table["marginal_undone"].isna().all():
+        return None
+    done = table[table.point_status == "done"].sort_values(["labels", "n_examples", "K", "seed"])
+    done = done[done.marginal_undone.notna()]
+    rows = [(
+        r["labels"], int(r["n_examples"]), int(r["K"]), int(r["seed"]), r["ablation_heads"],
+        fmt(r["necessity_frac"], ".2f"), fmt(r["marginal_undone"], ".2f"), r["costliest_head"],
+        fmt(r["single_frac"], ".2f"), fmt(r["single_marginal_undone"], ".2f"),
+        fmt(r["collective_score"], ".2f"),
+    ) for _, r in done.iterrows()]  # fmt: skip
+    return pd.DataFrame(rows, columns=[
+        "grids", "N", "K", "seed", "head set", "set: cost / log K", "set: marginal undone",
+        "costliest head", "head: cost / log K", "head: marginal undone", "collective score",
+    ])  # fmt: skip
+
+
 def order_counts(table: pd.DataFrame) -> str | None:
     """One sentence per size: how many runs put the marginal first, together or after."""
     if "order_seq" not in table or table["order_seq"].isna().all():
@@ -268,6 +289,13 @@ def markdown_section(
                   "`mbc_interp/analysis/timing/stages.py`; over runs: "
                   "`mbc_interp/sweep/order.py`)", "", paragraph(order_findings(fits) or ""), "",
                   order_counts(table) or "", "", md_table(stages)]  # fmt: skip
+    circuit = circuit_table(table)
+    if circuit is not None:
+        parts += ["", "**The circuit, run by run** (mean ablation at the last checkpoint: the "
+                  "first-token candidate loss's increase over log K, and the share of the "
+                  "first-token marginal's gain over the layout that the same ablation undoes; "
+                  "0: the model still knows B's candidates, z-use alone removed; "
+                  "`mbc_interp/sweep/circuit.py`)", "", md_table(circuit)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)
         if t is not None:
