@@ -141,7 +141,7 @@ def test_every_module_sits_in_a_known_place(mod):
 
 def test_the_graph_sees_function_local_and_relative_imports():
     graph = import_graph()
-    assert "mbc_interp.training" in graph["mbc_interp.sweep.runner"]  # inside a function
+    assert "mbc_interp.training" in graph["mbc_interp.sweep.point"]  # inside a function
     study = "mbc_interp.studies.mbc.reproduction"
     assert "mbc_interp.viz.scaling" in graph[study]  # `from pkg import sub`
     modules = {"p", "p.a", "p.q", "p.q.a", "p.q.c"}

@@ -26,13 +26,10 @@ threads, ``num_gpus`` when it trains on CUDA), all writing to a directory every 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +50,9 @@ from mbc_interp.store.records import (
     restore_record,
     write_record,
 )
-from mbc_interp.sweep.grid import AnalysisPass, Point, SweepSpec
+from mbc_interp.sweep.backends import run_local, run_ray
+from mbc_interp.sweep.grid import Point, SweepSpec
+from mbc_interp.sweep.point import record_outcome
 
 SPEC_FILE = SWEEP_FILE
 RESTORED = "restored_from"
@@ -69,75 +68,6 @@ def default_workers(threads: int = 1) -> int:
     """Worker processes that fit this machine: its usable cores over each run's threads."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // max(1, threads))
-
-
-# -- one point (runs in a worker process or a Ray task: plain data in, plain data out) ---------
-def run_point(task: dict[str, Any]) -> dict[str, Any]:
-    """Train (or resume) one point's run, analyse it, and record the outcome file.
-
-    Never raises: an error becomes ``{"status": "failed", "error": ..., "traceback": ...}``."""
-    started = time.time()
-    outcome: dict[str, Any] = {"name": task["name"], "started": started, "pid": os.getpid()}
-    try:
-        outcome.update(_train_and_analyse(task))
-        outcome["status"] = "diverged" if outcome["run_status"] == "diverged" else "done"
-    except BaseException as e:
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        outcome.update(status="failed", error=f"{type(e).__name__}: {e}",
-                       traceback=traceback.format_exc())  # fmt: skip
-    outcome["seconds"] = time.time() - started
-    return _record(task, outcome)
-
-
-def _record(task: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-    """Write a point's outcome file (atomically) and return the outcome."""
-    atomic_write(Path(task["outcome_path"]), (json.dumps(outcome, indent=1) + "\n").encode())
-    return outcome
-
-
-def _died(task: dict[str, Any], why: str, error: Exception) -> dict[str, Any]:
-    """Record a point whose process died before it could record itself."""
-    return _record(task, {"name": task["name"], "status": "failed", "seconds": 0.0,
-                          "error": f"{why}: {type(error).__name__}: {error}"})  # fmt: skip
-
-
-def _train_and_analyse(task: dict[str, Any]) -> dict[str, Any]:
-    from mbc_interp.analysis.timeline import AnalysisConfig, analyze, task_parts
-    from mbc_interp.store.run import load_run
-    from mbc_interp.store.run_store import RunStore
-    from mbc_interp.training import resume, train
-
-    config = RunConfig.from_dict(task["config"], f"sweep point {task['name']}")
-    out = Path(task["run_dir"])
-    info: dict[str, Any] = {}
-    t0 = time.time()
-    if RunStore(out).exists():
-        run = load_run(out)
-        if run.config != config:
-            raise ConfigError(f"{out}: holds a run with a different config than this point")
-        if run.status == "running":
-            run = resume(out, progress=False)
-            info["resumed"] = True
-    else:
-        run = train(config, out, progress=False)
-    info["train_seconds"] = time.time() - t0
-    info["run_status"] = run.status
-    if run.status == "diverged":  # nothing to analyse: say why in the outcome
-        info["error"] = f"diverged: {run.manifest.stop_reason}"
-        return info
-    # a task without analyses of its own (the wind tunnel's forward control) is trained only
-    if task.get("analysis") is not None and task_parts(run.task, AnalysisConfig()):
-        t0 = time.time()
-        base = AnalysisConfig.from_dict(task["analysis"])
-        _, summary = analyze(run, base, progress=False)
-        for data in task.get("passes", ()):
-            p = AnalysisPass.from_dict(data, f"sweep point {task['name']}")
-            start = run.steps[-1] if p.at == "last" else None
-            _, summary = analyze(run, p.config(base), every=p.every, start=start, progress=False)
-        info["analyze_seconds"] = time.time() - t0
-        info["transition"] = summary["status"]
-    return info
 
 
 # -- the sweep --------------------------------------------------------------------------------
@@ -291,7 +221,7 @@ def run_sweep(
     outcomes: list[dict[str, Any]] = []
     starts: dict[str, float] = {}
     by_name = {t["name"]: t for t in tasks}
-    run = _run_local(pending, workers) if backend == "local" else _run_ray(pending, address)
+    run = run_local(pending, workers) if backend == "local" else run_ray(pending, address)
     for event, outcome in run:
         if event == "start":
             state.running += 1
@@ -338,7 +268,7 @@ def sync_records(tasks: list[dict[str, Any]], records: Path) -> None:
                               "sweep")  # fmt: skip
         restore_record(record, task["run_dir"])
         _rebuild_derived(Path(task["run_dir"]))
-        _record(task, {**kept, RESTORED: str(record)})
+        record_outcome(task, {**kept, RESTORED: str(record)})
 
 
 def _rebuild_derived(run_dir: Path) -> None:
@@ -348,73 +278,6 @@ def _rebuild_derived(run_dir: Path) -> None:
         from mbc_interp.store.run import load_run
 
         write_timeline(load_run(run_dir))
-
-
-Event = tuple[Literal["start", "end"], dict[str, Any]]
-
-
-def _run_local(tasks: list[dict[str, Any]], workers: int) -> Iterator[Event]:
-    """A pool of ``spawn``-ed worker processes (each run sets its own seed and threads).
-
-    If a worker dies outright (killed, out of memory) the pool breaks: the points it was running
-    are recorded as failed and a new pool takes the rest."""
-    queue = list(tasks)
-    ctx = multiprocessing.get_context("spawn")
-    while queue:
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            running: dict[Future, dict[str, Any]] = {}
-            try:
-                while queue or running:
-                    while queue and len(running) < workers and not _broken(pool):
-                        task = queue.pop(0)
-                        running[pool.submit(run_point, task)] = task
-                        yield "start", {"name": task["name"]}
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        yield "end", _result(future, running.pop(future))
-                    if _broken(pool) and not running:
-                        break  # a fresh pool for what is left
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-
-
-def _broken(pool: ProcessPoolExecutor) -> bool:
-    return bool(getattr(pool, "_broken", False))
-
-
-def _result(future: Future, task: dict[str, Any]) -> dict[str, Any]:
-    """The worker's outcome, or a failure record if the worker itself died (killed, OOM)."""
-    try:
-        return future.result()
-    except Exception as e:  # BrokenProcessPool and friends: the point never recorded itself
-        return _died(task, "worker process died", e)
-
-
-def _run_ray(tasks: list[dict[str, Any]], address: str | None) -> Iterator[Event]:
-    """One Ray task per point, resources declared; uses a running Ray if one is initialised."""
-    try:
-        import ray
-    except ImportError as e:
-        raise ConfigError(
-            "backend 'ray' needs Ray: pip install 'mbc-interp[ray]'"
-        ) from e
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    refs = {}
-    for task in tasks:
-        remote = ray.remote(num_cpus=task["threads"], num_gpus=task["gpus"])
-        refs[remote(run_point).options(name=task["name"]).remote(task)] = task
-        yield "start", {"name": task["name"]}
-    while refs:
-        ready, _ = ray.wait(list(refs), num_returns=1)
-        for ref in ready:
-            task = refs.pop(ref)
-            try:
-                outcome = ray.get(ref)
-            except Exception as e:  # the task's process died (run_point itself never raises)
-                outcome = _died(task, "ray task died", e)
-            yield "end", outcome
 
 
 def sweep_status(out: str | Path) -> list[dict[str, Any]]:
