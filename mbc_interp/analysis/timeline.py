@@ -30,7 +30,6 @@ listed as ``skipped_steps`` in the summary; the others are analysed.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import asdict, replace
@@ -61,25 +60,28 @@ from mbc_interp.analysis.lock import analysis_lock
 from mbc_interp.analysis.logit_lens import logit_lens
 from mbc_interp.analysis.patching import SITE_KINDS, patch_sites
 from mbc_interp.analysis.registry import get_kind
+from mbc_interp.analysis.step_files import (  # some re-exported: the analysis on disk
+    COLUMNS,  # noqa: F401
+    analysed_steps,
+    core_settings,
+    load_timeline,  # noqa: F401
+    read_step,
+    write_timeline,
+)
 from mbc_interp.analysis.timing.summary import summarize, write_summary
 from mbc_interp.analysis.zuse import head_z_use
 from mbc_interp.config import ConfigError
-from mbc_interp.core.files import atomic_write, write_if_changed
+from mbc_interp.core.files import atomic_write
 from mbc_interp.core.progress import progress_interval
 from mbc_interp.core.sampling import seeded_subset
 from mbc_interp.store.integrity import DamagedCheckpointWarning, validate_metrics
-from mbc_interp.store.layout import ANALYSIS_DIR, STEPS_DIR, TIMELINE_FILE, step_file
+from mbc_interp.store.layout import ANALYSIS_DIR, STEPS_DIR, step_file
 from mbc_interp.store.run import OptimizerState, Run, load_run
-from mbc_interp.store.run_store import CheckpointError, RunStoreError
+from mbc_interp.store.run_store import CheckpointError
 from mbc_interp.tasks.protocol import Task
 from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
 
-COLUMNS = (
-    "step", "tokens", "analysis", "kind", "component", "layer", "head", "pos", "position",
-    "metric", "value",
-)  # fmt: skip
 _KINDS = {k.name: k for k in SITE_KINDS}
-_STEP_FILE = re.compile(r"step(\d{8})\.json")
 SUMMARY_NEEDS = "head_out_all_pos"
 """The patching kind the summary's routing head and causal onset come from."""
 
@@ -326,33 +328,6 @@ def _check_analysable(run: Run) -> None:
         )
 
 
-def analysed_steps(run: Run, config: AnalysisConfig | None = None) -> set[int]:
-    """Checkpointed steps with an analysis file (computed with ``config``, when given).
-
-    Any other file in ``analysis/steps/`` is an error naming it (hidden temporary files of an
-    interrupted write excepted)."""
-    folder = run.path / ANALYSIS_DIR / STEPS_DIR
-    if not folder.is_dir():
-        return set()
-    listed = set(run.steps)
-    found = {}
-    for f in folder.iterdir():
-        if f.name.startswith("."):
-            continue
-        m = _STEP_FILE.fullmatch(f.name)
-        if m is None or not f.is_file():
-            raise RunStoreError(
-                f"{f}: unexpected in {folder} (only stepNNNNNNNN.json files written by "
-                "`mbc analyze` belong there); move it elsewhere"
-            )
-        if int(m.group(1)) in listed:
-            found[int(m.group(1))] = f
-    if config is None:
-        return set(found)
-    wanted = config.step_settings()
-    return {s for s, f in found.items() if _read_step_file(f)[0] == wanted}
-
-
 def _todo(
     run: Run, config: AnalysisConfig, wanted: list[int], force: bool,
     redo: Collection[str] = (),
@@ -375,8 +350,8 @@ def _todo(
         if force or not file.is_file():
             todo[step] = (every, [])
             continue
-        settings, rows, recorded = _read_step(file)
-        if settings is None or _core(settings) != new[CORE]:
+        settings, rows, recorded = read_step(file)
+        if settings is None or core_settings(settings) != new[CORE]:
             todo[step] = (every, [])
             continue
         have = list(settings.get("kinds", ()))
@@ -395,82 +370,3 @@ def _todo(
     return todo
 
 
-def _read_step_file(file: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """``(settings, rows)``; files from before settings were recorded give ``None``."""
-    settings, rows, _ = _read_step(file)
-    return settings, rows
-
-
-def _read_step(
-    file: Path,
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """``(settings, rows, kind_settings)`` of a step file (``kind_settings`` empty in files
-    written before it was recorded)."""
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as e:
-        raise RunStoreError(f"{file}: not valid JSON ({e}); delete it to re-analyse") from None
-    if isinstance(data, list):
-        return None, data, {}
-    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-        raise RunStoreError(f"{file}: not an analysis file; delete it to re-analyse")
-    settings = data.get("settings")
-    if isinstance(settings, dict):  # written before detail_every existed: every checkpoint
-        settings = {**settings, "detail_every": settings.get("detail_every", 1)}
-    recorded = data.get("kind_settings")
-    return settings, data["rows"], recorded if isinstance(recorded, dict) else {}
-
-
-def load_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
-    """The tidy table of every analysed checkpoint, sorted by step.
-
-    Refuses (naming two files) a folder whose files were computed with different core settings,
-    or with settings other than ``config`` when given: ``mbc analyze --force`` recomputes them.
-    A step's extra kinds may be fewer than the others' (an expensive kind added with
-    ``--every`` or ``--start``/``--stop``), never ones ``config`` lacks."""
-    folder = run.path / ANALYSIS_DIR / STEPS_DIR
-    records: list[dict[str, Any]] = []
-    first: tuple[Path, Any] | None = None
-    want = None if config is None else config.step_settings()
-    for step in sorted(analysed_steps(run)):
-        file = folder / step_file(step)
-        settings, rows = _read_step_file(file)
-        if want is not None and not _within(settings, want):
-            raise RunStoreError(f"{file}: computed with settings {settings}, not {config}; "
-                                "re-run `mbc analyze --force`")  # fmt: skip
-        if first is None:
-            first = (file, settings)
-        elif _core(settings) != _core(first[1]):
-            raise RunStoreError(
-                f"{folder}: files computed with different settings ({first[0].name}: {first[1]}; "
-                f"{file.name}: {settings}); re-run `mbc analyze --force` to recompute them all"
-            )
-        records.extend(rows)
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    return frame.astype({"layer": "Int64", "head": "Int64", "pos": "Int64"})
-
-
-def write_timeline(run: Run, config: AnalysisConfig | None = None) -> pd.DataFrame:
-    """:func:`load_timeline`, also written to ``analysis/timeline.csv`` (rewritten only when it
-    changed): the one place the file is made, so a run restored from a record without it gets
-    the same bytes back."""
-    table = load_timeline(run, config)
-    _write_csv(run.path / ANALYSIS_DIR / TIMELINE_FILE, table)
-    return table
-
-
-def _core(settings: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A step file's settings less its list of extra kinds."""
-    return None if settings is None else {k: v for k, v in settings.items() if k != "kinds"}
-
-
-def _within(settings: dict[str, Any] | None, want: dict[str, Any]) -> bool:
-    """Whether a step computed with ``settings`` belongs to an analysis with ``want``: the same
-    core settings, and extra kinds among ``want``'s."""
-    if settings is None:
-        return False
-    return _core(settings) == _core(want) and set(settings.get("kinds", ())) <= set(want["kinds"])
-
-
-def _write_csv(path: Path, table: pd.DataFrame) -> None:
-    write_if_changed(path, table.to_csv(index=False).encode())

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from mbc_interp.analysis.step_files import load_timeline
 from mbc_interp.analysis.timing.summary import SUMMARY_FILE, summarize
 from mbc_interp.config import RunConfig, TrainConfig
 from mbc_interp.store.layout import point_file
@@ -135,8 +136,6 @@ def cumulative_lr(train: TrainConfig, t: float) -> float:
 def current_summary(run: Run) -> dict[str, Any]:
     """A run's summary under the current rules, from its metrics and analysed checkpoints (not
     analysed: a forward control or a train-only sweep, what the metrics give)."""
-    from mbc_interp.analysis.timeline import load_timeline  # torch: only when rows are read
-
     analysed = (run.path / ANALYSIS_DIR / SUMMARY_FILE).exists()
     return summarize(run, load_timeline(run) if analysed else pd.DataFrame())
 
