@@ -10,17 +10,16 @@ import torch
 
 from mbc_interp.analysis.dynamics.gradients import (
     GradientConfig,
-    NoiseSums,
     adam_update_stats,
     full_gradient,
     gradient_diagnostics,
     group_sample,
-    noise_statistics,
     param_group,
     per_example_gradient_blocks,
     per_example_gradients,
 )
 from mbc_interp.analysis.dynamics.hessian import hessian_extremes, lanczos
+from mbc_interp.analysis.dynamics.noise_sums import NoiseSums, noise_statistics
 from mbc_interp.store.run import OptimizerState
 from mbc_interp.tasks.losses import target_losses
 from mbc_interp.tasks.wind_tunnel.task import sequence_nll
