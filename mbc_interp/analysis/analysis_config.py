@@ -106,10 +106,14 @@ class AnalysisConfig:
         return {**self.step_settings(), **{k: dict(v) for k, v in self.extra_settings.items()}}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "analysis settings") -> AnalysisConfig:
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "analysis settings", *, stored: bool = False
+    ) -> AnalysisConfig:
         """Strict (:func:`~mbc_interp.core.strict.build_dataclass`): an unknown key or a value
         of the wrong type is an error naming it. A key naming an extra kind is that kind's table
-        of settings (checked by the kind's settings class)."""
+        of settings (checked by the kind's settings class). Settings given without a
+        ``version`` (a sweep file's) are for the current analysis; a ``stored`` analysis's
+        file without one was written before the field existed (version 1)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: must be a table/object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)} - {"extra_settings"}
@@ -121,7 +125,7 @@ class AnalysisConfig:
                 f"and a table of settings per extra kind: {sorted(extra)})"
             )
         values = {k: v for k, v in data.items() if k in known}
-        values.setdefault("version", 1)  # files from before the field existed
+        values.setdefault("version", 1 if stored else ANALYSIS_VERSION)
         values.setdefault("detail_every", 1)
         values["extra_settings"] = {k: v for k, v in data.items() if k in extra}
         for kind, table in values["extra_settings"].items():

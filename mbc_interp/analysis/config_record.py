@@ -67,7 +67,7 @@ def read_config(file: Path) -> AnalysisConfig:
         data = json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise RunStoreError(f"{file}: not valid JSON ({e})") from None
-    return AnalysisConfig.from_dict(data, str(file))
+    return AnalysisConfig.from_dict(data, str(file), stored=True)
 
 
 def check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisConfig:
@@ -75,11 +75,12 @@ def check_config(out: Path, config: AnalysisConfig, force: bool) -> AnalysisConf
     earlier analysis (and their settings) added (``force``: ``config`` alone). Settings other
     than the earlier analysis' are an error naming each (old and new value). Writes
     ``config.json`` with the core settings and the kinds recorded already; the new kinds wait
-    for :func:`record_config`."""
+    for :func:`record_config`. An earlier analysis of an older ``version`` is recomputed, as
+    with ``force``: its files are never mixed with the new ones."""
     file = out / CONFIG_FILE
     recorded: tuple[str, ...] = ()
-    if file.is_file() and not force:
-        saved = read_config(file)
+    saved = read_config(file) if file.is_file() and not force else None
+    if saved is not None and saved.version >= config.version:
         conflicts = settings_conflicts(kind_settings(saved), kind_settings(config))
         if conflicts:
             raise ValueError(

@@ -163,6 +163,34 @@ def test_files_from_before_settings_were_recorded_are_recomputed(run):
     assert all(_mtimes(run)[name] != t for name, t in before.items())
 
 
+def test_an_older_analysis_version_is_recomputed_and_settings_given_are_the_current_one(run):
+    """A ``config.json`` or step file without a version was written before the field existed
+    (version 1); settings given without one (a sweep file's ``[analysis]``) are the current
+    version. An analysis of an older version is recomputed in full, never mixed with the new."""
+    from mbc_interp.analysis.analysis_config import ANALYSIS_VERSION
+    from mbc_interp.analysis.config_record import read_config
+    from mbc_interp.sweep.grid import SweepSpec
+
+    given = {"n_pairs": 32, "n_examples": 64, "patch_kinds": ["head_out_all_pos", "resid_pre"]}
+    spec = SweepSpec.from_dict({"analysis": given, "grid": [{"train": {"seed": [0]}}]})
+    assert spec.analysis.version == ANALYSIS_VERSION == SMALL.version > 1
+    analyze(run, SMALL, stop=4, progress=False)
+    folder, config = run.path / "analysis" / STEPS_DIR, run.path / "analysis" / "config.json"
+    for f in [*folder.iterdir(), config]:  # as version 1 wrote them: no version, a stale value
+        data = json.loads(f.read_text())
+        settings = data.get("settings", data)
+        del settings["version"]
+        for r in data.get("rows", []):
+            r["value"] = 12345.0
+        f.write_text(json.dumps(data))
+    assert read_config(config).version == 1
+    table, _ = analyze(run, SMALL, stop=4, progress=False)
+    assert not (table.value == 12345.0).any()  # every row recomputed
+    assert read_config(config).version == ANALYSIS_VERSION
+    assert all(json.loads(f.read_text())["settings"]["version"] == ANALYSIS_VERSION
+               for f in folder.iterdir())  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("settings", "named"),
     [({"n_pairs": 8, "n_pair": 3}, "'n_pair'"), ({"n_pairs": "8"}, "n_pairs = '8'"),
