@@ -111,16 +111,13 @@ def _verdict_note(r: dict[str, Any]) -> str:
     return r["verdict"]
 
 
-def _specific_note(key: str, r: dict[str, Any]) -> str:
-    """What a head set's specificity verdict means for the necessity claim."""
-    if key != "specific":
-        return ""
-    if r["verdict"] == "not z-specific":
-        return (": with it the model loses which answers B allows, so its necessity is the "
-                "reading of B as much as the use of z")
-    if r["verdict"] == "z-specific":
-        return ": the model still knows which answers B allows, so its necessity is the use of z"
-    return ""
+VERDICT_NOTES = {
+    ("specific", "not z-specific"): ": with it the model loses which answers B allows, so its "
+    "necessity is the reading of B as much as the use of z",
+    ("specific", "z-specific"): ": the model still knows which answers B allows, so its "
+    "necessity is the use of z",
+}
+"""What a circuit verdict means for the claims beside it, where it needs saying."""
 
 
 def _mean(r: dict[str, Any]) -> str:
@@ -148,18 +145,19 @@ def summary_paragraph(fits: dict[str, Any], sweep_file: str) -> str | None:
         )
     c = fits.get("circuit", {})
     words = (
-        ("necessary", "ablating the routing heads costs {} x log K (necessary: {})"),
-        ("specific", "the same ablation undoes {} of the first-token marginal's gain "
-         "({} runs; the set is {})"),
-        ("sufficient", "ablating every other head costs {} x log K (sufficient alone: {})"),
-        ("collective", "the B groups' 10-90% solve spread is {} of the plateau (collective: {})"),
-    )
+        ("necessary", "ablating the routing heads costs {mean} x log K (necessary: {verdict})"),
+        ("specific", "the same ablation undoes {mean} of the first-token marginal's gain "
+         "({n} runs; the set is {verdict})"),
+        ("sufficient", "ablating every other head costs {mean} x log K (sufficient alone: "
+         "{verdict})"),
+        ("collective", "the B groups' 10-90% solve spread is {mean} of the plateau "
+         "(collective: {verdict})"),
+    )  # fmt: skip
     for key, text in words:
         r = c.get(key, {})
         if "mean" in r:
-            verdict = r["verdict"] + _specific_note(key, r)
-            parts.append(text.format(_mean(r), *((r["n_runs"],) if key == "specific" else ()),
-                                     verdict))  # fmt: skip
+            verdict = r["verdict"] + VERDICT_NOTES.get((key, r["verdict"]), "")
+            parts.append(text.format(mean=_mean(r), n=r["n_runs"], verdict=verdict))
     head = parts[0] + ": " + "; ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
     return (
         f"{head} Does the marginal come before the conditional? Each stage is timed as a "
