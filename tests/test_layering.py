@@ -176,3 +176,32 @@ def test_lower_layers_do_not_import_upper_ones(mod):
             if _top(mod) == x:
                 crossed = sorted(t for t in graph[mod] if _top(t) == y)
                 assert not crossed, f"{mod} imports {crossed}: {x} and {y} stay apart"
+
+
+TASK_AGNOSTIC = ("analysis", "training", "store", "viz")
+"""Layers that know a task only through its protocols (:mod:`mbc_interp.tasks.protocol`, the
+generic modules beside it and a task package's ``capability`` module): none imports a task's
+implementation."""
+
+
+def _task_package(mod: str) -> bool:
+    """Whether ``mod`` is part of one task's implementation (not its capability protocol)."""
+    parts = mod.split(".")
+    in_task = len(parts) > 2 and parts[1] == "tasks" and (PACKAGE / "tasks" / parts[2]).is_dir()
+    return in_task and parts[-1] != "capability"
+
+
+@pytest.mark.parametrize("layer", TASK_AGNOSTIC)
+def test_task_agnostic_layers_import_no_task_package(layer):
+    graph = import_graph()
+    found = {m: sorted(t for t in deps if _task_package(t))
+             for m, deps in graph.items() if _top(m) == layer}  # fmt: skip
+    found = {m: deps for m, deps in found.items() if deps}
+    assert not found, f"{layer} modules import a task's own package: {found}"
+
+
+def test_the_task_package_check_sees_a_task_package():
+    assert _task_package("mbc_interp.tasks.wind_tunnel.task")
+    assert not _task_package("mbc_interp.tasks.protocol")
+    assert not _task_package("mbc_interp.tasks.pairs")
+    assert not _task_package("mbc_interp.tasks.modular_addition.capability")

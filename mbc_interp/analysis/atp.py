@@ -26,7 +26,7 @@ from mbc_interp.analysis.records import record
 from mbc_interp.tasks.protocol import HasPatchingPairs, require
 
 if TYPE_CHECKING:
-    from mbc_interp.tasks.wind_tunnel.task import PatchingPairs
+    from mbc_interp.tasks.pairs import PatchingPairs
 
 
 def atp_records(

@@ -35,7 +35,7 @@ from transformer_lens import ActivationCache, HookedTransformer
 from transformer_lens.components import LayerNorm, LayerNormPre
 
 from mbc_interp.analysis.heads import head_labels, head_records
-from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+from mbc_interp.tasks.protocol import HasSelector
 
 HEAD_METRICS: tuple[str, ...] = (
     "attn_to_z",
@@ -132,7 +132,7 @@ def final_norm_linear(
 
 def head_attribution(
     model: HookedTransformer,
-    task: WindTunnelTask,
+    task: HasSelector,
     examples: Int[Tensor, " n"] | None = None,
     *,
     batch_size: int = 1024,

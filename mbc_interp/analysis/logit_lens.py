@@ -24,7 +24,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from mbc_interp.tasks.losses import log_prob_losses
-from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+from mbc_interp.tasks.protocol import HasSelector
 
 LENS_METRICS: tuple[str, ...] = ("loss", "candidate_mass", "correct_prob")
 
@@ -79,7 +79,7 @@ def residual_logits(
 
 def logit_lens(
     model: HookedTransformer,
-    task: WindTunnelTask,
+    task: HasSelector,
     examples: Int[Tensor, " n"] | None = None,
     *,
     batch_size: int = 1024,

@@ -39,7 +39,8 @@ from mbc_interp.analysis.sites import (  # re-exported: the site kinds are this 
     SITE_KINDS,
     SiteKind,
 )
-from mbc_interp.tasks.wind_tunnel.task import PatchingPairs, WindTunnelTask
+from mbc_interp.tasks.pairs import PatchingPairs
+from mbc_interp.tasks.protocol import HasSelector
 
 __all__ = [
     "ATTN_OUT",
@@ -130,7 +131,7 @@ def logit_diff(
 
 def patch_sites(
     model: HookedTransformer,
-    task: WindTunnelTask,
+    task: HasSelector,
     kind: SiteKind,
     pairs: PatchingPairs | None = None,
     *,
@@ -274,7 +275,7 @@ def _make_hook(mask: Bool[Tensor, "site ..."], clean_act: Tensor, n_sites: int):
 
 
 def patch_resid_pre(
-    model: HookedTransformer, task: WindTunnelTask, pairs: PatchingPairs | None = None, **kw
+    model: HookedTransformer, task: HasSelector, pairs: PatchingPairs | None = None, **kw
 ) -> PatchingResult:
     """Residual stream before each block, per position: values ``[n_layers, pos]``
     (as ``get_act_patch_resid_pre``)."""
@@ -282,7 +283,7 @@ def patch_resid_pre(
 
 
 def patch_attn_out(
-    model: HookedTransformer, task: WindTunnelTask, pairs: PatchingPairs | None = None, **kw
+    model: HookedTransformer, task: HasSelector, pairs: PatchingPairs | None = None, **kw
 ) -> PatchingResult:
     """Attention-layer output per layer and position: ``[n_layers, pos]``
     (as ``get_act_patch_attn_out``)."""
@@ -290,14 +291,14 @@ def patch_attn_out(
 
 
 def patch_mlp_out(
-    model: HookedTransformer, task: WindTunnelTask, pairs: PatchingPairs | None = None, **kw
+    model: HookedTransformer, task: HasSelector, pairs: PatchingPairs | None = None, **kw
 ) -> PatchingResult:
     """MLP output per layer and position: ``[n_layers, pos]`` (as ``get_act_patch_mlp_out``)."""
     return patch_sites(model, task, MLP_OUT, pairs, **kw)
 
 
 def patch_head_out_all_pos(
-    model: HookedTransformer, task: WindTunnelTask, pairs: PatchingPairs | None = None, **kw
+    model: HookedTransformer, task: HasSelector, pairs: PatchingPairs | None = None, **kw
 ) -> PatchingResult:
     """Each head's output (``hook_z``) at every position at once: ``[n_layers, n_heads]``
     (as ``get_act_patch_attn_head_out_all_pos``). The routing head shows up here."""
@@ -305,7 +306,7 @@ def patch_head_out_all_pos(
 
 
 def patch_head_out_by_pos(
-    model: HookedTransformer, task: WindTunnelTask, pairs: PatchingPairs | None = None, **kw
+    model: HookedTransformer, task: HasSelector, pairs: PatchingPairs | None = None, **kw
 ) -> PatchingResult:
     """Each head's output at one position: ``[n_layers, pos, n_heads]``
     (as ``get_act_patch_attn_head_out_by_pos``)."""

@@ -16,7 +16,7 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from mbc_interp.analysis.heads import head_labels
-from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+from mbc_interp.tasks.protocol import Task
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class AttentionPatterns:
 
 
 def attention_patterns(
-    model: HookedTransformer, task: WindTunnelTask, example: int = 0
+    model: HookedTransformer, task: Task, example: int = 0
 ) -> AttentionPatterns:
     """One forward pass on ``task.tokens[example]``, caching only the attention patterns."""
     if not 0 <= example < len(task):
@@ -67,7 +67,7 @@ def attention_patterns(
     )  # [layer, head, dest, src]
     return AttentionPatterns(
         pattern=pattern.float().cpu(),
-        tokens=tuple(task.labels(tokens)),
+        tokens=tuple(task.token_label(int(t)) for t in tokens),
         positions=tuple(task.position_labels),
         example=example,
     )

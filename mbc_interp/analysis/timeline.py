@@ -78,8 +78,7 @@ from mbc_interp.store.integrity import DamagedCheckpointWarning, validate_metric
 from mbc_interp.store.layout import ANALYSIS_DIR, STEPS_DIR, step_file
 from mbc_interp.store.run import OptimizerState, Run, load_run
 from mbc_interp.store.run_store import CheckpointError
-from mbc_interp.tasks.protocol import Task
-from mbc_interp.tasks.wind_tunnel.task import WindTunnelTask
+from mbc_interp.tasks.protocol import HasSelector, Task, require
 
 _KINDS = {k.name: k for k in SITE_KINDS}
 SUMMARY_NEEDS = "head_out_all_pos"
@@ -158,8 +157,9 @@ def needs_optimizer_state(parts: Iterable[str]) -> bool:
 
 
 def _core_rows(
-    model: HookedTransformer, task: WindTunnelTask, config: AnalysisConfig, detail: bool
+    model: HookedTransformer, task: HasSelector, config: AnalysisConfig, detail: bool
 ) -> list[dict[str, Any]]:
+    require(task, HasSelector, f"the routing analyses ({CORE!r})")
     examples = _example_rows(task, config)
     rows: list[dict[str, Any]] = []
     for r in head_attribution(model, task, examples).to_records():
@@ -182,7 +182,7 @@ def _core_rows(
     return rows
 
 
-def _example_rows(task: WindTunnelTask, config: AnalysisConfig) -> torch.Tensor | None:
+def _example_rows(task: Task, config: AnalysisConfig) -> torch.Tensor | None:
     return seeded_subset(len(task), config.n_examples, config.pair_seed)
 
 

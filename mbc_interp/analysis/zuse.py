@@ -1,7 +1,7 @@
 """Per-head z-use: the part of each head's output at the answer position that changes with z.
 
 For clean/corrupt pairs (same B, another selector whose target starts with another token,
-:meth:`~mbc_interp.tasks.wind_tunnel.task.WindTunnelTask.patching_pairs`), each head's **direct
+:meth:`~mbc_interp.tasks.protocol.HasPatchingPairs.patching_pairs`), each head's **direct
 z-effect** is its direct logit attribution to ``logit[clean answer] - logit[corrupt answer]`` in the
 clean run minus the same in the corrupt run: its output at the answer position, through the final
 norm (each run's own cached scale) and ``W_U[:, clean] - W_U[:, corrupt]``. Summed with the non-head
@@ -27,7 +27,7 @@ from transformer_lens import HookedTransformer
 
 from mbc_interp.analysis.attribution import final_norm_linear, head_outputs
 from mbc_interp.analysis.heads import head_records
-from mbc_interp.tasks.wind_tunnel.task import PatchingPairs
+from mbc_interp.tasks.pairs import PatchingPairs
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ rules' verdict is kept beside it (``verdict_by_interval``) with the smallest lev
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict
 from typing import Any
@@ -191,10 +192,24 @@ def _scaling(table: pd.DataFrame, axis: str, ref: dict, target: float | None) ->
     lx, l_steps = np.log(rows[axis].to_numpy(float)), np.log(rows.duration_steps.to_numpy(float))
     steps, _ = _slope(lx, l_steps)
     res.update(fit=asdict(fit), exponent=fit.exponent, ci=fit.ci, exponent_steps=float(steps),
-               means=_means(rows, axis))  # fmt: skip
+               means=_means(rows, axis), local=_local_exponents(rows, axis))  # fmt: skip
     res["verdict"] = (no_dependence_verdict(fit.ci) if target is None
                       else verdict_for(fit.ci, target, 0.0))  # fmt: skip
     return seed_rule(res, rows.groupby(axis).size())
+
+
+def _local_exponents(rows: pd.DataFrame, axis: str) -> dict[str, dict[str, Any]]:
+    """Descriptive, not a claim: the power law between each pair of adjacent levels (keyed by
+    the lower), each with its Welch interval (unbounded where a side has one run), so a bend
+    the single exponent averages over is seen where it is."""
+    levels = sorted(rows[axis].unique())
+    out = {}
+    for lo, hi in itertools.pairwise(levels):
+        pair = rows[rows[axis].isin([lo, hi])]
+        fit = power_law(pair[axis].to_numpy(float), pair.duration_tokens.to_numpy(float))
+        out[f"{lo:g}"] = {"to": float(hi), "exponent": fit.exponent, "ci": fit.ci,
+                          "dof": fit.dof}  # fmt: skip
+    return out
 
 
 def _examples(table: pd.DataFrame, ref: dict) -> dict[str, Any]:

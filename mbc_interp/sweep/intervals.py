@@ -118,7 +118,8 @@ def power_law(x: np.ndarray, y: np.ndarray) -> PowerLaw:
     lx, ly = np.log(x), np.log(y)
     b, a = slope(lx, ly)
     resid = ly - (a + b * lx)
-    r2 = 1 - float((resid**2).sum() / ((ly - ly.mean()) ** 2).sum())
+    total = float(((ly - ly.mean()) ** 2).sum())
+    r2 = 1 - float((resid**2).sum()) / total if total > 0 else math.nan  # constant y: undefined
     se, dof = _level_slope_se(lx, ly)
     ci = t_interval(b, se, dof)
     p_zero = float(2 * stats.t.sf(abs(b) / se, dof)) if dof > 0 and se > 0 else math.nan

@@ -14,11 +14,11 @@ named metrics, and a statement of what its transition and its hidden progress ar
   whether it grows or falls; the first one a task lists is its primary signal, whose onset is
   every summary's ``t_progress``.
 
-Optional capabilities are separate protocols (:class:`HasPatchingPairs`, :class:`HasGroups`,
-:class:`HasCandidates`, :class:`HasProbeTargets`): an analysis that needs clean/corrupt pairs,
-example groups, answer candidates or labels to probe for checks for them with
-:func:`supports` and says which task lacks what, instead of assuming a construction. Nothing
-outside a task's own package knows how its rows are built.
+Optional capabilities are separate protocols (:class:`HasPatchingPairs`, :class:`HasSelector`,
+:class:`HasGroups`, :class:`HasCandidates`, :class:`HasProbeTargets`): an analysis that needs
+clean/corrupt pairs, a selector to route, example groups, answer candidates or labels to probe
+for checks for them with :func:`supports` and says which task lacks what, instead of assuming a
+construction. Nothing outside a task's own package knows how its rows are built.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ if TYPE_CHECKING:  # annotations only: configs import this module without torch
     from jaxtyping import Float, Int
     from torch import Tensor, nn
 
+    from mbc_interp.tasks.pairs import PatchingPairs
+
 __all__ = [
     "HasCandidates",
     "HasGroups",
     "HasPatchingPairs",
     "HasProbeTargets",
+    "HasSelector",
     "ProgressSignal",
     "Task",
     "TaskConfigLike",
@@ -234,7 +237,42 @@ class Task(Protocol):
 class HasPatchingPairs(Protocol):
     """Clean/corrupt prompts that differ in one input, for activation and attribution patching."""
 
-    def patching_pairs(self, n: int | None = None, seed: int = 0) -> Any: ...
+    def patching_pairs(self, n: int | None = None, seed: int = 0) -> PatchingPairs:
+        """``n`` seeded clean/corrupt pairs (all there are when ``None``), the same for a seed."""
+        ...
+
+
+@runtime_checkable
+class HasSelector(HasPatchingPairs, Protocol):
+    """A selector token picks each row's answer among the K candidates its context allows (the
+    wind tunnel's z among B's K targets): what the core routing analyses read (head attribution
+    to the selector, z-use and activation patching on z-corrupted pairs, the logit lens' mass on
+    the candidates)."""
+
+    @property
+    def K(self) -> int:
+        """Candidates per context."""
+        ...
+
+    @property
+    def selector_positions(self) -> tuple[int, ...]:
+        """Positions of the selector."""
+        ...
+
+    @property
+    def base_positions(self) -> tuple[int, ...]:
+        """Positions of the shared context (the wind tunnel's B)."""
+        ...
+
+    @property
+    def prediction_positions(self) -> tuple[int, ...]:
+        """Positions whose next token carries the loss, ``answer_pos`` first."""
+        ...
+
+    def candidate_first(self, rows: Int[Tensor, " n"]) -> Int[Tensor, "n K"]:
+        """First answer token of each row's K candidates, candidate ``k`` the ``k``-th
+        selector's."""
+        ...
 
 
 @runtime_checkable

@@ -22,23 +22,24 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from mbc_interp.analysis.heads import parse_head_label
-
-XAxis = Literal["step", "tokens"]
-EVENTS: tuple[tuple[str, str, str], ...] = (
-    ("t_plateau_start", "plateau start", "#7f7f7f"),
-    ("t_z", "t_z", "#9467bd"),
-    ("t_route", "t_route", "#d62728"),
-    ("t_loss", "t_loss", "#1f77b4"),
+from mbc_interp.viz.style import (  # some re-exported: the figures' look
+    EVENTS,  # noqa: F401
+    ROUTING_COLOR,  # noqa: F401
+    TEMPLATE,  # noqa: F401
+    XAxis,
+    distinct_colors,
+    event_times,
+    head_style,
+    json_grid,
+    layout,
+    lead_band,
+    mark_events,
+    x_title,
 )
-"""(summary key, label, colour) of the times marked on every time axis."""
-ROUTING_COLOR = "#d62728"
-TEMPLATE = "plotly_white"
-_REDS = ("rgb(204, 102, 119)", "rgb(136, 34, 85)", "rgb(102, 17, 0)")  # the routing head is red
-_PALETTE = [c for c in qualitative.Safe + qualitative.Pastel if c not in _REDS]
+
 _LABELS = {
     "attn_to_z": "attention SEP → z",
     "attn_prev": "attention to the previous position (elsewhere)",
@@ -85,11 +86,11 @@ def loss_curve(
                                "line": {"color": "white", "width": 1}},
                        meta=key, hovertemplate=f"{label}: %{{x:,.0f}}<extra></extra>"),
         )  # fmt: skip
-    _lead_band(fig, summary, x)
+    lead_band(fig, summary, x)
     fig.update_yaxes(title_text="loss (nats / example)", type="log" if log_y else "linear")
-    _mark_events(fig, summary, x)
-    fig.update_xaxes(title_text=_x_title(x), type="log" if log_x else "linear")
-    return _layout(fig, "Loss: the plateau at log K, then the drop", 480)
+    mark_events(fig, summary, x)
+    fig.update_xaxes(title_text=x_title(x), type="log" if log_x else "linear")
+    return layout(fig, "Loss: the plateau at log K, then the drop", 480)
 
 
 def hidden_progress(
@@ -117,7 +118,7 @@ def hidden_progress(
     if z_use is not None:
         heads = summary.get("routing_heads") or []
         for i, (head, curve) in enumerate(_by_head(z_use[z_use.component.isin(heads)])):
-            style = _head_style(head, summary, i)
+            style = head_style(head, summary, i)
             fig.add_trace(go.Scatter(x=curve[x], y=positive(curve["total"]), mode="lines+markers",
                                      marker={"size": 4}, legendgroup=head, **style))
             floor = {**style, "name": f"{head} floor (3 SE)",
@@ -133,9 +134,9 @@ def hidden_progress(
     fig.update_yaxes(title_text="loss (nats / example)", secondary_y=True, showgrid=False,
                      type="linear", range=[0.0, ticks[-1]], tickmode="array", tickvals=ticks,
                      rangemode="tozero")  # fmt: skip
-    _mark_events(fig, summary, x)
-    fig.update_xaxes(title_text=_x_title(x))
-    return _layout(fig, "Hidden progress: z-dependence grows on the plateau, before the drop", 520)
+    mark_events(fig, summary, x)
+    fig.update_xaxes(title_text=x_title(x))
+    return layout(fig, "Hidden progress: z-dependence grows on the plateau, before the drop", 520)
 
 
 def _linear_ticks(top: float, n: int = 5) -> list[float]:
@@ -167,7 +168,7 @@ def head_timelines(
     fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=[_LABELS.get(m, m) for m in metrics])  # fmt: skip
     for i, (head, curve) in enumerate(_by_head(z_use)):
-        style = _head_style(head, summary, i)
+        style = head_style(head, summary, i)
         for row, metric in enumerate(metrics, start=1):
             fig.add_trace(
                 go.Scatter(x=curve[x], y=curve[metric], mode="lines+markers", legendgroup=head,
@@ -178,10 +179,10 @@ def head_timelines(
         attention = metric.startswith("attn")
         fig.update_yaxes(title_text="attention" if attention else "logits", row=row, col=1,
                          **({"range": [0, 1.02]} if attention else {}))  # fmt: skip
-    fig.update_xaxes(title_text=_x_title(x), row=len(metrics), col=1)
+    fig.update_xaxes(title_text=x_title(x), row=len(metrics), col=1)
     fig.update_xaxes(type="log" if log_x else "linear")
-    _mark_events(fig, summary, x)
-    return _layout(fig, "Heads over training: z-use and attention", 260 * len(metrics) + 80)
+    mark_events(fig, summary, x)
+    return layout(fig, "Heads over training: z-use and attention", 260 * len(metrics) + 80)
 
 
 def head_heatmaps(
@@ -206,7 +207,7 @@ def head_heatmaps(
             scale = {"colorscale": "RdBu", "reversescale": True, "zmin": -top, "zmax": top}
         domain = fig.layout[f"xaxis{'' if col == 1 else col}"].domain
         fig.add_trace(
-            go.Heatmap(z=_json_grid(cube[-1]), x=[f"H{h}" for h in range(n_heads)],
+            go.Heatmap(z=json_grid(cube[-1]), x=[f"H{h}" for h in range(n_heads)],
                        y=[f"L{l}" for l in range(n_layers)], texttemplate="%{z:.2f}",
                        colorbar={"x": domain[1] + 0.01, "len": 0.8, "thickness": 12},
                        hovertemplate="%{y}%{x}: %{z:.3f}<extra></extra>", name=metric, **scale),
@@ -214,7 +215,7 @@ def head_heatmaps(
         )  # fmt: skip
     slider_steps = [
         {"method": "restyle", "label": str(step),
-         "args": [{"z": [_json_grid(cubes[m][i]) for m in metrics]}, list(range(len(metrics)))]}
+         "args": [{"z": [json_grid(cubes[m][i]) for m in metrics]}, list(range(len(metrics)))]}
         for i, step in enumerate(steps)
     ]  # fmt: skip
     fig.update_layout(
@@ -223,7 +224,7 @@ def head_heatmaps(
     )  # fmt: skip
     fig.update_yaxes(autorange="reversed", title_text="layer")
     fig.update_xaxes(title_text="head")
-    return _layout(fig, "Every head at one checkpoint (slide through training)", 430)
+    return layout(fig, "Every head at one checkpoint (slide through training)", 430)
 
 
 def site_timelines(
@@ -241,19 +242,19 @@ def site_timelines(
     site = rows["component"].astype(str).where(~by_pos, rows["component"] + "@" + rows["position"])
     fig = go.Figure()
     sites = list(rows.assign(site=site).groupby("site", sort=False))
-    colors = _distinct_colors(len(sites))
+    colors = distinct_colors(len(sites))
     for i, (name, curve) in enumerate(sites):
         head = str(name).split("@")[0]
         if str(name) == head and "H" in head:
-            style = _head_style(head, summary or {}, i, colors[i])
+            style = head_style(head, summary or {}, i, colors[i])
         else:
             style = {"line": {"color": colors[i]}}
         fig.add_trace(go.Scatter(x=curve[x], y=curve["value"], mode="lines+markers",
                                  marker={"size": 4}, **{"name": str(name), **style}))  # fmt: skip
-    fig.update_xaxes(title_text=_x_title(x))
+    fig.update_xaxes(title_text=x_title(x))
     fig.update_yaxes(title_text=_LABELS.get(metric, metric))
-    _mark_events(fig, summary or {}, x)
-    return _layout(fig, title, 480)
+    mark_events(fig, summary or {}, x)
+    return layout(fig, title, 480)
 
 
 # -- per-checkpoint heatmaps -----------------------------------------------------------------
@@ -279,7 +280,7 @@ def patching_heatmaps(
                         subplot_titles=titles)  # fmt: skip
     for col, (z, layers, positions) in enumerate(grids.values(), start=1):
         fig.add_trace(
-            go.Heatmap(z=_json_grid(z), x=positions, y=layers, zmin=-top, zmax=top, zmid=0,
+            go.Heatmap(z=json_grid(z), x=positions, y=layers, zmin=-top, zmax=top, zmid=0,
                        colorscale="RdBu", reversescale=True, texttemplate="%{z:.2f}",
                        showscale=col == len(named), colorbar={"title": {"text": _unit(metric)}},
                        hovertemplate="%{y} @ %{x}: %{z:.3f}<extra></extra>"),
@@ -288,7 +289,7 @@ def patching_heatmaps(
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="position", type="category")
     title = f"Activation patching ({kind}, {_LABELS[metric]}), clean z into corrupt"
-    return _layout(fig, title, 380)
+    return layout(fig, title, 380)
 
 
 def patching_grid(
@@ -320,7 +321,7 @@ def logit_lens_heatmap(
         grid = rows.pivot_table(index="layer", columns=x, values="value")
         stages = rows.drop_duplicates("layer").set_index("layer")["component"]
         fig.add_trace(
-            go.Heatmap(z=_json_grid(grid.to_numpy(float)), x=grid.columns.to_numpy(float),
+            go.Heatmap(z=json_grid(grid.to_numpy(float)), x=grid.columns.to_numpy(float),
                        y=[str(stages[l]) for l in grid.index], zmin=0, zmax=1,
                        colorscale="Viridis", showscale=row == 1, name=metric,
                        colorbar={"title": {"text": "probability"}},
@@ -328,39 +329,15 @@ def logit_lens_heatmap(
             row=row, col=1,
         )  # fmt: skip
         fig.update_yaxes(title_text="residual after", row=row, col=1)
-    fig.update_xaxes(title_text=_x_title(x), row=2, col=1)
-    _mark_events(fig, summary or {}, x)
-    return _layout(fig, "Logit lens over training: marginal before conditional", 520)
+    fig.update_xaxes(title_text=x_title(x), row=2, col=1)
+    mark_events(fig, summary or {}, x)
+    return layout(fig, "Logit lens over training: marginal before conditional", 520)
 
 
 # -- helpers ---------------------------------------------------------------------------------
 def head_rows(scores: pd.DataFrame) -> pd.DataFrame:
     """The per-head rows of a routing-score table (drops non-head rows such as ``baseline``)."""
     return scores[scores["component"].astype(str).str.fullmatch(r"L\d+H\d+")]
-
-
-def event_times(summary: Mapping[str, Any], x: XAxis = "step") -> list[tuple[str, str, str, float]]:
-    """``(key, label, colour, time)`` of the summary's marked times that exist, on axis ``x``."""
-    source = summary.get("tokens", {}) if x == "tokens" else summary
-    return [(k, label, c, float(source[k])) for k, label, c in EVENTS if source.get(k) is not None]
-
-
-def _mark_events(fig: go.Figure, summary: Mapping[str, Any], x: XAxis) -> None:
-    for i, (_, label, color, t) in enumerate(event_times(summary, x)):
-        fig.add_vline(x=t, line={"color": color, "dash": "dot", "width": 1.5}, opacity=0.8)
-        fig.add_annotation(x=t, y=1.0 - 0.05 * i, yref="paper", text=label, showarrow=False,
-                           xanchor="left", yanchor="top", font={"color": color, "size": 11},
-                           bgcolor="rgba(255,255,255,0.7)")  # fmt: skip
-
-
-def _lead_band(fig: go.Figure, summary: Mapping[str, Any], x: XAxis) -> None:
-    times = {k: t for k, _, _, t in event_times(summary, x)}
-    if "t_route" in times and "t_loss" in times and times["t_route"] < times["t_loss"]:
-        lead = summary.get("lead_fraction")
-        text = "lead" + (f": {lead:.0%} of the plateau" if lead is not None else "")
-        fig.add_vrect(x0=times["t_route"], x1=times["t_loss"], fillcolor=ROUTING_COLOR,
-                      opacity=0.07, line_width=0, annotation_text=text,
-                      annotation_position="bottom left")  # fmt: skip
 
 
 def _by_head(scores: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -371,28 +348,6 @@ def _by_head(scores: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _layer_head(head: str) -> tuple[int, int]:
     return parse_head_label(head)
-
-
-def _distinct_colors(n: int) -> list[str]:
-    """``n`` different colours, none the routing head's red: the qualitative palette while it
-    lasts, else ``n`` evenly spaced samples of a continuous rainbow (so no two lines share one,
-    however many sites a patching kind has)."""
-    if n <= len(_PALETTE):
-        return _PALETTE[:n]
-    return sample_colorscale("Turbo", [i / (n - 1) for i in range(n)])
-
-
-def _head_style(
-    head: str, summary: Mapping[str, Any], index: int, color: str | None = None
-) -> dict[str, Any]:
-    """Line style of the ``index``-th head (in ``color``, default the palette's ``index``-th):
-    the routing head thick red, the circuit solid, the rest faint."""
-    color = color or _PALETTE[index % len(_PALETTE)]
-    if head == summary.get("routing_head"):
-        return {"name": f"{head} (routing head)", "line": {"color": ROUTING_COLOR, "width": 4}}
-    if head in (summary.get("routing_heads") or []):
-        return {"name": f"{head} (circuit)", "line": {"color": color, "width": 2.2}}
-    return {"name": head, "line": {"color": color, "width": 1.2}, "opacity": 0.55}
 
 
 def _layer_head_cube(
@@ -406,23 +361,5 @@ def _layer_head_cube(
     return cube
 
 
-def _json_grid(values: np.ndarray) -> list[list[float | None]]:
-    """Nested lists with NaN as None (null in JSON: a blank cell in plotly)."""
-    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.asarray(values)]
-
-
-def _x_title(x: XAxis) -> str:
-    return "tokens seen" if x == "tokens" else "training step"
-
-
 def _unit(metric: str) -> str:
     return "logits" if metric == "patch_raw" else "share"
-
-
-def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.01}, template=TEMPLATE, height=height,
-        margin={"l": 70, "r": 30, "t": 80, "b": 60}, hovermode="closest",
-        legend={"groupclick": "toggleitem"},
-    )  # fmt: skip
-    return fig

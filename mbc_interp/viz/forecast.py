@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-TEMPLATE = "plotly_white"
+from mbc_interp.viz.style import TEMPLATE
+
 COLORS = {"forecast": "#d62728", "extrapolation": "#ff9896", "epochs": "#1f77b4",
           "power_law": "#2ca02c"}  # fmt: skip
 ACTUAL_COLOR = "#222222"

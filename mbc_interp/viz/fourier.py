@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mbc_interp.viz.figures import TEMPLATE
 from mbc_interp.viz.kinds import metric_lines
 from mbc_interp.viz.report import Section
+from mbc_interp.viz.style import TEMPLATE
 
 _PER_FREQUENCY = {
     "embed_norm": "norm of the embedding in the frequency (cos and sin together)",

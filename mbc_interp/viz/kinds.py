@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mbc_interp.viz.report import Section
+from mbc_interp.viz.style import TEMPLATE
 
 
 def metric_lines(
@@ -38,7 +39,7 @@ def metric_lines(
     if t_loss is not None:
         fig.add_vline(x=t_loss, line_dash="dash", annotation_text="t_loss")
     fig.update_layout(title=title, xaxis_title="step", yaxis_title=y_title or metric,
-                      template="plotly_white", height=380)  # fmt: skip
+                      template=TEMPLATE, height=380)  # fmt: skip
     if log_y:
         fig.update_yaxes(type="log")
     return fig
@@ -82,7 +83,7 @@ def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> S
             fig.add_vline(x=_t(summary), line_dash="dash", annotation_text="t_loss")
         fig.update_layout(title="Cosine between successive updates", xaxis_title="step",
                           yaxis_title="cosine", yaxis_range=[-1.05, 1.05],
-                          template="plotly_white", height=380)  # fmt: skip
+                          template=TEMPLATE, height=380)  # fmt: skip
         figs.append(fig)
         median = w.get("update_cosine_median")
         text += (" The cosine between successive checkpoint-to-checkpoint updates (from a "
@@ -164,7 +165,7 @@ def residual_maps(table: pd.DataFrame) -> go.Figure | None:
                                  y=[f"L{l}" for l in grid.index], colorscale="RdBu", zmid=0,
                                  coloraxis="coloraxis"), row=1, col=i + 1)  # fmt: skip
     fig.update_layout(title=f"Residual stream before each layer, step {step:.0f} (logits)",
-                      coloraxis={"colorscale": "RdBu", "cmid": 0}, template="plotly_white",
+                      coloraxis={"colorscale": "RdBu", "cmid": 0}, template=TEMPLATE,
                       height=380)  # fmt: skip
     return fig
 
@@ -193,6 +194,6 @@ def essential_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) ->
             hovertemplate="step %{text}<extra></extra>",
         ))  # fmt: skip
         fig.update_layout(title="Output trajectory (PC1, PC2)", xaxis_title="PC1",
-                          yaxis_title="PC2", template="plotly_white", height=420)  # fmt: skip
+                          yaxis_title="PC2", template=TEMPLATE, height=420)  # fmt: skip
         figs.append(fig)
     return Section("Essential dynamics", text=text, figures=figs)

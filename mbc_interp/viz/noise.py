@@ -17,11 +17,11 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from mbc_interp.viz.report import Section
+from mbc_interp.viz.style import TEMPLATE
 
 if TYPE_CHECKING:
     from mbc_interp.store.run import Run
 
-TEMPLATE = "plotly_white"
 ALL_COLOR = "#222222"
 NULL_COLOR = "#7f7f7f"
 T_LOSS_COLOR = "#1f77b4"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mbc_interp.viz.figures import TEMPLATE, XAxis
+from mbc_interp.viz.style import TEMPLATE, XAxis
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 TIMES = (

@@ -150,6 +150,29 @@ def test_fewer_than_three_seeds_a_level_make_a_claim_underpowered():
     assert three["D"]["verdict"] == "reproduced" and "seed_note" not in three["D"]
 
 
+def test_local_exponents_find_a_bend_the_single_exponent_averages_over():
+    """Durations growing as D^1 up to D = 500 and D^2 above: each adjacent pair's exponent is
+    the truth, its Welch interval covers it, and the level table shows it beside the lower size."""
+    from mbc_interp.studies.mbc.claims import level_table
+
+    table = synthetic(exp_d=1.0)
+    above = table.D > 500
+    bend = (table.D[above] / 500) ** 1.0  # a second factor D^1 above the bend: D^2 there
+    for col in ("duration_tokens", "duration_steps", "duration_epochs"):
+        table.loc[above, col] *= bend
+    local = fit_sweep(table)["D"]["local"]
+    assert list(local) == ["125", "250", "500", "1000"]
+    for lo, want in (("125", 1.0), ("250", 1.0), ("500", 2.0), ("1000", 2.0)):
+        assert local[lo]["exponent"] == pytest.approx(want, abs=1e-9)
+        assert local[lo]["ci"][0] < want < local[lo]["ci"][1]
+    assert local["500"]["to"] == 1000.0
+    shown = level_table(fit_sweep(table), "D")
+    col = "exponent to the next D (tokens)"
+    assert list(shown[col])[-1] == "-" and list(shown[col])[2].startswith("2.00 [")
+    one = synthetic(seeds=1)  # one run a side: no spread, an unbounded interval
+    assert tuple(fit_sweep(one)["D"]["local"]["125"]["ci"]) == (-np.inf, np.inf)
+
+
 def test_censored_runs_are_left_out_and_counted():
     table = synthetic()
     table.loc[(table.D == 2000) & (table.seed < 2), ["duration_tokens", "duration_steps"]] = np.nan

@@ -155,6 +155,12 @@ def level_table(fits: dict[str, Any], axis: str) -> pd.DataFrame | None:
     if axis == "D" and all("n_examples" in m for m in means.values()):
         sizes = [", ".join(f"{n:,}" for n in m["n_examples"]) for m in means.values()]
         table.insert(1, "N = D K", sizes)
+    local = fits[axis].get("local")
+    if local is not None:  # fits written before the local exponents have none
+        table[f"exponent to the next {axis} (tokens)"] = [
+            f"{local[lvl]['exponent']:.2f} {ci(local[lvl]['ci'])}" if lvl in local else "-"
+            for lvl in means
+        ]
     return table
 
 

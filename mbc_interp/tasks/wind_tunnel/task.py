@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -31,7 +30,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
-from mbc_interp.tasks.losses import log_prob_losses
+from mbc_interp.tasks.pairs import PatchingPairs
 from mbc_interp.tasks.protocol import ProgressSignal, Transition
 from mbc_interp.tasks.wind_tunnel.config import (
     CHARS,
@@ -47,6 +46,12 @@ from mbc_interp.tasks.wind_tunnel.construction import (
     distinct_rows,
     repeated_row,
 )
+from mbc_interp.tasks.wind_tunnel.corruption import (
+    derangement_table,
+    patching_pairs,
+    with_selector_of,
+)
+from mbc_interp.tasks.wind_tunnel.reference import marginal_log_probs, sequence_nll
 
 __all__ = [
     "CONSTRUCTIONS",
@@ -63,34 +68,6 @@ NO_SELECTOR = (
     "task.direction = 'forward': the forward direction has no selector; analysis of selector "
     "routing applies to backward runs"
 )
-
-
-@dataclass(frozen=True)
-class PatchingPairs:
-    """Clean/corrupt prompts that differ only in the selector (same B), ending at the answer
-    position, where the first target token is predicted (``answer_pos``)."""
-
-    clean_tokens: Int[Tensor, "n prompt"]
-    corrupt_tokens: Int[Tensor, "n prompt"]
-    clean_answer: Int[Tensor, " n"]
-    """First target token of the clean example."""
-    corrupt_answer: Int[Tensor, " n"]
-    """First target token the corrupt selector picks for the same B (always a different one)."""
-    example_index: Int[Tensor, " n"]
-    """Row of the clean example in ``task.tokens``."""
-    corrupt_index: Int[Tensor, " n"]
-    """Row whose selector the corrupt prompt carries."""
-    answer_pos: int
-
-    def __len__(self) -> int:
-        return int(self.clean_tokens.shape[0])
-
-    def subset(self, rows: Int[Tensor, " m"]) -> PatchingPairs:
-        return PatchingPairs(
-            self.clean_tokens[rows], self.corrupt_tokens[rows], self.clean_answer[rows],
-            self.corrupt_answer[rows], self.example_index[rows], self.corrupt_index[rows],
-            self.answer_pos,
-        )  # fmt: skip
 
 
 class WindTunnelTask:
@@ -362,52 +339,23 @@ class WindTunnelTask:
 
     @functools.lru_cache(maxsize=4)  # noqa: B019  (a few seeds per task, for its lifetime)
     def _derangement(self, seed: int) -> Int[Tensor, " n"]:
-        k, groups = self.K, len(self) // self.K
-        rng = np.random.default_rng([self.config.seed, seed, 2])
-        perm = np.argsort(rng.random((groups, k)), axis=1)  # a random order within each group
-        nxt = np.empty_like(perm)
-        np.put_along_axis(nxt, perm, np.roll(perm, -1, axis=1), axis=1)  # perm[i] -> perm[i+1]
-        return torch.from_numpy((np.arange(groups)[:, None] * k + nxt).reshape(-1))
+        return derangement_table(self.config.seed, self.K, len(self), seed)
 
     def with_selector_of(
         self, rows: Int[Tensor, " n"], donors: Int[Tensor, " n"]
     ) -> Int[Tensor, "n seq"]:
         """``tokens[rows]`` with the selector tokens of ``donors`` (same B: a z corruption)."""
         self._need_pairs()
-        out = self.tokens[torch.as_tensor(rows)].clone()
-        cols = list(self.selector_positions)
-        out[:, cols] = self.tokens[torch.as_tensor(donors)][:, cols]
-        return out
+        return with_selector_of(self, rows, donors)
 
     def patching_pairs(self, n: int | None = None, seed: int = 0) -> PatchingPairs:
-        """Clean/corrupt prompt pairs: the same B, another selector whose target starts with
-        another token (so the first-token logit difference is defined), drawn uniformly among
-        those; ``n`` clean rows without replacement (all rows when ``None``). Rows whose B has no
-        such selector are skipped. Backward runs only, K >= 2."""
+        """``HasPatchingPairs``: clean/corrupt prompt pairs, the same B and another selector
+        whose target starts with another token (so the first-token logit difference is
+        defined), drawn uniformly among those; ``n`` clean rows without replacement (all rows
+        when ``None``). Rows whose B has no such selector are skipped. Backward runs only,
+        K >= 2 (:mod:`~mbc_interp.tasks.wind_tunnel.corruption`)."""
         self._need_pairs()
-        total = len(self)
-        if n is not None and not 1 <= n <= total:
-            raise ValueError(f"n = {n}: must be in 1..{total} (the number of examples)")
-        rng = np.random.default_rng([self.config.seed, seed, 1])
-        rows = np.arange(total) if n is None else np.sort(rng.choice(total, size=n, replace=False))
-        first = self.tokens[:, self.answer_pos + 1].numpy()
-        group = self.group_rows(torch.from_numpy(rows)).numpy()
-        ok = first[group] != first[rows][:, None]  # [n, K]: a different first token
-        keep = ok.any(1)
-        rows, group, ok = rows[keep], group[keep], ok[keep]
-        pick = np.array([rng.choice(np.flatnonzero(o)) for o in ok], dtype=np.int64)
-        other = group[np.arange(len(rows)), pick]
-        rows_t, other_t = torch.from_numpy(rows), torch.from_numpy(other)
-        prompt = slice(0, self.answer_pos + 1)
-        return PatchingPairs(
-            clean_tokens=self.tokens[rows_t, prompt],
-            corrupt_tokens=self.with_selector_of(rows_t, other_t)[:, prompt],
-            clean_answer=self.tokens[rows_t, self.answer_pos + 1],
-            corrupt_answer=self.tokens[other_t, self.answer_pos + 1],
-            example_index=rows_t,
-            corrupt_index=other_t,
-            answer_pos=self.answer_pos,
-        )
+        return patching_pairs(self, n, seed)
 
     def _need_pairs(self) -> None:
         if not self.has_selector:
@@ -445,23 +393,9 @@ class WindTunnelTask:
 
     # -- reference predictors ------------------------------------------------------------------
     def marginal_log_probs(self) -> Float[Tensor, "n seq d_vocab"]:
-        """Log-probabilities of the exact predictor of the next token from every input token but
-        the selector: backward the marginal P(next | B, target prefix), forward P(next | A,
-        base prefix), which is deterministic (A names one B). Only rows at ``loss_mask``
-        positions are meaningful."""
-        c = self.config
-        tokens = self.tokens.numpy()
-        out = np.full((len(self), c.seq_len, c.d_vocab), -np.inf)
-        skip = set(self.layout.positions("selector"))
-        for p in self.prediction_positions:
-            ctx = tokens[:, [q for q in range(p + 1) if q not in skip]]
-            _, group = np.unique(ctx, axis=0, return_inverse=True)
-            group = group.reshape(-1)
-            counts = np.zeros((group.max() + 1, c.d_vocab))
-            np.add.at(counts, (group, tokens[:, p + 1]), 1.0)
-            with np.errstate(divide="ignore"):
-                out[:, p] = np.log((counts / counts.sum(axis=1, keepdims=True))[group])
-        return torch.from_numpy(out)
+        """The exact predictor that ignores the selector
+        (:func:`~mbc_interp.tasks.wind_tunnel.reference.marginal_log_probs`)."""
+        return marginal_log_probs(self)
 
     def marginal_loss(self) -> float:
         """Loss (nats/example) of the exact predictor that ignores the selector: log K
@@ -469,18 +403,3 @@ class WindTunnelTask:
         logp = self.marginal_log_probs()
         return float(sequence_nll(logp, self.tokens, self.loss_mask).mean())
 
-
-def sequence_nll(
-    log_probs: Float[Tensor, "n pos d_vocab"],
-    tokens: Int[Tensor, "n seq"],
-    loss_mask: Bool[Tensor, "n seq"],
-) -> Float[Tensor, " n"]:
-    """Per-example loss in nats, summed over the positions ``loss_mask`` marks (those whose
-    next token carries the loss): :func:`~mbc_interp.tasks.losses.log_prob_losses` at every
-    position, the others (where a reference predictor may give -inf) left out.
-
-    ``log_probs[:, p]`` predicts ``tokens[:, p + 1]``; it may cover ``seq`` or ``seq - 1``
-    positions."""
-    losses = log_prob_losses(log_probs, tokens, 0)
-    mask = loss_mask[:, : losses.shape[1]]
-    return torch.where(mask, losses, torch.zeros((), dtype=losses.dtype)).sum(-1)
