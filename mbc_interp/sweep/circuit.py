@@ -42,6 +42,15 @@ interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_
   leaves most of what the model knows about B's candidates), *not z-specific* when it lies
   above, else *underpowered*. Only a z-specific set's necessity is the paper's claim that the
   routing heads carry the use of z.
+- **necessary, z alone** and **sufficient, z alone** (ours; fixed on 2026-12-07, after the
+  *specific* verdict said the mean-ablated set is not z-specific, and before any run's
+  ``ablation_z`` was computed): the same two rules on ``necessity_z_frac`` and
+  ``sufficiency_z_frac``, the ``ablation_z`` kind's increases over log K. There an ablated head
+  sees another selector of the same B (:mod:`mbc_interp.analysis.ablation`, ``z_resample``):
+  what it carries about B stays and only what it carries about z goes, so these are 6a and 6b
+  as their names say; the set is chosen by the same rule under that ablation
+  (``ablation_heads_z``). ``marginal_undone_z`` is its ``marginal_undone``, near 0 by
+  construction (a check, no verdict).
 """
 
 from __future__ import annotations
