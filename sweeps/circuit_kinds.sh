@@ -1,10 +1,11 @@
 #!/bin/bash
 # Add the circuit's analyses to a sweep's finished runs, in place, from a snapshot of the code:
-# `groups` at every analysed checkpoint (per-group solve times: the collective score) and
-# `ablation` at the last checkpoint only (necessity and sufficiency of the routing heads, read
-# there; ~1 min a checkpoint on the paper's model). Re-runnable: a run whose summary has both
-# is skipped, so run it again as the sweep finishes more points. Other kinds may be named after
-# the sweep (ablation still at the last checkpoint only, the others at every one). A run whose
+# `groups` at every analysed checkpoint (per-group solve times: the collective score), and
+# `ablation` and `ablation_z` (z alone removed) at the last checkpoint only (necessity and
+# sufficiency of the routing heads, read there; ~1 min a checkpoint on the paper's model).
+# Re-runnable: a run whose summary has them all is skipped, so run it again as the sweep
+# finishes more points. Other kinds may be named after the sweep (the ablations still at the
+# last checkpoint only, the others at every one). A run whose
 # ablation predates the first-token marginal (`marginal_gain` in its summary, on a task with
 # candidates) has that kind recomputed (`mbc analyze --redo ablation`), its other rows kept; its
 # committed record, where the sweep keeps one, is rewritten. Then refit:
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 sweep=$(realpath "${1:?usage: circuit_kinds.sh SWEEP_DIR [KIND...]}")
 shift
 kinds=("$@")
-[ ${#kinds[@]} -gt 0 ] || kinds=(groups ablation)
+[ ${#kinds[@]} -gt 0 ] || kinds=(groups ablation ablation_z)
 snap="$sweep.code/$(git -C "$root" rev-parse --short HEAD)"
 if [ ! -d "$snap" ]; then
     mkdir -p "$snap"
@@ -50,8 +51,8 @@ for pf in "$sweep"/points/*.json; do
     for kind in "${todo[@]}"; do
         if [ "$kind" = stale ]; then
             mbc analyze "$run" --redo ablation --start "$(last "$run/manifest.json")" --no-progress
-        elif [ "$kind" = ablation ]; then
-            mbc analyze "$run" --kinds ablation --start "$(last "$run/manifest.json")" --no-progress
+        elif [ "$kind" = ablation ] || [ "$kind" = ablation_z ]; then
+            mbc analyze "$run" --kinds "$kind" --start "$(last "$run/manifest.json")" --no-progress
         else
             mbc analyze "$run" --kinds "$kind" --no-progress
         fi

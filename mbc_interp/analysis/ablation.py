@@ -4,7 +4,11 @@ A head is ablated by replacing its output (``hook_z``, before ``W_O``) at every 
 
 - ``mean``: by its mean over the evaluation rows at that position (the head's average
   contribution stays; what it says about this example is removed);
-- ``resample``: by its output on another row (a fixed seeded permutation of the rows).
+- ``resample``: by its output on another row (a fixed seeded permutation of the rows);
+- ``z_resample``: by its output on the same row with another selector of the same B (the task's
+  seeded derangement, :class:`~mbc_interp.tasks.protocol.HasSelector`): what the head carries
+  about the context stays and only what it carries about the selector goes, so the increases
+  measure the use of z alone (the ``ablation_z`` kind).
 
 Metrics, each the ablated value minus the clean one on the same rows (nats), with its standard
 error over rows: ``loss_increase`` on the task's answer loss (summed over the positions from
@@ -36,15 +40,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mbc_interp.analysis.records import record
 from mbc_interp.core.checks import check_field, is_int
-from mbc_interp.tasks.protocol import HasCandidates, supports
+from mbc_interp.tasks.protocol import HasCandidates, HasSelector, require, supports
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from mbc_interp.tasks.protocol import Task
 
-Method = Literal["mean", "resample"]
-METHODS = ("mean", "resample")
+Method = Literal["mean", "resample", "z_resample"]
+METHODS = ("mean", "resample", "z_resample")
 METRICS = ("loss_increase", "marg_loss_increase", "cand_loss_increase")
 """The answer loss's increase (any task); the first-token marginal's and candidate loss's (a
 task with candidates)."""
@@ -86,9 +90,9 @@ def _losses(
 
 
 def ablation_records(
-    model: Any, task: Task, config: AblationConfig = AblationConfig()
+    model: Any, task: Task, config: AblationConfig = AblationConfig(), analysis: str = "ablation"
 ) -> list[dict[str, Any]]:
-    """Tidy rows (``analysis = "ablation"``) of every head alone and of the head set's
+    """Tidy rows (``analysis``: the kind's name) of every head alone and of the head set's
     necessity and sufficiency, for each method (see the module docstring)."""
     import torch
 
@@ -107,13 +111,11 @@ def ablation_records(
         logits, cache = model.run_with_cache(inputs, names_filter=lambda n: n in names)
         clean = _losses(logits, tokens, task, rows, candidates)
         gain = task.marginal_first_chance(rows).to(clean[1]) - clean[1] if candidates else None
-        perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(config.seed))
         heads = [(l, h) for l in range(n_layers) for h in range(n_heads)]
         for method in config.methods:
-            repl = {n: (cache[n].mean(0, keepdim=True).expand_as(cache[n]) if method == "mean"
-                        else cache[n][perm]) for n in names}  # fmt: skip
+            repl = _replacements(method, model, task, rows, cache, names, config.seed)
             if gain is not None:
-                out += _rows("clean", method, {"marg_gain": gain})
+                out += _rows(analysis, "clean", method, {"marg_gain": gain})
 
             def run(ablate: set[tuple[int, int]], repl=repl) -> dict[str, Tensor]:
                 hooks = [(names[l], _hook(repl[names[l]], [h for (ll, h) in ablate if ll == l]))
@@ -125,12 +127,30 @@ def ablation_records(
             for head in heads:
                 found = run({head})
                 single[head] = float(found[SELECT_BY if candidates else METRICS[0]].mean())
-                out += _rows(f"L{head[0]}H{head[1]}", method, found)
+                out += _rows(analysis, f"L{head[0]}H{head[1]}", method, found)
             chosen = _head_set(config.heads, single, n_heads)
             label = "+".join(f"L{l}H{h}" for l, h in sorted(chosen))
             for prefix, ablate in (("set", chosen), ("only", set(heads) - chosen)):
-                out += _rows(f"{prefix}:{label}", method, run(ablate))
+                out += _rows(analysis, f"{prefix}:{label}", method, run(ablate))
     return out
+
+
+def _replacements(
+    method: str, model: Any, task: Task, rows: Tensor, cache: Any, names: list[str], seed: int
+) -> dict[str, Tensor]:
+    """Per hook name, what an ablated head's ``hook_z`` is replaced by under ``method``."""
+    import torch
+
+    if method == "mean":
+        return {n: cache[n].mean(0, keepdim=True).expand_as(cache[n]) for n in names}
+    if method == "resample":
+        perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+        return {n: cache[n][perm] for n in names}
+    require(task, HasSelector, "ablation method 'z_resample'")
+    donors = task.derangement(rows, seed)
+    inputs = task.with_selector_of(rows, donors)[:, :-1]
+    _, other = model.run_with_cache(inputs, names_filter=lambda n: n in names)
+    return {n: other[n] for n in names}
 
 
 def _head_set(
@@ -153,7 +173,9 @@ def _hook(replacement: Tensor, heads: list[int]):
     return hook
 
 
-def _rows(component: str, method: str, found: dict[str, Tensor]) -> list[dict[str, Any]]:
+def _rows(
+    analysis: str, component: str, method: str, found: dict[str, Tensor]
+) -> list[dict[str, Any]]:
     where: dict[str, Any] = {"kind": method, "component": component}
     if component.startswith("L"):
         where.update(layer=int(component[1 : component.index("H")]),
@@ -162,6 +184,6 @@ def _rows(component: str, method: str, found: dict[str, Tensor]) -> list[dict[st
     for metric, x in found.items():
         n = x.numel()
         se = float(x.std() / math.sqrt(n)) if n > 1 else float("nan")
-        out += [record("ablation", metric, float(x.mean()), **where),
-                record("ablation", f"{metric}_se", se, **where)]  # fmt: skip
+        out += [record(analysis, metric, float(x.mean()), **where),
+                record(analysis, f"{metric}_se", se, **where)]  # fmt: skip
     return out

@@ -28,6 +28,10 @@ def ablation(model: Any, task: Any, settings: Any, state: object = None) -> Rows
     return ablation_records(model, task, settings)
 
 
+def ablation_z(model: Any, task: Any, settings: Any, state: object = None) -> Rows:
+    return ablation_records(model, task, settings, analysis="ablation_z")
+
+
 def probes(model: Any, task: Any, settings: Any, state: object = None) -> Rows:
     return probe_records(model, task, settings)
 

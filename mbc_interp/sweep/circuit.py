@@ -73,6 +73,8 @@ CIRCUIT_COLUMNS = (
     "costliest_head_increase", "necessity_frac", "sufficiency_frac", "single_frac",
     "collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups",
     "necessity_marginal", "marginal_gain", "marginal_undone", "single_marginal_undone",
+    "ablation_heads_z", "necessity_z_frac", "sufficiency_z_frac", "single_z_frac",
+    "marginal_undone_z",
 )  # fmt: skip
 
 
@@ -93,6 +95,16 @@ def circuit_fields(summary: dict[str, Any], log_k: float | None) -> dict[str, An
         share = (lambda v: v / gain if v is not None and gain else None)  # noqa: E731
         out.update(necessity_marginal=marg, marginal_gain=gain, marginal_undone=share(marg),
                    single_marginal_undone=share(a.get("costliest_head_marginal")))  # fmt: skip
+    z = summary.get("ablation_z") or {}
+    if z:
+        gain = z.get("marginal_gain")
+        out.update(ablation_heads_z="+".join(z.get("heads") or []) or None,
+                   necessity_z_frac=frac(z.get("necessity")),
+                   sufficiency_z_frac=frac(z.get("sufficiency")),
+                   single_z_frac=frac(z.get("costliest_head_increase")),
+                   marginal_undone_z=(z["necessity_marginal"] / gain
+                                      if gain and z.get("necessity_marginal") is not None
+                                      else None))  # fmt: skip
     if g:
         out.update({k: g.get(k) for k in ("collective_score", "collective", "solved_at_half",
                                           "n_groups", "n_solved_groups")})  # fmt: skip
@@ -153,4 +165,14 @@ def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
     out["specific"]["single"] = asdict(mean_ci(single.to_numpy(float))) if len(single) else None
     heads = runs.ablation_heads.dropna().value_counts().to_dict()
     out["necessary"]["head_sets"] = {str(k): int(v) for k, v in heads.items()}
+    out["necessary_z"] = _judge(runs.necessity_z_frac, HALF, above_is_paper=True)
+    out["sufficient_z"] = _judge(runs.sufficiency_z_frac, HALF, above_is_paper=False)
+    heads_z = runs.ablation_heads_z.dropna().value_counts().to_dict()
+    out["necessary_z"]["head_sets"] = {str(k): int(v) for k, v in heads_z.items()}
+    single_z = pd.to_numeric(runs.single_z_frac, errors="coerce").dropna()
+    out["necessary_z"]["single"] = (asdict(mean_ci(single_z.to_numpy(float))) if len(single_z)
+                                    else None)  # fmt: skip
+    undone = pd.to_numeric(runs.marginal_undone_z, errors="coerce").dropna()
+    out["necessary_z"]["marginal_undone"] = (asdict(mean_ci(undone.to_numpy(float)))
+                                             if len(undone) else None)  # fmt: skip
     return out

@@ -274,6 +274,16 @@ class HasSelector(HasPatchingPairs, Protocol):
         selector's."""
         ...
 
+    def derangement(self, rows: Int[Tensor, " n"], seed: int = 0) -> Int[Tensor, " n"]:
+        """For each row, a row of the same context with another selector (fixed per seed)."""
+        ...
+
+    def with_selector_of(
+        self, rows: Int[Tensor, " n"], donors: Int[Tensor, " n"]
+    ) -> Int[Tensor, "n seq"]:
+        """The token rows ``rows`` with the selector tokens of ``donors``."""
+        ...
+
 
 @runtime_checkable
 class HasGroups(Protocol):

@@ -94,11 +94,16 @@ def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> S
     return Section("Weights", text=text, figures=figs)
 
 
-def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
-    a = summary.get("ablation") or {}
+def ablation_section(
+    run: Any, table: pd.DataFrame, summary: dict[str, Any], analysis: str = "ablation"
+) -> Section:
+    a = summary.get(analysis) or {}
     metric = a.get("metric", "cand_loss_increase")
     loss = "first-token candidate loss" if metric == "cand_loss_increase" else "answer loss"
-    text = (f"Increase of the {loss} when a head's output is replaced by its mean over the rows "
+    z_only = analysis == "ablation_z"
+    by = ("its output on the same row with another selector of the same B" if z_only
+          else "its mean over the rows")  # fmt: skip
+    text = (f"Increase of the {loss} when a head's output is replaced by {by} "
             "(per head), when the head set is (necessity) and when every other head is "
             "(sufficiency).")  # fmt: skip
     if a.get("heads"):
@@ -109,9 +114,14 @@ def ablation_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> 
                  f"candidates' first tokens) by {a['necessity_marginal']:.3f} nats, "
                  f"{a['necessity_marginal'] / a['marginal_gain']:.0%} of the "
                  f"{a['marginal_gain']:.3f} nats the model has gained on it over the layout.")
-    fig = metric_lines(table, "ablation", metric, kind="mean", title="Mean ablation",
+    kind, title = ("z_resample", "Ablation of z alone") if z_only else ("mean", "Mean ablation")
+    fig = metric_lines(table, analysis, metric, kind=kind, title=title,
                        y_title=f"{loss} increase (nats)", t_loss=_t(summary))  # fmt: skip
-    return Section("Ablation", text=text, figures=[fig])
+    return Section("Ablation of z alone" if z_only else "Ablation", text=text, figures=[fig])
+
+
+def ablation_z_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:
+    return ablation_section(run, table, summary, "ablation_z")
 
 
 def probes_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:

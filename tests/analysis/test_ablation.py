@@ -112,6 +112,59 @@ def test_the_marginal_separates_reading_the_context_from_reading_z(trained, task
     assert marg > 0.5 * gain  # ... by reading B, which ablating every head removes
 
 
+def test_z_resampling_costs_nothing_where_the_selector_is_invisible(trained, task):
+    """With every selector token embedded alike, the row with another selector of the same B is
+    the same input to the model: z resampling changes no activation and costs exactly nothing,
+    while mean ablation (which removes what the heads say about B too) still costs."""
+    selectors = task.tokens[:, list(task.selector_positions)].unique()
+    assert len(selectors) == task.K  # the shared pool's K selector tokens
+    saved = trained.embed.W_E.detach().clone()
+    try:
+        with torch.no_grad():
+            trained.embed.W_E[selectors] = trained.embed.W_E[selectors[0]].clone()
+        rows = ablation_records(trained, task,
+                                AblationConfig(n_examples=64, methods=("z_resample", "mean")))
+        for metric in ("loss_increase", "cand_loss_increase", "marg_loss_increase"):
+            z = _values(rows, "z_resample", metric)
+            assert len(z) == 8 + 2 and all(v == pytest.approx(0.0, abs=1e-6) for v in z.values())
+        assert max(_values(rows, "mean", "loss_increase").values()) > 0.05
+    finally:
+        with torch.no_grad():
+            trained.embed.W_E.copy_(saved)
+
+
+def test_z_resampling_every_head_removes_z_and_keeps_what_b_says():
+    """On random strings, where each B has its own candidates: mean-ablating every head undoes
+    the marginal's gain (test above), z-resampling every head leaves the model predicting from
+    the same B with another z, so the candidate loss rises while the marginal keeps its gain."""
+    from mbc_interp.tasks.wind_tunnel.task import TaskConfig, WindTunnelTask
+
+    from .conftest import tiny_model, train
+
+    strings = WindTunnelTask(TaskConfig(construction="random_strings", K=4, n_examples=128,
+                                        base_len=4, selector_len=1, target_len=2))  # fmt: skip
+    torch.manual_seed(0)
+    model = tiny_model(strings)
+    train(model, strings, steps=300)
+    heads = tuple(f"L{l}H{h}" for l in range(2) for h in range(4))
+    label = "+".join(sorted(heads))
+    rows = ablation_records(model, strings, AblationConfig(n_examples=128, heads=heads,
+                                                           methods=("z_resample",)))  # fmt: skip
+    cand = _values(rows, "z_resample")[f"set:{label}"]
+    marg = _values(rows, "z_resample", "marg_loss_increase")[f"set:{label}"]
+    gain = _values(rows, "z_resample", "marg_gain")["clean"]
+    assert gain > 0.5 and cand > 0.3  # it knows B's candidates and reads z ...
+    assert abs(marg) < 0.2 * gain  # ... and another z of the same B keeps the candidates
+
+
+def test_z_resampling_needs_a_selector(grok_model, grok_task):
+    from mbc_interp.tasks.protocol import TaskProtocolError
+
+    with pytest.raises(TaskProtocolError, match=r"z_resample.*HasSelector"):
+        ablation_records(grok_model, grok_task, AblationConfig(n_examples=16,
+                                                               methods=("z_resample",)))
+
+
 def test_on_a_task_without_candidates_only_the_answer_loss_is_read(grok_model, grok_task):
     """Modular addition has no candidates: the rows are the answer loss's increase alone, its
     clean value the task's own per-row loss, and the head-set rules still hold."""

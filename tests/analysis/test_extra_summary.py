@@ -82,6 +82,13 @@ def test_ablation_reads_the_last_checkpoint():
     out = ablation_summary(both)
     assert out["necessity_marginal"] == 0.3 and out["marginal_gain"] == 1.2  # mean, last step
     assert out["costliest_head_marginal"] is None  # no single head's marginal in these rows
+    # the ablation_z kind's rows (analysis ablation_z, method z_resample) are read apart
+    z = rows(20, [2.5, 0.2]).assign(analysis="ablation_z", kind="z_resample")
+    with_z = pd.concat([both, z])
+    assert ablation_summary(with_z)["costliest_head"] == "L0H1"  # mean ablation's: unchanged
+    out_z = ablation_summary(with_z, "ablation_z", "z_resample")
+    assert out_z["costliest_head"] == "L0H0" and out_z["costliest_head_increase"] == 2.5
+    assert "necessity_marginal" not in out_z  # the marginal's rows are the mean ablation's
 
 
 def test_essential_turn_against_t_loss():

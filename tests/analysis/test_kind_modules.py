@@ -63,10 +63,10 @@ def test_every_module_of_the_kinds_package_declares_a_registered_kind():
 def test_the_built_in_kinds_keep_their_order_and_their_summary_order():
     """The ``--kinds`` help and the report list the kinds in this order; ``summary.json``'s
     entries come in the other (its bytes stay those of the summaries already written)."""
-    assert kind_names() == ("gradients", "llc", "groups", "weights", "ablation", "probes", "atp",
-                            "llc_heads", "essential", "fourier")  # fmt: skip
-    assert [k.name for k in summary_kinds()] == ["groups", "essential", "ablation", "atp",
-                                                 "weights"]  # fmt: skip
+    assert kind_names() == ("gradients", "llc", "groups", "weights", "ablation", "ablation_z",
+                            "probes", "atp", "llc_heads", "essential", "fourier")  # fmt: skip
+    assert [k.name for k in summary_kinds()] == ["groups", "essential", "ablation", "ablation_z",
+                                                 "atp", "weights"]  # fmt: skip
     for kind in summary_kinds():
         assert callable(kind.summary_function())
 

@@ -15,9 +15,10 @@ from mbc_interp.analysis.plan import cost_parts
 from mbc_interp.cli import main
 
 SMALL = AnalysisConfig(n_pairs=16, n_examples=32, patch_kinds=("head_out_all_pos", "resid_pre"))
-NEW = ("ablation", "atp", "groups", "weights", "probes", "llc_heads", "essential")
+NEW = ("ablation", "ablation_z", "atp", "groups", "weights", "probes", "llc_heads", "essential")
 SETTINGS = {
-    "ablation": {"n_examples": 32, "methods": ["mean"]}, "atp": {"n_pairs": 16},
+    "ablation": {"n_examples": 32, "methods": ["mean"]}, "ablation_z": {"n_examples": 32},
+    "atp": {"n_pairs": 16},
     "groups": {"n_groups": 8}, "probes": {"n_examples": 64},
     "llc_heads": {"heads": ["L0H0", "L1H1"], "chains": 1, "draws": 4, "burn_in": 0,
                   "batch_size": 16},
@@ -42,8 +43,10 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
     assert len(core) == len(before)  # the core rows were kept, not recomputed
     for kind in NEW:
         assert set(table[table.analysis == kind].step) == set(steps), kind
-    assert {"essential", "ablation", "atp", "groups"} <= set(summary)
+    assert {"essential", "ablation", "ablation_z", "atp", "groups"} <= set(summary)
     assert summary["ablation"]["heads"] and summary["ablation"]["metric"] == "cand_loss_increase"
+    assert summary["ablation_z"]["heads"] and set(table[table.analysis == "ablation_z"].kind) == {
+        "z_resample"}  # fmt: skip
     for sites in ("heads", "resid_pre"):  # atp against exact patching, where both ran
         assert summary["atp"][sites]["n_checkpoints"] == len(steps), sites
     from mbc_interp.analysis.timing.summary import format_summary
@@ -57,8 +60,8 @@ def test_every_new_kind_adds_to_an_analysed_run_and_reaches_summary_and_report(r
     out = tmp_path / "report.html"
     assert main(["report", str(run.path), "--no-analyze", "--out", str(out)]) == 0
     html = out.read_text()
-    for heading in ("Groups solved over training", "Weights", "Ablation", "Linear probes",
-                    "Attribution patching", "LLC per head", "Essential dynamics"):
+    for heading in ("Groups solved over training", "Weights", "Ablation", "Ablation of z alone",
+                    "Linear probes", "Attribution patching", "LLC per head", "Essential dynamics"):
         assert heading in html, heading
 
 

@@ -244,8 +244,8 @@ def test_kind_setting_flags_parse_as_json_values():
 
 def test_the_built_in_kinds_resolve_and_record_their_defaults():
     kinds = extra_kinds()
-    assert list(kinds) == ["gradients", "llc", "groups", "weights", "ablation", "probes", "atp",
-                           "llc_heads", "essential", "fourier"]  # fmt: skip
+    assert list(kinds) == ["gradients", "llc", "groups", "weights", "ablation", "ablation_z",
+                           "probes", "atp", "llc_heads", "essential", "fourier"]  # fmt: skip
     for kind in kinds.values():
         assert callable(kind.run_function()) and callable(kind.report_function())
     assert kinds["gradients"].needs_optimizer_state and not kinds["llc"].needs_optimizer_state

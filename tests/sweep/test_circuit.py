@@ -80,3 +80,35 @@ def test_verdicts_follow_the_rules():
     assert wide["necessary"]["verdict"] == "underpowered"
     none = circuit_verdicts(pd.DataFrame({"name": ["a"]}))
     assert none["necessary"]["verdict"] == "not tested"
+
+
+def test_z_alone_reads_the_ablation_z_entry_and_follows_the_same_rules():
+    """6a and 6b with z alone removed: read from the summary's ``ablation_z`` entry (the mean
+    ablation's fields untouched), judged by the necessity and sufficiency rules, with the set
+    found, the costliest head and the marginal's gain undone beside them."""
+
+    def runs(nec, suf, undone=0.02):
+        return pd.DataFrame([circuit_fields({
+            "ablation": {"step": 1.0, "heads": ["L0H0", "L0H1"], "necessity": 2.5,
+                         "sufficiency": 1.4},
+            "ablation_z": {"step": 1.0, "heads": ["L0H2"], "necessity": n, "sufficiency": s,
+                           "costliest_head": "L0H2", "costliest_head_increase": n,
+                           "necessity_marginal": undone * 2.0, "marginal_gain": 2.0}}, 2.0)
+            for n, s in zip(nec, suf, strict=True)])  # fmt: skip
+
+    table = runs([1.8, 1.9, 1.7], [0.1, 0.2, 0.15])
+    row = table.iloc[0]
+    assert row.ablation_heads_z == "L0H2" and row.ablation_heads == "L0H0+L0H1"
+    assert row.necessity_z_frac == pytest.approx(0.9) and row.necessity_frac == pytest.approx(1.25)
+    assert row.sufficiency_z_frac == pytest.approx(0.05)
+    assert row.marginal_undone_z == pytest.approx(0.02) and row.marginal_undone is None
+    v = circuit_verdicts(table)
+    assert (v["necessary_z"]["verdict"], v["sufficient_z"]["verdict"]) == ("reproduced",) * 2
+    assert v["necessary_z"]["head_sets"] == {"L0H2": 3}
+    assert v["necessary_z"]["single"]["mean"] == pytest.approx(0.9)
+    assert v["necessary_z"]["marginal_undone"]["mean"] == pytest.approx(0.02)
+    v = circuit_verdicts(runs([0.2, 0.3, 0.25], [1.5, 1.6, 1.4]))
+    assert (v["necessary_z"]["verdict"], v["sufficient_z"]["verdict"]) == ("not reproduced",) * 2
+    old = circuit_verdicts(_runs([0.9, 0.95, 0.85], [0.1] * 3, [0.1] * 3))  # no ablation_z
+    assert old["necessary_z"]["verdict"] == "not tested"
+    assert old["necessary"]["verdict"] == "reproduced"

@@ -11,6 +11,9 @@
   when the set is ablated (``costliest_head_marginal``: when the costliest head is), and
   ``marginal_gain``, the clean model's marginal gain over the layout-only model (how much of
   what it knows about B's candidates the set carries).
+- ``ablation_z``: the same read from the ``ablation_z`` kind's rows (``z_resample``: an ablated
+  head sees another selector of the same B), so its necessity and sufficiency are those of
+  the use of z alone.
 - ``weights``: the cosine between successive checkpoint-to-checkpoint updates at every analysed
   checkpoint from the third on, read from the ``param_sketch`` rows
   (:mod:`mbc_interp.analysis.dynamics.weights`), and its median.
@@ -59,8 +62,12 @@ def essential_summary(table: pd.DataFrame, t_loss: float | None) -> dict[str, An
                               for i in range(coords.shape[1])}}}  # fmt: skip
 
 
-def ablation_summary(table: pd.DataFrame) -> dict[str, Any] | None:
-    mean = table[(table.analysis == "ablation") & (table.kind == "mean")]
+def ablation_summary(
+    table: pd.DataFrame, analysis: str = "ablation", method: str = "mean"
+) -> dict[str, Any] | None:
+    """The ``ablation`` entry (see the module doc) from the rows of ``analysis`` under
+    ``method`` (``ablation_z``: ``z_resample``)."""
+    mean = table[(table.analysis == analysis) & (table.kind == method)]
     metric = next((m for m in ABLATION_METRICS if (mean.metric == m).any()), None)
     if metric is None:
         return None
@@ -156,6 +163,10 @@ def essential_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str
 
 def ablation_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
     return ablation_summary(table)
+
+
+def ablation_z_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    return ablation_summary(table, "ablation_z", "z_resample")
 
 
 def weights_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:

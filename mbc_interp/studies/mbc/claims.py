@@ -118,6 +118,10 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
          "log K)",
          "-", "< 0.5"),
         ("single_head", "(ours) the costliest single head's ablation, / log K", "-", "> 0.5"),
+        ("necessary_z", "(ours) 6a with z alone removed (the set's heads see another z of the "
+         "same B; increase / log K)", "-", "> 0.5"),
+        ("sufficient_z", "(ours) 6b with z alone removed (every other head sees another z of "
+         "the same B; increase / log K)", "-", "< 0.5"),
         ("collective", "7. The transition is collective (groups' 10-90% solve spread / plateau)",
          "sharp and collective; none solved at half the wait", "< 0.25"),
     )  # fmt: skip
@@ -130,6 +134,11 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
         if key == "specific" and r.get("single"):
             one = r["single"]
             ours += f"; the costliest single head's: {one['mean']:.2f} {ci(one['ci'])}"
+        if key == "necessary_z":
+            for part, what in (("single", "the costliest single head's"),
+                               ("marginal_undone", "the marginal's gain undone")):
+                if r.get(part):
+                    ours += f"; {what}: {r[part]['mean']:.2f} {ci(r[part]['ci'])}"
         if key == "collective" and r.get("solved_at_half"):
             ours += f"; solved at half the plateau: {r['solved_at_half']['mean']:.2f}"
         verdict = r["verdict"] if key != "single_head" else "-"
@@ -232,10 +241,17 @@ def circuit_table(table: pd.DataFrame) -> pd.DataFrame | None:
         fmt(r["single_frac"], ".2f"), fmt(r["single_marginal_undone"], ".2f"),
         fmt(r["collective_score"], ".2f"),
     ) for _, r in done.iterrows()]  # fmt: skip
-    return pd.DataFrame(rows, columns=[
+    out = pd.DataFrame(rows, columns=[
         "grids", "N", "K", "seed", "head set", "set: cost / log K", "set: marginal undone",
         "costliest head", "head: cost / log K", "head: marginal undone", "collective score",
     ])  # fmt: skip
+    if "necessity_z_frac" in done and done["necessity_z_frac"].notna().any():
+        out["z alone: head set"] = [h if isinstance(h, str) else "-"
+                                    for h in done["ablation_heads_z"]]  # fmt: skip
+        for col, name in (("necessity_z_frac", "z alone: set cost / log K"),
+                          ("sufficiency_z_frac", "z alone: the rest's cost / log K")):
+            out[name] = [fmt(v, ".2f") for v in pd.to_numeric(done[col], errors="coerce")]
+    return out
 
 
 def order_counts(table: pd.DataFrame) -> str | None:
