@@ -49,8 +49,11 @@ interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_
   sees another selector of the same B (:mod:`mbc_interp.analysis.ablation`, ``z_resample``):
   what it carries about B stays and only what it carries about z goes, so these are 6a and 6b
   as their names say; the set is chosen by the same rule under that ablation
-  (``ablation_heads_z``). ``marginal_undone_z`` is its ``marginal_undone``, near 0 by
-  construction (a check, no verdict).
+  (``ablation_heads_z``). ``marginal_undone_z`` is its ``marginal_undone``, a check (no
+  verdict): the heads keep what they read of B, so what it undoes comes from the mismatch
+  between the z the set reads and the z the rest reads. For the same reason the z-alone
+  sufficiency is stricter than "the set alone": the other heads carry another z, not none,
+  and the set must outweigh them.
 """
 
 from __future__ import annotations

@@ -316,7 +316,9 @@ def markdown_section(
         parts += ["", "**The circuit, run by run** (mean ablation at the last checkpoint: the "
                   "first-token candidate loss's increase over log K, and the share of the "
                   "first-token marginal's gain over the layout that the same ablation undoes; "
-                  "0: the model still knows B's candidates, z-use alone removed; "
+                  "0: the model still knows B's candidates, z-use alone removed; the *z "
+                  "alone* columns: the `ablation_z` kind, where each ablated head sees another "
+                  "selector of the same B, its set chosen by the same rule; "
                   "`mbc_interp/sweep/circuit.py`)", "", md_table(circuit)]  # fmt: skip
     for axis in ("D", "K", "lr", "batch"):
         t = level_table(fits, axis)

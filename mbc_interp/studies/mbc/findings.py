@@ -150,6 +150,11 @@ def summary_paragraph(fits: dict[str, Any], sweep_file: str) -> str | None:
          "({n} runs; the set is {verdict})"),
         ("sufficient", "ablating every other head costs {mean} x log K (sufficient alone: "
          "{verdict})"),
+        ("necessary_z", "with z alone removed (each ablated head sees another selector of the "
+         "same B, so what it reads of B stays) the set chosen that way costs {mean} x log K "
+         "({n} runs; necessary: {verdict})"),
+        ("sufficient_z", "every other head seeing another selector costs {mean} x log K "
+         "(sufficient alone: {verdict})"),
         ("collective", "the B groups' 10-90% solve spread is {mean} of the plateau "
          "(collective: {verdict})"),
     )  # fmt: skip
