@@ -178,7 +178,7 @@ def test_lower_layers_do_not_import_upper_ones(mod):
                 assert not crossed, f"{mod} imports {crossed}: {x} and {y} stay apart"
 
 
-TASK_AGNOSTIC = ("analysis", "training", "store", "viz")
+TASK_AGNOSTIC = ("analysis", "training", "store", "viz", "sweep", "studies")
 """Layers that know a task only through its protocols (:mod:`mbc_interp.tasks.protocol`, the
 generic modules beside it and a task package's ``capability`` module): none imports a task's
 implementation."""

@@ -95,23 +95,32 @@ def circuit_fields(summary: dict[str, Any], log_k: float | None) -> dict[str, An
                    sufficiency_frac=frac(a.get("sufficiency")),
                    single_frac=frac(a.get("costliest_head_increase")))  # fmt: skip
         marg, gain = a.get("necessity_marginal"), a.get("marginal_gain")
-        share = (lambda v: v / gain if v is not None and gain else None)  # noqa: E731
-        out.update(necessity_marginal=marg, marginal_gain=gain, marginal_undone=share(marg),
-                   single_marginal_undone=share(a.get("costliest_head_marginal")))  # fmt: skip
+        out.update(necessity_marginal=marg, marginal_gain=gain,
+                   marginal_undone=_share(marg, gain),
+                   single_marginal_undone=_share(a.get("costliest_head_marginal"), gain))
     z = summary.get("ablation_z") or {}
     if z:
-        gain = z.get("marginal_gain")
         out.update(ablation_heads_z="+".join(z.get("heads") or []) or None,
                    necessity_z_frac=frac(z.get("necessity")),
                    sufficiency_z_frac=frac(z.get("sufficiency")),
                    single_z_frac=frac(z.get("costliest_head_increase")),
-                   marginal_undone_z=(z["necessity_marginal"] / gain
-                                      if gain and z.get("necessity_marginal") is not None
-                                      else None))  # fmt: skip
+                   marginal_undone_z=_share(z.get("necessity_marginal"),
+                                            z.get("marginal_gain")))  # fmt: skip
     if g:
         out.update({k: g.get(k) for k in ("collective_score", "collective", "solved_at_half",
                                           "n_groups", "n_solved_groups")})  # fmt: skip
     return out
+
+
+def _share(value: float | None, gain: float | None) -> float | None:
+    """``value`` over the marginal's ``gain`` (None where either is missing or the gain is 0)."""
+    return value / gain if value is not None and gain else None
+
+
+def _mean_of(values: pd.Series) -> dict[str, Any] | None:
+    """The mean and t interval of the finite ``values`` (None where there are none)."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return asdict(mean_ci(v.to_numpy(float))) if len(v) else None
 
 
 def _judge(values: pd.Series, threshold: float, above_is_paper: bool) -> dict[str, Any]:
@@ -146,8 +155,7 @@ def collective_verdict(runs: pd.DataFrame) -> dict[str, Any]:
     out = _judge(runs.collective_score, COLLECTIVE, above_is_paper=False)
     kinds = runs.collective.dropna().value_counts().to_dict()
     out["by_run"] = {str(k): int(v) for k, v in kinds.items()}
-    half = pd.to_numeric(runs.solved_at_half, errors="coerce").dropna()
-    out["solved_at_half"] = asdict(mean_ci(half.to_numpy(float))) if len(half) else None
+    out["solved_at_half"] = _mean_of(runs.solved_at_half)
     return out
 
 
@@ -164,18 +172,13 @@ def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
     specific = _judge(runs.marginal_undone, HALF, above_is_paper=False)
     words = {"reproduced": "z-specific", "not reproduced": "not z-specific"}
     out["specific"] = {**specific, "verdict": words.get(specific["verdict"], specific["verdict"])}
-    single = pd.to_numeric(runs.single_marginal_undone, errors="coerce").dropna()
-    out["specific"]["single"] = asdict(mean_ci(single.to_numpy(float))) if len(single) else None
+    out["specific"]["single"] = _mean_of(runs.single_marginal_undone)
     heads = runs.ablation_heads.dropna().value_counts().to_dict()
     out["necessary"]["head_sets"] = {str(k): int(v) for k, v in heads.items()}
     out["necessary_z"] = _judge(runs.necessity_z_frac, HALF, above_is_paper=True)
     out["sufficient_z"] = _judge(runs.sufficiency_z_frac, HALF, above_is_paper=False)
     heads_z = runs.ablation_heads_z.dropna().value_counts().to_dict()
     out["necessary_z"]["head_sets"] = {str(k): int(v) for k, v in heads_z.items()}
-    single_z = pd.to_numeric(runs.single_z_frac, errors="coerce").dropna()
-    out["necessary_z"]["single"] = (asdict(mean_ci(single_z.to_numpy(float))) if len(single_z)
-                                    else None)  # fmt: skip
-    undone = pd.to_numeric(runs.marginal_undone_z, errors="coerce").dropna()
-    out["necessary_z"]["marginal_undone"] = (asdict(mean_ci(undone.to_numpy(float)))
-                                             if len(undone) else None)  # fmt: skip
+    out["necessary_z"]["single"] = _mean_of(runs.single_z_frac)
+    out["necessary_z"]["marginal_undone"] = _mean_of(runs.marginal_undone_z)
     return out

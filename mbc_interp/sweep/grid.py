@@ -35,7 +35,7 @@ from typing import Any
 from mbc_interp.analysis.analysis_config import AnalysisConfig
 from mbc_interp.config import ConfigError, RunConfig, TrainConfig, read_mapping, run_name
 from mbc_interp.model_config import ModelConfig
-from mbc_interp.tasks.wind_tunnel.config import TaskConfig
+from mbc_interp.tasks.registry import TASKS
 
 NAMED_FIELDS = ("task.D", "task.n_examples", "task.K", "train.lr", "train.batch_size",
                 "train.seed", "task.direction", "preset", "task.name", "task.p",
@@ -47,8 +47,10 @@ SWEEP_ANALYSIS = AnalysisConfig(n_pairs=128, n_examples=512, patch_kinds=("head_
 all positions, logit lens), at about a third of the cost of the full analysis."""
 
 
-def _sections() -> dict[str, type]:
-    return {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig}
+def _sections() -> dict[str, tuple[type, ...]]:
+    """Each section's config classes: the task's are every registered task's."""
+    tasks = tuple(e.config_class for e in TASKS.values())
+    return {"task": tasks, "model": (ModelConfig,), "train": (TrainConfig,)}
 
 
 def _tuple_fields() -> set[str]:
@@ -64,8 +66,9 @@ def _tuple_fields() -> set[str]:
             elif typing.get_origin(tp) is tuple:
                 out.add(prefix + f.name)
 
-    for section, cls in _sections().items():
-        walk(cls, f"{section}.")
+    for section, classes in _sections().items():
+        for cls in classes:
+            walk(cls, f"{section}.")
     return out
 
 

@@ -9,8 +9,9 @@ from mbc_interp.analysis.registry import CostContext, ExtraKind
 
 def cost(s: AblationConfig, c: CostContext) -> float:
     """Per row: the clean run with its cache, then per method every head alone, the head set
-    and its complement."""
-    return float(min(s.n_examples, c.n_examples) * (1 + len(s.methods) * (c.heads + 2)))
+    and its complement (``z_resample``: and the run with another selector it takes from)."""
+    passes = 1 + len(s.methods) * (c.heads + 2) + s.methods.count("z_resample")
+    return float(min(s.n_examples, c.n_examples) * passes)
 
 
 KIND = ExtraKind(

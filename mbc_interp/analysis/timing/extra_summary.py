@@ -67,12 +67,12 @@ def ablation_summary(
 ) -> dict[str, Any] | None:
     """The ``ablation`` entry (see the module doc) from the rows of ``analysis`` under
     ``method`` (``ablation_z``: ``z_resample``)."""
-    mean = table[(table.analysis == analysis) & (table.kind == method)]
-    metric = next((m for m in ABLATION_METRICS if (mean.metric == m).any()), None)
+    found = table[(table.analysis == analysis) & (table.kind == method)]
+    metric = next((m for m in ABLATION_METRICS if (found.metric == m).any()), None)
     if metric is None:
         return None
-    rows = mean[mean.metric == metric]
-    last = _last_values(mean, metric)
+    rows = found[found.metric == metric]
+    last = _last_values(found, metric)
     sets = [c for c in last.index if c.startswith("set:")]
     heads = last[[c for c in last.index if c.startswith("L")]]
     out: dict[str, Any] = {"step": float(rows.step.max()), "metric": metric,
@@ -82,8 +82,8 @@ def ablation_summary(
         label = sets[0][4:]
         out.update(heads=label.split("+"), necessity=float(last[f"set:{label}"]),
                    sufficiency=float(last[f"only:{label}"]))  # fmt: skip
-        marg = _last_values(mean, "marg_loss_increase")
-        gain = _last_values(mean, "marg_gain")
+        marg = _last_values(found, "marg_loss_increase")
+        gain = _last_values(found, "marg_gain")
         if f"set:{label}" in marg and "clean" in gain:
             top = out["costliest_head"]
             out.update(necessity_marginal=float(marg[f"set:{label}"]),
