@@ -234,8 +234,12 @@ def test_marginal_loss_is_log_k_backward_and_zero_forward():
 
 
 def test_forward_has_no_selector_to_route():
+    from mbc_interp.tasks.protocol import HasSelector, require, supports
+
+    assert supports(WindTunnelTask(replace(FORWARD, direction="backward")), HasSelector)
     task = WindTunnelTask(FORWARD)
-    getters = (lambda: task.selector_positions, lambda: task.derangement(torch.tensor([0])))
+    getters = (lambda: task.selector_positions, lambda: task.derangement(torch.tensor([0])),
+               lambda: require(task, HasSelector, "the routing analyses"))  # fmt: skip
     for get in (*getters, task.patching_pairs):
         with pytest.raises(TaskConfigError, match="forward direction has no selector") as err:
             get()

@@ -21,7 +21,7 @@ from mbc_interp.tasks.modular_addition.config import (
     is_prime,
 )
 from mbc_interp.tasks.modular_addition.task import ModularAdditionTask
-from mbc_interp.tasks.protocol import HasGroups, HasPatchingPairs, Task, supports
+from mbc_interp.tasks.protocol import HasGroups, HasPatchingPairs, HasSelector, Task, supports
 from mbc_interp.tasks.registry import build_task, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +145,7 @@ def test_evaluate_matches_a_direct_computation(task):
 def test_the_protocol_statements(task):
     assert isinstance(task, Task) and supports(task, HasModularInputs)
     assert not supports(task, HasPatchingPairs) and supports(task, HasGroups)
+    assert not supports(task, HasSelector)
     assert task.answer_pos == 2 and task.n_targets == 1
     assert task.transition.metric == "test_loss" and task.transition.rest_level is None
     assert task.transition.scale == pytest.approx(math.log(7))
