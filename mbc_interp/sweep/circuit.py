@@ -53,7 +53,8 @@ interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_
   verdict): the heads keep what they read of B, so what it undoes comes from the mismatch
   between the z the set reads and the z the rest reads. For the same reason the z-alone
   sufficiency is stricter than "the set alone": the other heads carry another z, not none,
-  and the set must outweigh them.
+  and the set must outweigh them. Beside it, in how many runs the patching's routing head is
+  in that set (the two methods agreeing on which heads carry z).
 """
 
 from __future__ import annotations
@@ -181,4 +182,18 @@ def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
     out["necessary_z"]["head_sets"] = {str(k): int(v) for k, v in heads_z.items()}
     out["necessary_z"]["single"] = _mean_of(runs.single_z_frac)
     out["necessary_z"]["marginal_undone"] = _mean_of(runs.marginal_undone_z)
+    out["necessary_z"]["routing_head_in_set"] = _routing_head_in_set(runs)
     return out
+
+
+def _routing_head_in_set(runs: pd.DataFrame) -> dict[str, int] | None:
+    """In how many runs with both the patching's routing head (the summary's ``routing_head``)
+    is in the z-alone set: two methods' agreement on which heads carry z."""
+    if "routing_head" not in runs:
+        return None
+    both = runs[runs.ablation_heads_z.notna() & runs.routing_head.notna()]
+    if both.empty:
+        return None
+    inside = sum(str(r.routing_head) in str(r.ablation_heads_z).split("+")
+                 for r in both.itertuples())  # fmt: skip
+    return {"n": int(inside), "of": len(both)}

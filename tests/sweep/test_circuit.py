@@ -97,6 +97,7 @@ def test_z_alone_reads_the_ablation_z_entry_and_follows_the_same_rules():
             for n, s in zip(nec, suf, strict=True)])  # fmt: skip
 
     table = runs([1.8, 1.9, 1.7], [0.1, 0.2, 0.15])
+    table["routing_head"] = ["L0H2", "L0H1", None]  # the patching's: in, out, not found
     row = table.iloc[0]
     assert row.ablation_heads_z == "L0H2" and row.ablation_heads == "L0H0+L0H1"
     assert row.necessity_z_frac == pytest.approx(0.9) and row.necessity_frac == pytest.approx(1.25)
@@ -107,6 +108,7 @@ def test_z_alone_reads_the_ablation_z_entry_and_follows_the_same_rules():
     assert v["necessary_z"]["head_sets"] == {"L0H2": 3}
     assert v["necessary_z"]["single"]["mean"] == pytest.approx(0.9)
     assert v["necessary_z"]["marginal_undone"]["mean"] == pytest.approx(0.02)
+    assert v["necessary_z"]["routing_head_in_set"] == {"n": 1, "of": 2}
     v = circuit_verdicts(runs([0.2, 0.3, 0.25], [1.5, 1.6, 1.4]))
     assert (v["necessary_z"]["verdict"], v["sufficient_z"]["verdict"]) == ("not reproduced",) * 2
     old = circuit_verdicts(_runs([0.9, 0.95, 0.85], [0.1] * 3, [0.1] * 3))  # no ablation_z

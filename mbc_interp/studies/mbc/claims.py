@@ -139,6 +139,9 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
                                ("marginal_undone", "the marginal's gain undone")):
                 if r.get(part):
                     ours += f"; {what}: {r[part]['mean']:.2f} {ci(r[part]['ci'])}"
+            if r.get("routing_head_in_set"):
+                inside = r["routing_head_in_set"]
+                ours += f"; the patching's routing head in the set: {inside['n']} of {inside['of']}"
         if key == "collective" and r.get("solved_at_half"):
             ours += f"; solved at half the plateau: {r['solved_at_half']['mean']:.2f}"
         verdict = r["verdict"] if key != "single_head" else "-"
