@@ -120,7 +120,7 @@ def write_results(
     written += svgs
     if doc is not None:
         written.append(write_doc_section(Path(doc), fits, out, svgs, table))
-    if summary is not None and text is not None:
+    if text is not None:  # set exactly when a summary file was asked for
         written.append(replace_section(Path(summary), summary_marker(out), paragraph(text)))
     return written
 
