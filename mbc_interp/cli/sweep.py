@@ -78,6 +78,9 @@ def _print_status(rows: list[dict]) -> int:
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
         extra = f"  {r['error']}" if r["error"] else ""
+        if r["state"] == "started":
+            extra = ("  trained, analysing" if r["trained"] else
+                     f"  step {r['step']:,} of {r['steps']:,}" if r["step"] is not None else "")
         secs = f"{r['seconds']:6.0f}s" if r["seconds"] is not None else "       "
         print(f"{r['state']:8s} {secs}  {r['name']}{extra}")
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

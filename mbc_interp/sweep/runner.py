@@ -38,6 +38,8 @@ from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
 from mbc_interp.store.layout import (
     ANALYSIS_DIR,
+    MANIFEST_FILE,
+    METRICS_FILE,
     POINTS_DIR,
     RECORD_ARCHIVE_FILE,
     RUNS_DIR,
@@ -281,9 +283,10 @@ def _rebuild_derived(run_dir: Path) -> None:
 
 
 def sweep_status(out: str | Path) -> list[dict[str, Any]]:
-    """Every listed point's state: ``done``, ``diverged`` or ``failed`` (with the error or the
-    step), ``started`` (a run
-    directory without an outcome: running now, or interrupted) or ``pending``."""
+    """Every listed point's state: ``done``, ``diverged`` or ``failed`` (with the error and the
+    seconds it took), ``started`` (a run directory without an outcome: running now, or
+    interrupted; with its last evaluated ``step`` of ``steps``, and ``trained`` once its training
+    has ended and it is being analysed) or ``pending``."""
     out = Path(out)
     spec = _read_spec(out)
     if spec is None:
@@ -297,10 +300,37 @@ def sweep_status(out: str | Path) -> list[dict[str, Any]]:
             state = "started"
         else:
             state = "pending"
-        rows.append({"name": p["name"], "labels": p["labels"], "state": state,
-                     "error": (outcome or {}).get("error"),
-                     "seconds": (outcome or {}).get("seconds")})  # fmt: skip
+        row = {"name": p["name"], "labels": p["labels"], "state": state,
+               "error": (outcome or {}).get("error"), "seconds": (outcome or {}).get("seconds"),
+               "step": None, "steps": p["config"]["train"]["steps"], "trained": False}  # fmt: skip
+        if state == "started":
+            row.update(_training_progress(out / RUNS_DIR / p["name"]))
+        rows.append(row)
     return rows
+
+
+def _training_progress(run_dir: Path) -> dict[str, Any]:
+    """A started run's last evaluated step (the last line of its metrics) and whether its
+    training has ended (its manifest says finished: the point is being analysed)."""
+    step = None
+    try:
+        with open(run_dir / METRICS_FILE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            lines = f.read().splitlines()
+        for line in reversed(lines):
+            try:
+                step = int(json.loads(line)["step"])
+                break
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by the seek or by a write in progress
+    except FileNotFoundError:
+        pass
+    try:
+        trained = json.loads((run_dir / MANIFEST_FILE).read_text()).get("status") == "finished"
+    except (FileNotFoundError, json.JSONDecodeError):
+        trained = False
+    return {"step": step, "trained": trained}
 
 
 def done_points(out: str | Path) -> Iterable[tuple[dict[str, Any], Path]]:

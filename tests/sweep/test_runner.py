@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from mbc_interp import load_run, train
+from mbc_interp.cli import main
 from mbc_interp.sweep.results import collect
 from mbc_interp.sweep.runner import POINTS_DIR, RUNS_DIR, SweepProgress, run_sweep, sweep_status
 
@@ -50,6 +51,31 @@ def test_points_equal_a_plain_run_with_the_same_config(short_sweep, tmp_path):
     swept = load_run(short_sweep / RUNS_DIR / name)
     cols = ["step", "loss", "acc", "train_loss"]
     pd.testing.assert_frame_equal(plain.metrics[cols], swept.metrics[cols])
+
+
+def test_status_shows_where_a_started_point_is(short_sweep, tmp_path, capsys):
+    out = Path(shutil.copytree(short_sweep, tmp_path / "copy"))
+    analysing, training = "D24_K4_lr0.003_b32_s0", "D32_K4_lr0.003_b32_s1"
+    for name in (analysing, training):  # no outcome yet: started, not done
+        (out / POINTS_DIR / f"{name}.json").unlink()
+    run_dir = out / RUNS_DIR / training  # interrupted mid-training, mid-write
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "metrics.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])
+    rows = {r["name"]: r for r in sweep_status(out)}
+    last = json.loads((out / RUNS_DIR / analysing / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rows[analysing] | {"labels": None} == {
+        "name": analysing, "labels": None, "state": "started", "error": None, "seconds": None,
+        "step": last["step"], "steps": 40, "trained": True}  # fmt: skip
+    assert rows[training]["step"] == json.loads(lines[2])["step"] < 40
+    assert rows[training]["trained"] is False
+    assert {r["step"] for r in rows.values() if r["state"] == "done"} == {None}
+    assert main(["sweep", "--out", str(out), "--status"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{analysing}  trained, analysing" in printed
+    assert f"{training}  step {json.loads(lines[2])['step']:,} of 40" in printed
+    assert printed.rstrip().endswith("2 done, 2 started")
 
 
 @pytest.mark.slow
