@@ -234,16 +234,20 @@ def test_marginal_loss_is_log_k_backward_and_zero_forward():
 
 
 def test_forward_has_no_selector_to_route():
-    from mbc_interp.tasks.protocol import HasSelector, require, supports
+    from mbc_interp.tasks.protocol import HasSelector, TaskProtocolError, require, supports
 
     assert supports(WindTunnelTask(replace(FORWARD, direction="backward")), HasSelector)
     task = WindTunnelTask(FORWARD)
-    getters = (lambda: task.selector_positions, lambda: task.derangement(torch.tensor([0])),
-               lambda: require(task, HasSelector, "the routing analyses"))  # fmt: skip
+    assert not supports(task, HasSelector)  # a plain no, not the member's error
+    getters = (lambda: task.selector_positions, lambda: task.derangement(torch.tensor([0])))
     for get in (*getters, task.patching_pairs):
         with pytest.raises(TaskConfigError, match="forward direction has no selector") as err:
             get()
         assert "backward runs" in str(err.value)
+    with pytest.raises(TaskProtocolError, match=r"the routing analyses needs a task with "
+                       r"HasSelector; task 'wind_tunnel' does not provide it \(task.direction = "
+                       r"'forward': the forward direction has no selector"):  # fmt: skip
+        require(task, HasSelector, "the routing analyses")
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ __all__ = [
     "HasPatchingPairs",
     "HasProbeTargets",
     "HasSelector",
+    "NotProvided",
     "ProgressSignal",
     "Task",
     "TaskConfigLike",
@@ -51,6 +52,12 @@ __all__ = [
 
 class TaskProtocolError(TypeError):
     """A task lacks what an analysis needs; the message names the task and the capability."""
+
+
+class NotProvided(Exception):
+    """Raised by a protocol member that a task's config leaves out (the forward wind tunnel has
+    no selector): :func:`supports` reads it as the capability missing, :func:`require` says
+    why. Tasks raise a subclass that is also their own config error."""
 
 
 @dataclass(frozen=True)
@@ -340,17 +347,29 @@ class HasProbeTargets(Protocol):
 
 
 def supports(task: object, capability: type) -> bool:
-    """Whether ``task`` provides ``capability`` (one of the protocols above)."""
-    return isinstance(task, capability)
+    """Whether ``task`` provides ``capability`` (one of the protocols above); ``False`` too when
+    its class has the members but its config leaves one out (:class:`NotProvided`)."""
+    return _missing(task, capability) is None
 
 
 def require(task: object, capability: type, what: str) -> None:
-    """Raise :class:`TaskProtocolError` naming the task, ``what`` needs it and what is missing."""
-    if not supports(task, capability):
+    """Raise :class:`TaskProtocolError` naming the task, ``what`` needs it and what is missing
+    (and why, where the task's config is the reason)."""
+    missing = _missing(task, capability)
+    if missing is not None:
         name = getattr(task, "name", type(task).__name__)
         raise TaskProtocolError(
             f"{what} needs a task with {capability.__name__}; task {name!r} does not provide it"
+            + (f" ({missing})" if missing else "")
         )
+
+
+def _missing(task: object, capability: type) -> str | None:
+    """``None`` when ``task`` provides ``capability``, else why not (``""``: no such members)."""
+    try:
+        return None if isinstance(task, capability) else ""
+    except NotProvided as e:  # the runtime check reads every member, properties included
+        return str(e)
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor, nn
 
 from mbc_interp.tasks.pairs import PatchingPairs
-from mbc_interp.tasks.protocol import ProgressSignal, Transition
+from mbc_interp.tasks.protocol import NotProvided, ProgressSignal, Transition
 from mbc_interp.tasks.wind_tunnel.config import (
     CHARS,
     CONSTRUCTIONS,
@@ -57,6 +57,7 @@ __all__ = [
     "CONSTRUCTIONS",
     "DIRECTIONS",
     "NO_SELECTOR",
+    "NoSelectorError",
     "PatchingPairs",
     "TaskConfig",
     "TaskConfigError",
@@ -68,6 +69,11 @@ NO_SELECTOR = (
     "task.direction = 'forward': the forward direction has no selector; analysis of selector "
     "routing applies to backward runs"
 )
+
+
+class NoSelectorError(TaskConfigError, NotProvided):
+    """A selector member asked of a forward-direction task (which has none): a config error,
+    and to :func:`~mbc_interp.tasks.protocol.supports` the capability missing."""
 
 
 class WindTunnelTask:
@@ -220,7 +226,7 @@ class WindTunnelTask:
     def selector_positions(self) -> tuple[int, ...]:
         """Positions of z; raises :class:`TaskConfigError` for the forward direction."""
         if not self.has_selector:
-            raise TaskConfigError(NO_SELECTOR)
+            raise NoSelectorError(NO_SELECTOR)
         return self.layout.positions("selector")
 
     @property
@@ -359,7 +365,7 @@ class WindTunnelTask:
 
     def _need_pairs(self) -> None:
         if not self.has_selector:
-            raise TaskConfigError(NO_SELECTOR)
+            raise NoSelectorError(NO_SELECTOR)
         if self.K < 2:
             raise TaskConfigError(f"task.K = {self.K}: z corruptions need K >= 2")
 
