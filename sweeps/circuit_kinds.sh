@@ -3,14 +3,16 @@
 # `groups` at every analysed checkpoint (per-group solve times: the collective score), and
 # `ablation` and `ablation_z` (z alone removed) at the last checkpoint only (necessity and
 # sufficiency of the routing heads, read there; ~1 min a checkpoint on the paper's model).
-# Re-runnable: a run whose summary has them all is skipped, so run it again as the sweep
-# finishes more points. Other kinds may be named after the sweep (the ablations still at the
-# last checkpoint only, the others at every one). A run whose
+# Without kinds named, each run gets those of the three its task provides (a grokking run:
+# `groups`; the ablations need a selector). Re-runnable: a run whose summary has them all is
+# skipped, so run it again as the sweep finishes more points. Other kinds may be named after the
+# sweep (the ablations still at the last checkpoint only, the others at every one); a named
+# kind the task lacks fails with the capability it needs. A run whose
 # ablation predates the first-token marginal (`marginal_gain` in its summary, on a task with
 # candidates) has that kind recomputed (`mbc analyze --redo ablation`), its other rows kept; its
 # committed record, where the sweep keeps one, is rewritten. Then refit:
 #   bash sweeps/circuit_kinds.sh sweeps/out/paper_regime          # in the background
-#   bash sweeps/circuit_kinds.sh sweeps/out/grokking_cpu groups   # the collective claim only
+#   bash sweeps/circuit_kinds.sh sweeps/out/grokking_cpu          # groups only: no selector
 #   mbc fit sweeps/out/paper_regime --results results/paper_regime --doc REPRODUCTION.md \
 #       --summary README.md
 set -euo pipefail
@@ -18,7 +20,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 sweep=$(realpath "${1:?usage: circuit_kinds.sh SWEEP_DIR [KIND...]}")
 shift
 kinds=("$@")
-[ ${#kinds[@]} -gt 0 ] || kinds=(groups ablation ablation_z)
+named=${#kinds[@]}  # 0: the default kinds, each where the run's task provides what it needs
+[ "$named" -gt 0 ] || kinds=(groups ablation ablation_z)
 snap="$sweep.code/$(git -C "$root" rev-parse --short HEAD)"
 if [ ! -d "$snap" ]; then
     mkdir -p "$snap"
@@ -29,12 +32,20 @@ log="$sweep.circuit.log"
 cd "$snap"
 mbc() { PYTHONPATH="$snap" "$root/.venv/bin/python" -c \
     'import sys; from mbc_interp.cli import main; sys.exit(main())' "$@"; }
-# what a run's summary still needs: the kinds it lacks, and `stale` where its ablation (on a
-# task with candidates) predates the first-token marginal; nothing once it has them all
-needs() { "$root/.venv/bin/python" -c "import json,sys; s=json.load(open(sys.argv[1])); \
-a=s.get('ablation') or {}; old=a.get('metric') == 'cand_loss_increase' and 'marginal_gain' not in a; \
-print(*[k for k in sys.argv[2:] if not s.get(k)], *(['stale'] if old else []))" \
-    "$1" "${kinds[@]}"; }
+# what a run's summary still needs: the kinds it lacks (the default ones only where its task
+# provides what they need), and `stale` where its ablation (on a task with candidates) predates
+# the first-token marginal; nothing once it has them all
+needs() { PYTHONPATH="$snap" "$root/.venv/bin/python" -c "import json,sys
+s = json.load(open(sys.argv[1] + '/analysis/summary.json')); kinds = sys.argv[3:]
+if sys.argv[2] == '0':
+    from mbc_interp.analysis.registry import get_kind
+    from mbc_interp.store.run import load_run
+    task = load_run(sys.argv[1]).task
+    kinds = [k for k in kinds if get_kind(k).supports(task)]
+a = s.get('ablation') or {}
+old = a.get('metric') == 'cand_loss_increase' and 'marginal_gain' not in a
+print(*[k for k in kinds if not s.get(k)], *(['stale'] if old else []))" \
+    "$1" "$named" "${kinds[@]}"; }
 status() { "$root/.venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1])).get('status'))" "$1"; }
 last() { "$root/.venv/bin/python" -c "import json,sys; m=json.load(open(sys.argv[1])); \
 print(max(int(c['step']) for c in m['checkpoints']))" "$1"; }
@@ -45,7 +56,7 @@ for pf in "$sweep"/points/*.json; do
     [ -f "$run/analysis/summary.json" ] || continue
     # only what is missing: a kind named again would bring the earlier analysis' kinds along
     # (ablation, at every checkpoint)
-    read -r -a todo <<<"$(needs "$run/analysis/summary.json")"
+    read -r -a todo <<<"$(needs "$run")"
     [ ${#todo[@]} -gt 0 ] || continue
     echo "== $name (${todo[*]}) $(date +%H:%M:%S)"
     for kind in "${todo[@]}"; do

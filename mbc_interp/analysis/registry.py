@@ -175,6 +175,12 @@ class ExtraKind:
         for need in self.needs:
             require(task, _load(need), f"analysis kind {self.name!r}")
 
+    def supports(self, task: Any) -> bool:
+        """Whether ``task`` has every capability of :attr:`needs` (:meth:`check` passes)."""
+        from mbc_interp.tasks.protocol import supports
+
+        return all(supports(task, _load(need)) for need in self.needs)
+
     def resolve_function(self) -> Callable[[Any, Any], Any] | None:
         """``(run, settings) -> settings``, called once per analysis before any checkpoint:
         :meth:`check` on the run's task, then :attr:`resolve` (``None``: neither to do)."""

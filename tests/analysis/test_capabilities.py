@@ -34,6 +34,15 @@ def test_each_kind_accepts_the_tasks_that_have_what_it_needs(task, grok_task):
     with pytest.raises(TaskProtocolError, match="'fourier' needs a task with HasModularInputs"):
         get_kind("fourier").check(task)
     assert set(MECHANISTIC) <= set(kind_names())
+    for name in (*MECHANISTIC, "ablation_z", "fourier"):  # supports() is check() as a yes/no
+        for t in (task, grok_task):
+            try:
+                get_kind(name).check(t)
+                passes = True
+            except TaskProtocolError:
+                passes = False
+            assert get_kind(name).supports(t) is passes, (name, t.name)
+    assert not get_kind("ablation_z").supports(grok_task) and get_kind("groups").supports(grok_task)
 
 
 def test_analyze_refuses_a_kind_the_task_cannot_serve_before_any_checkpoint(grok):
