@@ -20,6 +20,20 @@ Rules (fixed before the sweeps that report them):
   :data:`COLLECTIVE`, *staggered* when it is at or above :data:`STAGGERED`, *intermediate* in
   between; *undetermined* when fewer than 80% of the groups have a solve time, or there is no
   plateau.
+
+Rule added on 2026-12-08, before any run was read for it. A solve time (the group's loss below
+0.05 of chance) is read in the drop's tail, where a group that crossed half-way with the others
+can still take long to settle, so the solve-time spread measures how the groups finish as much
+as when they escape. The escape is timed on the criterion of ``t_loss`` itself:
+
+- **Half-way time** of a group: the first analysed checkpoint from which the group's mean loss
+  (the same candidate-normalised loss) stays below :data:`HALFWAY` x the transition's scale
+  (the summary's ``loss_scale``: log K; log p, the groups' ``group_loss_scale``) for
+  :data:`HOLD` checkpoints: ``t_loss``'s criterion, per group, read at checkpoints.
+- **Half-way score**: the 10-90% spread of the half-way times over ``t_loss -
+  t_plateau_start``, judged by the same thresholds (*collective* below :data:`COLLECTIVE`,
+  *staggered* at or above :data:`STAGGERED`; *undetermined* when fewer than 80% of the groups
+  have a half-way time, or there is no plateau).
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 SOLVED_FRAC = 0.05
+HALFWAY = 0.5
 HOLD = 2
 COLLECTIVE = 0.25
 STAGGERED = 0.5
@@ -105,42 +120,72 @@ def solve_times(steps: np.ndarray, solved: np.ndarray, hold: int = HOLD) -> np.n
 
 
 def collective_summary(
-    steps: np.ndarray, solved: np.ndarray, t_plateau_start: float | None, t_loss: float | None
+    steps: np.ndarray,
+    solved: np.ndarray,
+    t_plateau_start: float | None,
+    t_loss: float | None,
+    below_half: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The solved fraction at the plateau's middle, the collective score and its verdict (see
-    the module docstring) from a checkpoints x groups matrix of solved flags."""
-    times = solve_times(steps, solved)
-    timed = np.isfinite(times)
+    the module docstring) from a checkpoints x groups matrix of solved flags; with
+    ``below_half`` (the same matrix of the groups' loss below :data:`HALFWAY` x scale), the
+    half-way score and its verdict too."""
+    plateau = (None if t_plateau_start is None or t_loss is None or t_loss <= t_plateau_start
+               else (t_plateau_start, t_loss))  # fmt: skip
+    solve = _spread(solve_times(steps, solved), plateau)
     out: dict[str, Any] = {
-        "n_groups": int(solved.shape[1]), "n_solved_groups": int(timed.sum()),
-        "solve_time_p10": None, "solve_time_p90": None, "solved_at_half": None,
-        "collective_score": None, "collective": "undetermined",
+        "n_groups": int(solved.shape[1]), "n_solved_groups": solve["n_timed"],
+        "solve_time_p10": solve["p10"], "solve_time_p90": solve["p90"], "solved_at_half": None,
+        "collective_score": solve["score"], "collective": solve["verdict"],
     }  # fmt: skip
+    if below_half is not None:
+        half = _spread(solve_times(steps, below_half), plateau)
+        out.update({"n_halfway_groups": half["n_timed"], "halfway_time_p10": half["p10"],
+                    "halfway_time_p90": half["p90"], "halfway_score": half["score"],
+                    "halfway": half["verdict"]})  # fmt: skip
+    if plateau is not None:
+        middle = plateau[0] + 0.5 * (plateau[1] - plateau[0])
+        out["solved_at_half"] = float(solved[int(np.argmin(np.abs(steps - middle)))].mean())
+    return out
+
+
+def _spread(times: np.ndarray, plateau: tuple[float, float] | None) -> dict[str, Any]:
+    """The 10th and 90th percentiles of the groups' times, their spread over the plateau's
+    length and its verdict (undetermined without a plateau or with under 80% timed)."""
+    timed = np.isfinite(times)
+    out: dict[str, Any] = {"n_timed": int(timed.sum()), "p10": None, "p90": None,
+                           "score": None, "verdict": "undetermined"}  # fmt: skip
     if timed.any():
-        out["solve_time_p10"], out["solve_time_p90"] = (
-            float(v) for v in np.quantile(times[timed], [0.1, 0.9])
-        )  # fmt: skip
-    if t_plateau_start is None or t_loss is None or t_loss <= t_plateau_start:
+        out["p10"], out["p90"] = (float(v) for v in np.quantile(times[timed], [0.1, 0.9]))
+    if plateau is None or timed.mean() < MIN_TIMED:
         return out
-    half = t_plateau_start + 0.5 * (t_loss - t_plateau_start)
-    out["solved_at_half"] = float(solved[int(np.argmin(np.abs(steps - half)))].mean())
-    if timed.mean() < MIN_TIMED:
-        return out
-    score = (out["solve_time_p90"] - out["solve_time_p10"]) / (t_loss - t_plateau_start)
-    out["collective_score"] = float(score)
-    out["collective"] = ("collective" if score < COLLECTIVE
-                         else "staggered" if score >= STAGGERED else "intermediate")  # fmt: skip
+    score = (out["p90"] - out["p10"]) / (plateau[1] - plateau[0])
+    out["score"] = float(score)
+    out["verdict"] = ("collective" if score < COLLECTIVE
+                      else "staggered" if score >= STAGGERED else "intermediate")  # fmt: skip
     return out
 
 
 def summary_entry(table: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``groups`` kind's entry of the run's summary: :func:`collective_summary` of the
-    analysed checkpoints' solved flags (checkpoints missing a group's flag left out) against
-    the summary's ``t_plateau_start`` and ``t_loss``."""
-    rows = table[(table.analysis == "groups") & (table.metric == "group_solved")]
-    if rows.empty:
+    analysed checkpoints' solved flags and of their group losses below :data:`HALFWAY` x the
+    summary's ``loss_scale`` (checkpoints missing a group's value left out) against the
+    summary's ``t_plateau_start`` and ``t_loss``."""
+    groups = table[table.analysis == "groups"]
+    solved = _wide(groups, "group_solved")
+    if solved.empty:
         return None
+    loss = _wide(groups, "group_cand_loss").reindex(index=solved.index, columns=solved.columns)
+    scale = summary.get("loss_scale")
+    below = None if scale is None else (loss < HALFWAY * scale).to_numpy()
+    return collective_summary(solved.index.to_numpy(float), solved.to_numpy() > 0.5,
+                              summary["t_plateau_start"], summary["t_loss"], below)  # fmt: skip
+
+
+def _wide(groups: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Checkpoints x groups of one of the kind's per-group metrics, complete checkpoints only."""
+    rows = groups[groups.metric == metric]
+    if rows.empty:
+        return rows
     wide = rows.pivot_table(index="step", columns="component", values="value").sort_index()
-    wide = wide.dropna(axis=0)
-    return collective_summary(wide.index.to_numpy(float), wide.to_numpy() > 0.5,
-                              summary["t_plateau_start"], summary["t_loss"])  # fmt: skip
+    return wide.dropna(axis=0)

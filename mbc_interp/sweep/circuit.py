@@ -20,7 +20,8 @@ Per run (the summary's ``ablation`` and ``groups`` entries, see
   reading of B too, so ``necessity_frac`` measures more than z-use);
   ``single_marginal_undone`` the same for the costliest single head.
 - ``collective_score``: the 10-90% spread of the groups' solve times over the plateau's length;
-  ``solved_at_half``: the share of groups solved at the plateau's middle.
+  ``solved_at_half``: the share of groups solved at the plateau's middle; ``halfway_score``:
+  the same spread of the groups' half-way times (``t_loss``'s criterion per group).
 
 Verdicts (fixed before the sweeps' ablation and groups passes ran; each a 95% Student t
 interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_SEEDS` runs, else
@@ -55,6 +56,11 @@ interval of the mean over runs, at least :data:`~mbc_interp.sweep.intervals.MIN_
   sufficiency is stricter than "the set alone": the other heads carry another z, not none,
   and the set must outweigh them. Beside it, in how many runs the patching's routing head is
   in that set (the two methods agreeing on which heads carry z).
+- **collective, half-way** (ours; fixed on 2026-12-08, after the *collective* verdict had been
+  read on 13 runs and before any run's half-way times were computed): the *collective* rule on
+  ``halfway_score``. A solve time is read in the drop's tail (each group's loss below 0.05 of
+  chance), so its spread measures how the groups finish as much as when they escape; the
+  half-way time is when each group escapes by the criterion ``t_loss`` times the drop with.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ CIRCUIT_COLUMNS = (
     "collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups",
     "necessity_marginal", "marginal_gain", "marginal_undone", "single_marginal_undone",
     "ablation_heads_z", "necessity_z_frac", "sufficiency_z_frac", "single_z_frac",
-    "marginal_undone_z",
+    "marginal_undone_z", "halfway_score", "halfway", "n_halfway_groups",
 )  # fmt: skip
 
 
@@ -109,7 +115,8 @@ def circuit_fields(summary: dict[str, Any], log_k: float | None) -> dict[str, An
                                             z.get("marginal_gain")))  # fmt: skip
     if g:
         out.update({k: g.get(k) for k in ("collective_score", "collective", "solved_at_half",
-                                          "n_groups", "n_solved_groups")})  # fmt: skip
+                                          "n_groups", "n_solved_groups", "halfway_score",
+                                          "halfway", "n_halfway_groups")})  # fmt: skip
     return out
 
 
@@ -157,6 +164,9 @@ def collective_verdict(runs: pd.DataFrame) -> dict[str, Any]:
     kinds = runs.collective.dropna().value_counts().to_dict()
     out["by_run"] = {str(k): int(v) for k, v in kinds.items()}
     out["solved_at_half"] = _mean_of(runs.solved_at_half)
+    half = _judge(runs.halfway_score, COLLECTIVE, above_is_paper=False)
+    half["by_run"] = {str(k): int(v) for k, v in runs.halfway.dropna().value_counts().items()}
+    out["halfway"] = half
     return out
 
 

@@ -59,6 +59,11 @@ def groups_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Se
         text += (f" Solved at the plateau's middle: {g.get('solved_at_half')}; 10-90% spread "
                  f"of the solve times over the plateau's duration: {shown} "
                  f"({g.get('collective')}).")  # fmt: skip
+        if "halfway" in g:
+            half = g.get("halfway_score")
+            text += (" The same spread of the groups' half-way crossings (each group's loss "
+                     "below half of chance, the drop's own criterion): "
+                     f"{'n/a' if half is None else f'{half:.2f}'} ({g['halfway']}).")
     fig = metric_lines(table, "groups", "solved_fraction", title="Groups solved",
                        y_title="solved fraction", t_loss=_t(summary))  # fmt: skip
     return Section("Groups solved over training", text=text, figures=[fig])

@@ -54,3 +54,51 @@ def test_collective_score_separates_a_snap_from_one_by_one():
     few[-5:, :3] = True
     assert collective_summary(steps, few, start, t_loss)["collective"] == "undetermined"
     assert collective_summary(steps, snap, None, None)["collective"] == "undetermined"
+
+
+def _tail_spread(steps):
+    """20 groups whose loss leaves log K together (half-way at 1160-1200) and settles at very
+    different speeds (solved between ~1250 and ~2500)."""
+    log_k = np.log(20)
+    rate = np.geomspace(1 / 40, 1 / 600, 20)  # per step, after the escape
+    t0 = 1150 + 2 * np.arange(20)
+    loss = np.where(steps[:, None] < t0, log_k,  # a sharp fall to 0.45 log K, then each its own
+                    0.45 * log_k * np.exp(-np.maximum(steps[:, None] - t0, 0) * rate))  # fmt: skip
+    return loss, log_k
+
+
+def test_the_half_way_score_times_the_escape_and_not_the_tail():
+    steps = np.arange(0, 4001, 20.0)
+    loss, log_k = _tail_spread(steps)
+    out = collective_summary(steps, loss < 0.05 * log_k, 200.0, 1200.0, loss < 0.5 * log_k)
+    assert out["collective"] == "staggered" and out["collective_score"] > 0.5
+    assert out["halfway"] == "collective" and out["halfway_score"] < 0.25
+    assert out["n_halfway_groups"] == 20 and out["halfway_time_p10"] < out["solve_time_p10"]
+    # groups that escape one by one are staggered by both
+    spread = np.stack([steps >= 250 + 50 * j for j in range(20)], 1)
+    both = collective_summary(steps, spread, 200.0, 1200.0, spread)
+    assert both["halfway"] == both["collective"] == "staggered"
+    assert "halfway" not in collective_summary(steps, spread, 200.0, 1200.0)
+
+
+def test_the_summary_entry_reads_half_way_against_the_transition_scale():
+    import pandas as pd
+
+    from mbc_interp.analysis.groups import summary_entry
+    from mbc_interp.tasks.modular_addition.config import ModularAdditionConfig
+    from mbc_interp.tasks.modular_addition.task import ModularAdditionTask
+
+    steps = np.arange(0, 4001, 20.0)
+    loss, log_k = _tail_spread(steps)
+    rows = [{"analysis": "groups", "step": s, "component": f"g{j}", "metric": m, "value": v}
+            for i, s in enumerate(steps) for j in range(20)
+            for m, v in (("group_cand_loss", loss[i, j]),
+                         ("group_solved", float(loss[i, j] < 0.05 * log_k)))]  # fmt: skip
+    summary = {"t_plateau_start": 200.0, "t_loss": 1200.0, "loss_scale": log_k}
+    entry = summary_entry(pd.DataFrame(rows), summary)
+    want = collective_summary(steps, loss < 0.05 * log_k, 200.0, 1200.0, loss < 0.5 * log_k)
+    assert entry == want
+    # the scale it reads is the groups' own on every task that has groups
+    for task in (WindTunnelTask(TASKS["paper"]),
+                 ModularAdditionTask(ModularAdditionConfig(p=7, train_frac=0.5))):  # fmt: skip
+        assert task.group_loss_scale == task.transition.scale

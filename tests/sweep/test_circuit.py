@@ -114,3 +114,23 @@ def test_z_alone_reads_the_ablation_z_entry_and_follows_the_same_rules():
     old = circuit_verdicts(_runs([0.9, 0.95, 0.85], [0.1] * 3, [0.1] * 3))  # no ablation_z
     assert old["necessary_z"]["verdict"] == "not tested"
     assert old["necessary"]["verdict"] == "reproduced"
+
+
+def test_half_way_collectiveness_is_its_own_verdict_by_the_same_rule():
+    """Groups that escape together and settle apart: staggered by solve times, collective by
+    the half-way crossings; the two verdicts side by side, neither replacing the other."""
+
+    def runs(solve, half):
+        return pd.DataFrame([circuit_fields({"groups": {
+            "collective_score": c, "collective": "staggered", "solved_at_half": 0.0,
+            "halfway_score": h, "halfway": "collective" if h < 0.25 else "staggered",
+            "n_halfway_groups": 64}}, 1.0) for c, h in zip(solve, half, strict=True)])
+
+    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.05, 0.08, 0.06]))["collective"]
+    assert v["verdict"] == "not reproduced" and v["halfway"]["verdict"] == "reproduced"
+    assert v["halfway"]["by_run"] == {"collective": 3} and v["halfway"]["n_runs"] == 3
+    assert v["halfway"]["mean"]["mean"] == pytest.approx(0.19 / 3)
+    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.6, 0.5, 0.7]))["collective"]
+    assert v["halfway"]["verdict"] == "not reproduced"
+    before = circuit_verdicts(_runs([0.9] * 3, [0.1] * 3, [0.1] * 3))["collective"]  # no half-way
+    assert before["verdict"] == "reproduced" and before["halfway"]["verdict"] == "not tested"

@@ -124,9 +124,11 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
          "the same B; increase / log K)", "-", "< 0.5"),
         ("collective", "7. The transition is collective (groups' 10-90% solve spread / plateau)",
          "sharp and collective; none solved at half the wait", "< 0.25"),
+        ("halfway", "(ours) 7 timed by the drop's own criterion (groups' 10-90% spread of "
+         "half-way crossings / plateau)", "-", "< 0.25"),
     )  # fmt: skip
     for key, claim, paper, rule in claims:
-        r = c.get(key)
+        r = (c.get("collective") or {}).get(key) if key == "halfway" else c.get(key)
         if not r or r["verdict"] == "not tested":
             continue
         m = r["mean"]
@@ -232,8 +234,8 @@ def stages_table(table: pd.DataFrame) -> pd.DataFrame | None:
 def circuit_table(table: pd.DataFrame) -> pd.DataFrame | None:
     """Run by run, where the ablation measured it: the head set, its necessity over log K and
     the share of the first-token marginal's gain its ablation undoes, the costliest single head
-    with the same two numbers, and the groups' collective score (:mod:`mbc_interp.sweep.circuit`);
-    ``None`` where no run has the marginal."""
+    with the same two numbers, and the groups' collective and half-way scores
+    (:mod:`mbc_interp.sweep.circuit`); ``None`` where no run has the marginal."""
     if "marginal_undone" not in table or table["marginal_undone"].isna().all():
         return None
     done = table[table.point_status == "done"].sort_values(["labels", "n_examples", "K", "seed"])
@@ -248,6 +250,9 @@ def circuit_table(table: pd.DataFrame) -> pd.DataFrame | None:
         "grids", "N", "K", "seed", "head set", "set: cost / log K", "set: marginal undone",
         "costliest head", "head: cost / log K", "head: marginal undone", "collective score",
     ])  # fmt: skip
+    if "halfway_score" in done and done["halfway_score"].notna().any():
+        out["half-way score"] = [fmt(v, ".2f")
+                                 for v in pd.to_numeric(done["halfway_score"], errors="coerce")]
     if "necessity_z_frac" in done and done["necessity_z_frac"].notna().any():
         out["z alone: head set"] = [h if isinstance(h, str) else "-"
                                     for h in done["ablation_heads_z"]]  # fmt: skip
