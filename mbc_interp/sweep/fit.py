@@ -1,9 +1,10 @@
 """Scaling fits and comparisons over a sweep's run table, with intervals that hold at few seeds.
 
 Every comparison holds the other axes at the sweep's *reference point* (the most common value
-of each axis among its backward runs) and varies one: D, K, lr or batch. Durations are plateau
-waiting times in tokens seen (see :mod:`mbc_interp.sweep.results`); runs that never dropped
-(right-censored) are left out and counted.
+of each axis among its backward runs; ties to the value in the most grids) and varies one: D,
+K, lr or batch. Durations are plateau waiting times in tokens seen (see
+:mod:`mbc_interp.sweep.results`); runs that never dropped (right-censored) are left out and
+counted.
 
 Intervals are 95% Student t intervals on the log scale, whose coverage holds at the number of
 seeds used (checked by simulation at 3 and 4 seeds per level in the tests); a percentile
@@ -89,13 +90,19 @@ AXIS_COLUMNS = ("D", "n_examples", "K", "lr", "batch", "direction", "target_len"
 
 
 def reference_point(table: pd.DataFrame) -> dict[str, Any]:
-    """The most common value of each axis among the backward runs (ties: the smallest)."""
+    """The most common value of each axis among the backward runs; ties go to the value whose
+    runs belong to the most grids (``labels``: the centre where a sweep's arms cross, which a
+    sweep part-way through can hold no more often than its other levels), then the smallest."""
     back = table[table.direction == "backward"]
+    grids = (back["labels"].fillna("").astype(str).str.split(",").str.len()
+             if "labels" in back else pd.Series(1, index=back.index))  # fmt: skip
     out = {}
     for col in AXIS_COLUMNS:
         if col in back and back[col].notna().any():
             counts = back[col].value_counts()
-            out[col] = sorted(counts[counts == counts.max()].index)[0]
+            tied = counts[counts == counts.max()].index
+            weight = grids.groupby(back[col]).sum()
+            out[col] = sorted(tied, key=lambda v: (-weight[v], v))[0]
     return out
 
 

@@ -182,6 +182,22 @@ def test_censored_runs_are_left_out_and_counted():
     assert list(claims_table(fits).verdict)[:2] == ["reproduced", "reproduced"]
 
 
+def test_a_tie_goes_to_the_centre_where_the_arms_cross():
+    """Part-way through a star sweep the centre's size can be no more common than the others:
+    the reference is the one whose runs belong to the most grids, so the arms stay comparable
+    (not the smallest size, which no arm holds)."""
+    table = synthetic(seeds=4)
+    table = table[(table.lr == 3e-4) & (table.batch == 128) & (table.K == 4)]  # the size arm
+    table = table.assign(labels="D")
+    arms = table[table.D == 500].assign(labels="D,lr_batch,K")
+    table = pd.concat([table[table.D != 500], arms], ignore_index=True)
+    assert table.D.value_counts().nunique() == 1  # every size tied at 4 runs
+    ref = reference_point(table)
+    assert (ref["D"], ref["n_examples"]) == (500, 2000)
+    assert reference_point(table.assign(labels="D"))["D"] == 125  # no centre: the smallest
+    assert reference_point(table.drop(columns="labels"))["D"] == 125
+
+
 @pytest.mark.slow  # a real sweep of 4 tiny runs (~30 s)
 def test_mbc_fit_on_a_real_sweep_writes_tables_figures_and_the_doc(local_sweep, tmp_path, capsys):
     doc = tmp_path / "REPRO.md"
