@@ -38,7 +38,8 @@ from mbc_interp.sweep.results import current_summary
 from mbc_interp.sweep.runner import done_points
 
 TIMES = ("t_plateau_start", "t_loss", "t_solved")
-GROUP_FIELDS = ("collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups")
+GROUP_FIELDS = ("collective_score", "collective", "solved_at_half", "n_groups", "n_solved_groups",
+                "halfway_score", "halfway", "n_halfway_groups")
 """A run's groups summary (``--kinds groups``) in its row; None where not analysed."""
 
 
