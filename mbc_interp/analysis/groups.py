@@ -132,21 +132,29 @@ def collective_summary(
     half-way score and its verdict too."""
     plateau = (None if t_plateau_start is None or t_loss is None or t_loss <= t_plateau_start
                else (t_plateau_start, t_loss))  # fmt: skip
-    solve = _spread(solve_times(steps, solved), plateau)
+    solved_at = solve_times(steps, solved)
+    solve = _spread(solved_at, plateau)
     out: dict[str, Any] = {
         "n_groups": int(solved.shape[1]), "n_solved_groups": solve["n_timed"],
         "solve_time_p10": solve["p10"], "solve_time_p90": solve["p90"], "solved_at_half": None,
         "collective_score": solve["score"], "collective": solve["verdict"],
     }  # fmt: skip
     if below_half is not None:
-        half = _spread(solve_times(steps, below_half), plateau)
+        halfway_at = solve_times(steps, below_half)
+        half = _spread(halfway_at, plateau)
         out.update({"n_halfway_groups": half["n_timed"], "halfway_time_p10": half["p10"],
                     "halfway_time_p90": half["p90"], "halfway_score": half["score"],
                     "halfway": half["verdict"]})  # fmt: skip
+        # each group's two times, in one order (None: never), for the report to draw
+        out["group_times"] = {"halfway": _listed(halfway_at), "solved": _listed(solved_at)}
     if plateau is not None:
         middle = plateau[0] + 0.5 * (plateau[1] - plateau[0])
         out["solved_at_half"] = float(solved[int(np.argmin(np.abs(steps - middle)))].mean())
     return out
+
+
+def _listed(times: np.ndarray) -> list[float | None]:
+    return [float(t) if np.isfinite(t) else None for t in times]
 
 
 def _spread(times: np.ndarray, plateau: tuple[float, float] | None) -> dict[str, Any]:

@@ -66,7 +66,32 @@ def groups_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Se
                      f"{'n/a' if half is None else f'{half:.2f}'} ({g['halfway']}).")
     fig = metric_lines(table, "groups", "solved_fraction", title="Groups solved",
                        y_title="solved fraction", t_loss=_t(summary))  # fmt: skip
-    return Section("Groups solved over training", text=text, figures=[fig])
+    figs = [fig]
+    if g.get("group_times"):
+        figs.append(group_times_figure(g["group_times"], summary.get("t_plateau_start"),
+                                       _t(summary)))  # fmt: skip
+    return Section("Groups solved over training", text=text, figures=figs)
+
+
+def group_times_figure(
+    times: dict[str, list[float | None]], t_plateau_start: float | None, t_loss: float | None
+) -> go.Figure:
+    """Each group's half-way crossing and solve time (the summary's ``group_times``), groups
+    ordered by their half-way time: when each escapes against when it is done."""
+    half, solved = times["halfway"], times["solved"]
+    order = sorted(range(len(half)), key=lambda i: (half[i] is None, half[i] or 0.0))
+    rank = list(range(1, len(order) + 1))
+    fig = go.Figure()
+    for name, values, symbol in (("half-way (t_loss's criterion)", half, "circle"),
+                                 ("solved (0.05 of chance)", solved, "x")):
+        fig.add_trace(go.Scatter(x=[values[i] for i in order], y=rank, mode="markers",
+                                 name=name, marker={"symbol": symbol, "size": 6}))
+    for t, label in ((t_plateau_start, "plateau start"), (t_loss, "t_loss")):
+        if t is not None:
+            fig.add_vline(x=t, line_dash="dash", annotation_text=label)
+    fig.update_layout(title="Each group's escape and finish", xaxis_title="step",
+                      yaxis_title="group (by half-way time)", template=TEMPLATE, height=380)
+    return fig
 
 
 def weights_section(run: Any, table: pd.DataFrame, summary: dict[str, Any]) -> Section:

@@ -199,3 +199,27 @@ def test_site_timelines_one_line_per_site(data):
     fig = site_timelines(resid)
     assert len(fig.data) == run.config.model.n_layers * (run.task.answer_pos + 1)
     assert "L0@z" in {t.name for t in fig.data}
+
+
+def test_group_times_draw_each_groups_escape_and_finish_in_half_way_order():
+    import numpy as np
+
+    from mbc_interp.analysis.groups import collective_summary
+    from mbc_interp.viz.kinds import group_times_figure, groups_section
+
+    steps = np.arange(0, 3001, 50.0)
+    cross = np.array([1200.0, 1100.0, 1150.0])  # group 1 escapes first, group 2 never settles
+    done = np.array([1500.0, 2600.0, np.inf])
+    below = steps[:, None] >= cross
+    g = collective_summary(steps, steps[:, None] >= done, 100.0, 1150.0, below)
+    assert g["group_times"] == {"halfway": [1200.0, 1100.0, 1150.0],
+                                "solved": [1500.0, 2600.0, None]}  # fmt: skip
+    fig = group_times_figure(g["group_times"], 100.0, 1150.0)
+    half, solved = fig.data
+    assert list(half.x) == [1100.0, 1150.0, 1200.0] and list(half.y) == [1, 2, 3]
+    assert list(solved.x) == [2600.0, None, 1500.0]  # the same groups, in the same rows
+    assert [s.x0 for s in fig.layout.shapes] == [100.0, 1150.0]
+    section = groups_section(None, pd.DataFrame(columns=["analysis", "metric", "component",
+                                                         "step", "value"]),
+                             {"groups": g, "t_plateau_start": 100.0, "t_loss": 1150.0})
+    assert len(section.figures) == 2 and "half-way crossings" in section.text
