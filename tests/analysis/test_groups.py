@@ -90,7 +90,7 @@ def test_the_summary_entry_reads_half_way_against_the_transition_scale():
 
     steps = np.arange(0, 4001, 20.0)
     loss, log_k = _tail_spread(steps)
-    rows = [{"analysis": "groups", "step": s, "component": f"g{j}", "metric": m, "value": v}
+    rows = [{"analysis": "groups", "step": s, "component": f"g{j:02d}", "metric": m, "value": v}
             for i, s in enumerate(steps) for j in range(20)
             for m, v in (("group_cand_loss", loss[i, j]),
                          ("group_solved", float(loss[i, j] < 0.05 * log_k)))]  # fmt: skip
