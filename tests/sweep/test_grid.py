@@ -92,3 +92,37 @@ def test_repo_sweep_files_are_valid():
     assert files, "no sweep files in sweeps/"
     for f in files:
         assert SweepSpec.from_file(f).points
+
+
+def test_the_paper_regime_sweep_holds_the_design_it_promises():
+    """sweeps/paper_regime.toml as issue 18 asks for it: the paper's construction at N from 1,000
+    to 50,000 at K = 20 (>= 4 seeds to 20,000, >= 2 at 50,000, a 60,000-step cap), the
+    variant at 3 sizes, lr x batch and K at N = 10,000, a short warm-up arm, 3 seeds each."""
+    from collections import Counter
+    from pathlib import Path
+
+    spec = SweepSpec.from_file(Path(__file__).resolve().parents[2] / "sweeps/paper_regime.toml")
+    rows = [flatten(p.config.to_dict()) for p in spec.points]
+    assert all(r["train.steps"] == 60000 for r in rows)
+    assert {r["task.construction"] for r in rows} == {"random_strings"}  # --preset paper
+
+    def seeds(**where):
+        return Counter(r["task.n_examples"] for r in rows
+                       if all(r[k] == v for k, v in where.items()))  # fmt: skip
+
+    base = {"task.K": 20, "train.lr": 1e-3, "train.batch_size": 128, "task.selectors": "shared",
+            "train.warmup_steps": 500}  # fmt: skip
+    main = seeds(**base)
+    assert all(main[n] >= 4 for n in (1000, 2000, 3000, 5000, 10000, 20000)) and main[50000] >= 2
+    variant = seeds(**{**base, "task.selectors": "per_base", "task.distinct_first": True})
+    assert variant == {3000: 3, 10000: 3, 20000: 3}
+    arms = Counter((r["train.lr"], r["train.batch_size"]) for r in rows
+                   if r["task.n_examples"] == 10000 and r["task.K"] == 20
+                   and r["task.selectors"] == "shared" and r["train.warmup_steps"] == 500)
+    assert {k: v >= 3 for k, v in arms.items()} == {
+        (lr, b): True for lr in (3e-4, 1e-3, 2e-3) for b in (64, 128)}  # fmt: skip
+    ks = Counter(r["task.K"] for r in rows if r["task.n_examples"] == 10000
+                 and r["train.lr"] == 1e-3 and r["train.batch_size"] == 128
+                 and r["task.selectors"] == "shared" and r["train.warmup_steps"] == 500)
+    assert all(ks[k] >= 3 for k in (5, 10, 20, 40))
+    assert seeds(**{**base, "train.warmup_steps": 50}) == {3000: 3, 10000: 3}
