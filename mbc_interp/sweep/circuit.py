@@ -164,9 +164,15 @@ def collective_verdict(runs: pd.DataFrame) -> dict[str, Any]:
     kinds = runs.collective.dropna().value_counts().to_dict()
     out["by_run"] = {str(k): int(v) for k, v in kinds.items()}
     out["solved_at_half"] = _mean_of(runs.solved_at_half)
-    half = _judge(runs.halfway_score, COLLECTIVE, above_is_paper=False)
-    half["by_run"] = {str(k): int(v) for k, v in runs.halfway.dropna().value_counts().items()}
-    out["halfway"] = half
+    return out
+
+
+def halfway_verdict(runs: pd.DataFrame) -> dict[str, Any]:
+    """The collective rule on the groups' half-way scores (the *collective, half-way* verdict
+    of the module docstring), with the runs' kinds."""
+    runs = _with_columns(runs)
+    out = _judge(runs.halfway_score, COLLECTIVE, above_is_paper=False)
+    out["by_run"] = {str(k): int(v) for k, v in runs.halfway.dropna().value_counts().items()}
     return out
 
 
@@ -178,6 +184,7 @@ def circuit_verdicts(runs: pd.DataFrame) -> dict[str, Any]:
         "necessary": _judge(runs.necessity_frac, HALF, above_is_paper=True),
         "sufficient": _judge(runs.sufficiency_frac, HALF, above_is_paper=False),
         "collective": collective_verdict(runs),
+        "collective_halfway": halfway_verdict(runs),
     }
     out["single_head"] = _judge(runs.single_frac, HALF, above_is_paper=True)
     specific = _judge(runs.marginal_undone, HALF, above_is_paper=False)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mbc_interp.store.run import load_run
-from mbc_interp.sweep.circuit import collective_verdict
+from mbc_interp.sweep.circuit import collective_verdict, halfway_verdict
 from mbc_interp.sweep.intervals import MIN_SEEDS, mean_ci
 from mbc_interp.sweep.results import current_summary
 from mbc_interp.sweep.runner import done_points
@@ -130,5 +130,6 @@ def progress_verdicts(table: pd.DataFrame) -> dict[str, Any]:
         }  # fmt: skip
     return {"axis": axis, "n_runs": len(table), "levels": levels,
             "collective": collective_verdict(table),
+            "collective_halfway": halfway_verdict(table),
             "primary": str(table.primary.dropna().iloc[0]) if table.primary.notna().any()
             else None}  # fmt: skip

@@ -68,10 +68,10 @@ def run_table(table: pd.DataFrame, signals: list[str], axis: str | None) -> pd.D
 def collective_table(verdicts: dict[str, Any]) -> pd.DataFrame:
     """The collective verdict over every run analysed for groups: by the groups' solve times,
     and by their half-way crossings (the drop's own criterion) where those were computed."""
-    c = verdicts.get("collective") or {}
+    c, half = verdicts.get("collective") or {}, verdicts.get("collective_halfway") or {}
     rows = [("solve times (loss < 0.05 of chance)", c)]
-    if (c.get("halfway") or {}).get("n_runs"):
-        rows.append(("half-way crossings (t_loss's criterion)", c["halfway"]))
+    if half.get("n_runs"):
+        rows.append(("half-way crossings (t_loss's criterion)", half))
     return pd.DataFrame(
         [(name, r.get("n_runs", 0), _ci(r.get("mean")), _kinds(r),
           _ci(c.get("solved_at_half")) if r is c else "-", r.get("threshold", "n/a"),

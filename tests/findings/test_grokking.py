@@ -32,7 +32,7 @@ def test_grokking_findings():
     c = v["collective"]
     assert c["verdict"] == "reproduced" and c["solved_at_half"]["mean"] == 0
     stated(f"solve spread is {f2(c['mean']['mean'])} {ci2(c['mean']['ci'])} of")
-    h = c["halfway"]
+    h = v["collective_halfway"]
     assert h["verdict"] == "underpowered" and h["n_runs"] == 3
     assert h["by_run"] == {"collective": 2, "intermediate": 1}
     stated(f"the spread is {f2(h['mean']['mean'])} {ci2(h['mean']['ci'])}: *underpowered* at "

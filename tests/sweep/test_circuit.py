@@ -126,11 +126,13 @@ def test_half_way_collectiveness_is_its_own_verdict_by_the_same_rule():
             "halfway_score": h, "halfway": "collective" if h < 0.25 else "staggered",
             "n_halfway_groups": 64}}, 1.0) for c, h in zip(solve, half, strict=True)])
 
-    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.05, 0.08, 0.06]))["collective"]
-    assert v["verdict"] == "not reproduced" and v["halfway"]["verdict"] == "reproduced"
-    assert v["halfway"]["by_run"] == {"collective": 3} and v["halfway"]["n_runs"] == 3
-    assert v["halfway"]["mean"]["mean"] == pytest.approx(0.19 / 3)
-    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.6, 0.5, 0.7]))["collective"]
-    assert v["halfway"]["verdict"] == "not reproduced"
-    before = circuit_verdicts(_runs([0.9] * 3, [0.1] * 3, [0.1] * 3))["collective"]  # no half-way
-    assert before["verdict"] == "reproduced" and before["halfway"]["verdict"] == "not tested"
+    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.05, 0.08, 0.06]))
+    half = v["collective_halfway"]
+    assert v["collective"]["verdict"] == "not reproduced" and half["verdict"] == "reproduced"
+    assert half["by_run"] == {"collective": 3} and half["n_runs"] == 3
+    assert half["mean"]["mean"] == pytest.approx(0.19 / 3)
+    v = circuit_verdicts(runs([0.6, 0.55, 0.65], [0.6, 0.5, 0.7]))
+    assert v["collective_halfway"]["verdict"] == "not reproduced"
+    before = circuit_verdicts(_runs([0.9] * 3, [0.1] * 3, [0.1] * 3))  # no half-way times
+    assert before["collective"]["verdict"] == "reproduced"
+    assert before["collective_halfway"]["verdict"] == "not tested"

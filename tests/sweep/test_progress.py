@@ -64,12 +64,13 @@ def test_the_collective_verdict_is_judged_over_the_runs_with_groups():
     assert c["mean"]["mean"] == pytest.approx(0.12)
     spread = progress_verdicts(t.assign(collective_score=[0.1, 0.5, None, None, None, None]))
     assert spread["collective"]["verdict"] == "underpowered"  # 2 runs
-    assert c["halfway"]["verdict"] == "not tested"  # no half-way times: its own row stays out
+    assert progress_verdicts(t)["collective_halfway"]["verdict"] == "not tested"  # its row: out
     assert list(collective_table(progress_verdicts(t))["groups timed by"]) == [
         "solve times (loss < 0.05 of chance)"]
     half = t.assign(halfway_score=[0.3, 0.35, 0.4, 0.32, None, None])
-    c = progress_verdicts(half)["collective"]
-    assert c["verdict"] == "reproduced" and c["halfway"]["verdict"] == "not reproduced"
+    v = progress_verdicts(half)
+    assert v["collective"]["verdict"] == "reproduced"
+    assert v["collective_halfway"]["verdict"] == "not reproduced"
     table = collective_table(progress_verdicts(half))
     assert list(table.verdict) == ["reproduced", "not reproduced"]
     assert table["runs with groups"].tolist() == [4, 4]

@@ -124,11 +124,11 @@ def _circuit_rows(c: dict[str, Any]) -> list[tuple]:
          "the same B; increase / log K)", "-", "< 0.5"),
         ("collective", "7. The transition is collective (groups' 10-90% solve spread / plateau)",
          "sharp and collective; none solved at half the wait", "< 0.25"),
-        ("halfway", "(ours) 7 timed by the drop's own criterion (groups' 10-90% spread of "
-         "half-way crossings / plateau)", "-", "< 0.25"),
+        ("collective_halfway", "(ours) 7 timed by the drop's own criterion (groups' 10-90% "
+         "spread of half-way crossings / plateau)", "-", "< 0.25"),
     )  # fmt: skip
     for key, claim, paper, rule in claims:
-        r = (c.get("collective") or {}).get(key) if key == "halfway" else c.get(key)
+        r = c.get(key)
         if not r or r["verdict"] == "not tested":
             continue
         m = r["mean"]

@@ -157,11 +157,11 @@ def summary_paragraph(fits: dict[str, Any], sweep_file: str) -> str | None:
          "(sufficient alone: {verdict})"),
         ("collective", "the B groups' 10-90% solve spread is {mean} of the plateau "
          "(collective: {verdict})"),
-        ("halfway", "timed by the drop's own half-way criterion, their spread is {mean} of "
-         "it ({n} runs; collective: {verdict})"),
+        ("collective_halfway", "timed by the drop's own half-way criterion, their spread is "
+         "{mean} of it ({n} runs; collective: {verdict})"),
     )  # fmt: skip
     for key, text in words:
-        r = (c.get("collective") or {}).get(key, {}) if key == "halfway" else c.get(key, {})
+        r = c.get(key, {})
         if "mean" in r:
             verdict = r["verdict"] + VERDICT_NOTES.get((key, r["verdict"]), "")
             parts.append(text.format(mean=_mean(r), n=r["n_runs"], verdict=verdict))
