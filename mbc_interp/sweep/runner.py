@@ -38,7 +38,6 @@ from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
 from mbc_interp.store.layout import (
     ANALYSIS_DIR,
-    MANIFEST_FILE,
     METRICS_FILE,
     POINTS_DIR,
     RECORD_ARCHIVE_FILE,
@@ -52,6 +51,7 @@ from mbc_interp.store.records import (
     restore_record,
     write_record,
 )
+from mbc_interp.store.run_store import RunStore, RunStoreError
 from mbc_interp.sweep.backends import run_local, run_ray
 from mbc_interp.sweep.grid import Point, SweepSpec
 from mbc_interp.sweep.point import record_outcome
@@ -327,8 +327,8 @@ def _training_progress(run_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         pass
     try:
-        trained = json.loads((run_dir / MANIFEST_FILE).read_text()).get("status") == "finished"
-    except (FileNotFoundError, json.JSONDecodeError):
+        trained = RunStore(run_dir).read_manifest().status == "finished"
+    except RunStoreError:  # not written yet, or mid-write
         trained = False
     return {"step": step, "trained": trained}
 
