@@ -102,6 +102,19 @@ def test_torn_last_metrics_line_is_skipped_but_inner_garbage_is_an_error(store):
         store.read_metrics()
 
 
+def test_last_metrics_reads_the_last_complete_row_from_the_end(store):
+    assert store.last_metrics() is None  # created, nothing logged yet
+    rows = [{"step": s, "loss": 1.0 / (s + 1), "pad": "x" * 50} for s in range(0, 500, 5)]
+    store.append_metrics(rows)
+    assert store.last_metrics() == rows[-1]
+    with open(store.path / METRICS_FILE, "a") as f:
+        f.write('{"step": 500, "lo')  # torn by a write in progress
+    assert store.last_metrics()["step"] == 495
+    size = len(json.dumps(rows[-1])) + len('{"step": 500, "lo') + 20  # into the row before
+    assert store.last_metrics(tail=size)["step"] == 495  # whose cut start is skipped
+    assert RunStore(store.path / "missing").last_metrics() is None
+
+
 def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch):
     path = tmp_path / MANIFEST_FILE
     atomic_write(path, b"old")

@@ -313,6 +313,23 @@ class RunStore:
                 raise RunStoreError(f"{file}: line {i + 1} is not valid JSON") from None
         return rows
 
+    def last_metrics(self, tail: int = 65536) -> dict[str, Any] | None:
+        """The last complete metrics row, read from the file's end (a progress check on a long
+        run need not parse all of it); ``None`` where there is none yet."""
+        file = self.path / METRICS_FILE
+        if not file.is_file():
+            return None
+        with open(file, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - tail))
+            lines = f.read().splitlines()
+        for line in reversed(lines):
+            try:
+                return json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # a row cut by the seek, or torn by a write in progress
+        return None
+
     def truncate_metrics(self, max_step: int) -> None:
         """Keep rows up to ``max_step`` (resuming from that checkpoint re-logs the rest)."""
         rows = [r for r in self.read_metrics() if r["step"] <= max_step]

@@ -38,7 +38,6 @@ from mbc_interp.config import ConfigError, RunConfig
 from mbc_interp.core.files import atomic_write
 from mbc_interp.store.layout import (
     ANALYSIS_DIR,
-    METRICS_FILE,
     POINTS_DIR,
     RECORD_ARCHIVE_FILE,
     RUNS_DIR,
@@ -310,27 +309,15 @@ def sweep_status(out: str | Path) -> list[dict[str, Any]]:
 
 
 def _training_progress(run_dir: Path) -> dict[str, Any]:
-    """A started run's last evaluated step (the last line of its metrics) and whether its
-    training has ended (its manifest says finished: the point is being analysed)."""
-    step = None
+    """A started run's last evaluated step and whether its training has ended (its manifest
+    says finished: the point is being analysed)."""
+    store = RunStore(run_dir)
+    last = store.last_metrics()
     try:
-        with open(run_dir / METRICS_FILE, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            lines = f.read().splitlines()
-        for line in reversed(lines):
-            try:
-                step = int(json.loads(line)["step"])
-                break
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by the seek or by a write in progress
-    except FileNotFoundError:
-        pass
-    try:
-        trained = RunStore(run_dir).read_manifest().status == "finished"
+        trained = store.read_manifest().status == "finished"
     except RunStoreError:  # not written yet, or mid-write
         trained = False
-    return {"step": step, "trained": trained}
+    return {"step": None if last is None else int(last["step"]), "trained": trained}
 
 
 def done_points(out: str | Path) -> Iterable[tuple[dict[str, Any], Path]]:
